@@ -1,0 +1,12 @@
+import { defineConfig } from 'vitest/config';
+
+export default defineConfig({
+  test: {
+    include: ['test/**/*.test.ts', 'runner/**/*.test.ts', 'host-api/**/*.test.ts'],
+    testTimeout: 120_000,
+    hookTimeout: 300_000,
+    // Integration tests compile real components (seconds each) and share one
+    // build cache; running files in parallel on 2 cores only adds contention.
+    fileParallelism: false,
+  },
+});
