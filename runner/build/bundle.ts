@@ -1,0 +1,121 @@
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import * as esbuild from 'esbuild';
+import { UsageError } from '../errors.ts';
+
+const repoRoot = fileURLToPath(new URL('../../', import.meta.url));
+const preludePath = fileURLToPath(new URL('./guest-prelude.js', import.meta.url));
+const guestLibsDir = path.join(repoRoot, 'konnectors/libs');
+
+/** The host interfaces a konnector may import (the world's imports). */
+export const WORLD_IMPORTS = ['http', 'documents', 'log', 'clock'].map((name) => `cozy:konnector/${name}@0.1.0`);
+
+/** The konnector's entry file: package.json `main`, else index.js. */
+async function entryFile(konnectorDir: string): Promise<string> {
+  try {
+    const pkg = JSON.parse(await readFile(path.join(konnectorDir, 'package.json'), 'utf8')) as { main?: unknown };
+    if (typeof pkg.main === 'string') return path.resolve(konnectorDir, pkg.main);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') {
+      throw new UsageError('source', `${konnectorDir}/package.json: ${(error as Error).message}`);
+    }
+  }
+  return path.join(konnectorDir, 'index.js');
+}
+
+function formatMessages(messages: esbuild.Message[]): string {
+  return messages
+    .map((m) => {
+      const where = m.location ? `${m.location.file}:${m.location.line}:${m.location.column + 1}: ` : '';
+      const hint = m.notes.map((n) => n.text).filter(Boolean);
+      return `  ${where}${m.text}${hint.length ? ` (${hint.join(' ')})` : ''}`;
+    })
+    .join('\n');
+}
+
+/** Refuses, at its import statement, any host module the world does not provide. */
+const worldImportsOnly: esbuild.Plugin = {
+  name: 'world-imports-only',
+  setup(build) {
+    build.onResolve({ filter: /^(cozy|wasi|fastly|wasmtime):/ }, (args) => {
+      if (WORLD_IMPORTS.includes(args.path)) return { path: args.path, external: true };
+      return {
+        errors: [
+          {
+            text: `"${args.path}" is not an interface of the konnector world; it provides ${WORLD_IMPORTS.join(', ')}`,
+          },
+        ],
+      };
+    });
+  },
+};
+
+/** Explains Node built-ins instead of esbuild's bare "could not resolve". */
+const noNodeBuiltins: esbuild.Plugin = {
+  name: 'no-node-builtins',
+  setup(build) {
+    const builtins = /^(node:.*|fs|fs\/promises|child_process|net|tls|dgram|dns|http|https|http2|os|path|process|cluster|worker_threads|vm|module|crypto|stream|zlib|util|events|buffer|url|querystring|readline|tty|v8|perf_hooks|async_hooks|inspector|repl)$/;
+    build.onResolve({ filter: builtins }, (args) => ({
+      errors: [
+        {
+          text: `"${args.path}" is a Node built-in; konnectors run in a WebAssembly sandbox without Node APIs (use the cozy-konnector-libs API or a pure-JS package)`,
+        },
+      ],
+    }));
+  },
+};
+
+export interface Bundle {
+  code: string;
+  entry: string;
+}
+
+/**
+ * Bundles a konnector and its npm dependencies into one ES module whose only
+ * imports are the world's interfaces. `cozy-konnector-libs` resolves to our
+ * guest SDK, built on those interfaces.
+ */
+export async function bundleKonnector(konnectorDir: string): Promise<Bundle> {
+  const entry = await entryFile(konnectorDir);
+  try {
+    await readFile(entry);
+  } catch {
+    throw new UsageError('source', `the konnector entry ${entry} does not exist (set "main" in package.json or add index.js)`);
+  }
+  const wrapper = [
+    `import { enableHostClock } from ${JSON.stringify(preludePath)};`,
+    `import * as konnector from ${JSON.stringify(entry)};`,
+    `import { runJob, hasKonnector } from ${JSON.stringify(path.join(guestLibsDir, 'runtime.js'))};`,
+    `export function run(job) {`,
+    `  enableHostClock();`,
+    `  if (hasKonnector()) return runJob(job);`,
+    `  if (typeof konnector.run === 'function') return konnector.run(job);`,
+    `  throw { code: 'unknown-error', message: 'the konnector neither exports run() nor creates a BaseKonnector' };`,
+    `}`,
+  ].join('\n');
+  let result: esbuild.BuildResult & { outputFiles: esbuild.OutputFile[] };
+  try {
+    result = await esbuild.build({
+      stdin: { contents: wrapper, resolveDir: konnectorDir, sourcefile: 'konnector-entry.js', loader: 'js' },
+      bundle: true,
+      write: false,
+      format: 'esm',
+      platform: 'neutral',
+      target: 'es2022',
+      mainFields: ['module', 'main'],
+      conditions: ['import', 'require', 'default'],
+      alias: { 'cozy-konnector-libs': path.join(guestLibsDir, 'index.js') },
+      plugins: [worldImportsOnly, noNodeBuiltins],
+      logLevel: 'silent',
+      legalComments: 'none',
+      charset: 'utf8',
+      absWorkingDir: repoRoot,
+    });
+  } catch (error) {
+    const failure = error as esbuild.BuildFailure;
+    if (!failure.errors) throw error;
+    throw new UsageError('source', `cannot bundle the konnector in ${konnectorDir}:\n${formatMessages(failure.errors)}`);
+  }
+  return { code: result.outputFiles[0]!.text, entry };
+}

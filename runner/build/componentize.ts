@@ -1,0 +1,71 @@
+import { createHash } from 'node:crypto';
+import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
+import { componentize } from '@bytecodealliance/componentize-js';
+import { UsageError } from '../errors.ts';
+
+const witDir = fileURLToPath(new URL('../../wit/', import.meta.url));
+const deterministicWizer = fileURLToPath(new URL('./preinit-bin.mjs', import.meta.url));
+
+export const engine = {
+  name: 'componentize-js',
+  version: (createRequire(import.meta.url)('@bytecodealliance/componentize-js/package.json') as { version: string }).version,
+};
+
+/**
+ * WASI features the component does NOT get. Only `random` stays (backed by the
+ * host CSPRNG): no stdio, no clocks (time comes from our clock interface), no
+ * wasi:http, no fetch-event.
+ */
+const DISABLED_FEATURES = ['stdio', 'clocks', 'http', 'fetch-event'] as const;
+
+let queue: Promise<unknown> = Promise.resolve();
+
+/**
+ * componentize-js reads the wall clock and Math.random of THIS process (for the
+ * stub clock it bakes in and for its work directory, whose path the snapshot
+ * sees). Both are pinned while it runs, and calls are serialized so the pinned
+ * values never leak into concurrent work.
+ */
+async function withPinnedEntropy<T>(seed: string, work: () => Promise<T>): Promise<T> {
+  const run = queue.then(async () => {
+    const realNow = Date.now;
+    const realRandom = Math.random;
+    const realTmp = process.env.TMPDIR;
+    let state = createHash('sha256').update(seed).digest().readUInt32LE(0) || 1;
+    Date.now = () => 0;
+    Math.random = () => {
+      state = (state * 16807) % 2147483647;
+      return state / 2147483647;
+    };
+    process.env.TMPDIR = '/tmp';
+    try {
+      return await work();
+    } finally {
+      Date.now = realNow;
+      Math.random = realRandom;
+      if (realTmp === undefined) delete process.env.TMPDIR;
+      else process.env.TMPDIR = realTmp;
+    }
+  });
+  queue = run.catch(() => undefined);
+  return run;
+}
+
+/** Compiles one bundled ES module to a component of the konnector world. */
+export async function componentizeBundle(code: string): Promise<Uint8Array> {
+  try {
+    const { component } = await withPinnedEntropy(code, () =>
+      componentize(code, {
+        sourceName: 'konnector.js',
+        witPath: witDir,
+        worldName: 'konnector',
+        disableFeatures: [...DISABLED_FEATURES],
+        wizerBin: deterministicWizer,
+      }),
+    );
+    return component;
+  } catch (error) {
+    throw new UsageError('source', `the konnector does not compile to a component: ${(error as Error).message}`);
+  }
+}

@@ -1,0 +1,32 @@
+// Runs first in every konnector, inside the sandbox. The component has no WASI
+// clock, so `Date` would be frozen at build time: route it to the host's
+// `clock.now`. Host calls are forbidden while the snapshot is taken at build
+// time, so the host clock is only switched on when a job starts.
+import { now } from 'cozy:konnector/clock@0.1.0';
+
+const BuildTimeDate = Date;
+let hostClockOn = false;
+
+function currentMillis() {
+  return hostClockOn ? Number(now()) : BuildTimeDate.now();
+}
+
+class HostDate extends BuildTimeDate {
+  constructor(...args) {
+    if (args.length === 0) super(currentMillis());
+    else super(...args);
+  }
+
+  static now() {
+    return currentMillis();
+  }
+}
+
+// `Date()` called without `new` returns the current time as a string.
+globalThis.Date = new Proxy(HostDate, {
+  apply: () => new BuildTimeDate(currentMillis()).toString(),
+});
+
+export function enableHostClock() {
+  hostClockOn = true;
+}

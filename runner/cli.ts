@@ -1,0 +1,261 @@
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { startEmbeddedCouchDB } from '../host-api/couchdb-server.ts';
+import { parseConnectTo } from '../host-api/http/index.ts';
+import type { LogLine } from '../host-api/log.ts';
+import { readArtifact } from './artifact.ts';
+import { buildKonnector } from './build/index.ts';
+import { runDemo } from './demo.ts';
+import { UsageError } from './errors.ts';
+import { LimitsSchema, type Limits } from './limits.ts';
+import { describeComponent, loadKonnector } from './loader.ts';
+import { describeIssues } from './manifest.ts';
+import { runJob } from './job.ts';
+
+const EXIT_OK = 0;
+const EXIT_KONNECTOR_ERRORED = 1;
+const EXIT_USAGE = 2;
+const EXIT_INTERNAL = 3;
+
+const HELP = {
+  main: `Usage: konnector <command> [options]
+
+Runs Cozy konnectors as WebAssembly components in a sandbox.
+
+Commands:
+  build <konnector-dir> --out <file>   compile a konnector to one artifact file
+  inspect <artifact> [--json]          show what an artifact is, imports and runs under
+  run <artifact> --fields <json|file>  run one job and print its report
+  demo                                 build the example konnector and run it against its vendor site
+
+Run \`konnector <command> --help\` for a command's options.
+Exit codes: 0 done, 1 the konnector ended with an error, 2 bad usage or input, 3 internal error.`,
+  build: `Usage: konnector build <konnector-dir> --out <file>
+
+Bundles the konnector (manifest.konnector, package.json "main" or index.js, its npm
+dependencies; cozy-konnector-libs resolves to the sandbox SDK) and compiles it to a
+WebAssembly component of the cozy:konnector world. Writes ONE artifact file holding
+the component, the manifest and a sha256 of both. The same sources give the same bytes.`,
+  inspect: `Usage: konnector inspect <artifact> [--json] [--limits <file>]
+
+Prints the artifact's slug, version, sha256, engine, the component's full import and
+export lists, the manifest permissions and the limits a job of it runs under.
+  --json           print one JSON object
+  --limits <file>  JSON limits overriding the defaults (as for run)`,
+  run: `Usage: konnector run <artifact> --fields <json|file> [options]
+
+Runs one job of the konnector in the sandbox.
+  --fields <json|file>      the account's fields (login, password...) as a JSON object or a file holding one
+  --parameters <json|file>  the trigger's parameters (default {})
+  --couchdb <url>           CouchDB to write to (default $COUCHDB_URL, else an embedded one under --data-dir)
+  --data-dir <dir>          where the embedded CouchDB keeps its data (default .data/couchdb)
+  --instance <domain>       the Cozy instance the data belongs to (default cozy.localhost)
+  --account <id>            the io.cozy.accounts id of the job (default <slug>-account)
+  --connect-to <H:P:A:P>    send requests for host H port P to address A port P (curl syntax, repeatable);
+                            the operator's way to reach a test server on this machine
+  --limits <file>           JSON limits overriding the defaults (see docs/limits.md)
+  --json                    log lines as JSON lines, then the report as the LAST stdout line
+Exit 0 when the job is done, 1 when the konnector errored, 2 for bad usage or input.`,
+  demo: `Usage: konnector demo
+
+Builds konnectors/example-bills, starts its vendor site on 127.0.0.1, runs one job on an
+embedded CouchDB (data under .data/demo-couchdb) and prints the report and the bills saved.`,
+} as const;
+
+type Command = keyof typeof HELP;
+
+function parse<T extends NonNullable<ParseArgsConfig['options']>>(command: Command, argv: string[], options: T) {
+  try {
+    return parseArgs({ args: argv, options: { ...options, help: { type: 'boolean', short: 'h' } }, allowPositionals: true, strict: true });
+  } catch (error) {
+    throw new UsageError('bad-arguments', `${(error as Error).message}\n\n${HELP[command]}`);
+  }
+}
+
+/** A JSON object given inline or as a file path. */
+async function jsonObjectArg(flag: string, value: string): Promise<Record<string, unknown>> {
+  let text = value;
+  if (!value.trimStart().startsWith('{')) {
+    try {
+      text = await readFile(value, 'utf8');
+    } catch {
+      throw new UsageError('job-input', `${flag} ${value}: neither a JSON object nor a readable file`);
+    }
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (error) {
+    throw new UsageError('job-input', `${flag} is not valid JSON: ${(error as Error).message}`);
+  }
+  if (typeof json !== 'object' || json === null || Array.isArray(json)) {
+    throw new UsageError('job-input', `${flag} must be a JSON object such as {"login":"...","password":"..."}`);
+  }
+  return json as Record<string, unknown>;
+}
+
+async function limitsArg(file: string | undefined): Promise<Limits> {
+  const overrides = file ? await jsonObjectArg('--limits', file) : {};
+  const parsed = LimitsSchema.safeParse(overrides);
+  if (!parsed.success) throw new UsageError('bad-arguments', `--limits ${file}:\n${describeIssues(parsed.error)}`);
+  return parsed.data;
+}
+
+function onePositional(command: Command, positionals: string[], what: string): string {
+  if (positionals.length !== 1) {
+    throw new UsageError('bad-arguments', `${command} takes exactly one ${what}, got ${positionals.length}\n\n${HELP[command]}`);
+  }
+  return positionals[0]!;
+}
+
+async function build(argv: string[]): Promise<number> {
+  const { values, positionals } = parse('build', argv, { out: { type: 'string', short: 'o' } });
+  if (values.help) return help('build');
+  const dir = onePositional('build', positionals, 'konnector directory');
+  if (!values.out) throw new UsageError('bad-arguments', `build needs --out <file>\n\n${HELP.build}`);
+  const result = await buildKonnector(dir, values.out, (step) => process.stderr.write(`build: ${step}...\n`));
+  process.stdout.write(`${result.out}: ${result.slug} ${result.version}, ${result.bytes} bytes, sha256 ${result.sha256}\n`);
+  return EXIT_OK;
+}
+
+async function inspect(argv: string[]): Promise<number> {
+  const { values, positionals } = parse('inspect', argv, { json: { type: 'boolean' }, limits: { type: 'string' } });
+  if (values.help) return help('inspect');
+  const file = onePositional('inspect', positionals, 'artifact');
+  const artifact = await readArtifact(file);
+  const { imports, exports } = await describeComponent(artifact.component);
+  const limits = await limitsArg(values.limits);
+  const { header } = artifact;
+  const facts = {
+    slug: header.manifest.slug,
+    name: header.manifest.name,
+    version: header.manifest.version,
+    sha256: header.sha256,
+    bytes: artifact.fileBytes,
+    world: header.world,
+    engine: header.engine,
+    builtBy: header.builtBy,
+    sourceSha256: header.sourceSha256,
+    imports,
+    exports,
+    permissions: header.manifest.permissions,
+    limits,
+  };
+  if (values.json) {
+    process.stdout.write(`${JSON.stringify(facts)}\n`);
+    return EXIT_OK;
+  }
+  const lines = [
+    `${facts.slug} ${facts.version} (${facts.name})`,
+    `sha256    ${facts.sha256}`,
+    `size      ${facts.bytes} bytes`,
+    `world     ${facts.world}`,
+    `engine    ${facts.engine.name} ${facts.engine.version}, built by ${facts.builtBy.name} ${facts.builtBy.version}`,
+    `imports`,
+    ...imports.map((i) => `  ${i}`),
+    `exports`,
+    ...exports.map((e) => `  ${e}`),
+    `permissions`,
+    ...Object.entries(facts.permissions).map(([key, p]) => `  ${key}: ${p.type} ${(p.verbs ?? ['ALL']).join(',')}`),
+    `limits`,
+    ...JSON.stringify(limits, null, 2).split('\n').slice(1, -1),
+  ];
+  process.stdout.write(`${lines.join('\n')}\n`);
+  return EXIT_OK;
+}
+
+function printLogLine(json: boolean) {
+  return (line: LogLine) => {
+    if (json) process.stdout.write(`${JSON.stringify({ type: line.level, message: line.message, time: line.time, source: line.source })}\n`);
+    else process.stderr.write(`${line.time} ${line.level.padEnd(8)} ${line.source === 'runner' ? '[runner] ' : ''}${line.message}\n`);
+  };
+}
+
+async function run(argv: string[]): Promise<number> {
+  const { values, positionals } = parse('run', argv, {
+    fields: { type: 'string' },
+    parameters: { type: 'string' },
+    couchdb: { type: 'string' },
+    'data-dir': { type: 'string' },
+    instance: { type: 'string' },
+    account: { type: 'string' },
+    'connect-to': { type: 'string', multiple: true },
+    limits: { type: 'string' },
+    json: { type: 'boolean' },
+  });
+  if (values.help) return help('run');
+  const file = onePositional('run', positionals, 'artifact');
+  if (!values.fields) throw new UsageError('bad-arguments', `run needs --fields <json|file>\n\n${HELP.run}`);
+  const fields = await jsonObjectArg('--fields', values.fields);
+  const parameters = values.parameters ? await jsonObjectArg('--parameters', values.parameters) : {};
+  const connectTo = (values['connect-to'] ?? []).map((spec) => {
+    try {
+      return parseConnectTo(spec);
+    } catch (error) {
+      throw new UsageError('bad-arguments', `--connect-to ${spec}: ${(error as Error).message}`);
+    }
+  });
+  const limits = await limitsArg(values.limits);
+  const artifact = await readArtifact(file);
+  const konnector = await loadKonnector(artifact, limits);
+
+  const couchUrl = values.couchdb ?? process.env.COUCHDB_URL;
+  const embedded = couchUrl ? undefined : await startEmbeddedCouchDB({ dataDir: path.resolve(values['data-dir'] ?? '.data/couchdb') });
+  try {
+    const report = await runJob(
+      konnector,
+      {
+        accountId: values.account ?? `${artifact.header.manifest.slug}-account`,
+        instance: values.instance ?? 'cozy.localhost',
+        fields,
+        parameters,
+      },
+      { couchUrl: couchUrl ?? embedded!.url, limits, connectTo, onLog: printLogLine(values.json ?? false) },
+    );
+    if (values.json) process.stdout.write(`${JSON.stringify(report)}\n`);
+    else process.stdout.write(`${report.state}${report.error ? ` (${report.error}: ${report.message})` : ''} in ${report.durationMs} ms, ${report.requests} requests, saved ${JSON.stringify(report.saved)}\n`);
+    return report.state === 'done' ? EXIT_OK : EXIT_KONNECTOR_ERRORED;
+  } finally {
+    await embedded?.stop();
+  }
+}
+
+function help(command: Command): number {
+  process.stdout.write(`${HELP[command]}\n`);
+  return EXIT_OK;
+}
+
+async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  switch (command) {
+    case 'build':
+      return build(rest);
+    case 'inspect':
+      return inspect(rest);
+    case 'run':
+      return run(rest);
+    case 'demo':
+      if (rest.includes('--help') || rest.includes('-h')) return help('demo');
+      return runDemo();
+    case undefined:
+    case 'help':
+    case '--help':
+    case '-h':
+      return help('main');
+    default:
+      throw new UsageError('bad-arguments', `unknown command "${command}"\n\n${HELP.main}`);
+  }
+}
+
+try {
+  process.exitCode = await main(process.argv.slice(2));
+} catch (error) {
+  if (error instanceof UsageError) {
+    process.stderr.write(`konnector: ${error.message}\n`);
+    process.exitCode = EXIT_USAGE;
+  } else {
+    process.stderr.write(`konnector: internal error: ${(error as Error).stack ?? String(error)}\n`);
+    process.exitCode = EXIT_INTERNAL;
+  }
+}

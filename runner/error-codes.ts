@@ -1,0 +1,53 @@
+/**
+ * The standard Cozy error codes (cozy-konnector-libs `errors`). The WIT enum
+ * spells each one in kebab case: LOGIN_FAILED.NEEDS_SECRET is
+ * `login-failed-needs-secret`.
+ */
+export const COZY_ERROR_CODES = [
+  'LOGIN_FAILED',
+  'LOGIN_FAILED.NEEDS_SECRET',
+  'LOGIN_FAILED.TOO_MANY_ATTEMPTS',
+  'NOT_EXISTING_DIRECTORY',
+  'FILE_DOWNLOAD_FAILED',
+  'SAVE_FILE_FAILED',
+  'DISK_QUOTA_EXCEEDED',
+  'CHALLENGE_ASKED',
+  'CAPTCHA_RESOLUTION_FAILED',
+  'USER_ACTION_NEEDED',
+  'USER_ACTION_NEEDED.OAUTH_OUTDATED',
+  'USER_ACTION_NEEDED.ACCOUNT_REMOVED',
+  'USER_ACTION_NEEDED.CHANGE_PASSWORD',
+  'USER_ACTION_NEEDED.PERMISSIONS_CHANGED',
+  'USER_ACTION_NEEDED.CGU_FORM',
+  'USER_ACTION_NEEDED.SCA_REQUIRED',
+  'USER_ACTION_NEEDED.TWOFA_EXPIRED',
+  'USER_ACTION_NEEDED.WEBAUTH_REQUIRED',
+  'USER_ACTION_NEEDED.WRONG_TWOFA_CODE',
+  'MAINTENANCE',
+  'TERMS_VERSION_MISMATCH',
+  'UNKNOWN_ERROR',
+  'UNKNOWN_ERROR.PARTIAL_SYNC',
+  'VENDOR_DOWN',
+  'VENDOR_DOWN.BANK_DOWN',
+  'VENDOR_DOWN.LINXO_DOWN',
+] as const;
+
+export type CozyErrorCode = (typeof COZY_ERROR_CODES)[number];
+
+export const witErrorName = (code: string): string => code.toLowerCase().replace(/[._]/g, '-');
+
+const byWitName = new Map<string, CozyErrorCode>(COZY_ERROR_CODES.map((code) => [witErrorName(code), code]));
+
+export function cozyErrorCode(witName: string): CozyErrorCode {
+  return byWitName.get(witName) ?? 'UNKNOWN_ERROR';
+}
+
+/**
+ * Codes the runner itself ends a job with, beside the konnector's own:
+ * a budget it exceeded, or a crash of its code (a trap).
+ */
+export type SandboxErrorCode =
+  | 'LIMIT_EXCEEDED.MEMORY'
+  | 'LIMIT_EXCEEDED.WALL_CLOCK'
+  | 'LIMIT_EXCEEDED.LOG'
+  | 'UNKNOWN_ERROR.CRASH';

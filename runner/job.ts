@@ -1,0 +1,92 @@
+import { randomUUID } from 'node:crypto';
+import { z } from 'zod';
+import { createDocuments } from '../host-api/documents.ts';
+import { createHttp, type ConnectTo } from '../host-api/http/index.ts';
+import { JobLog, type LogLine } from '../host-api/log.ts';
+import { UsageError } from './errors.ts';
+import type { Limits } from './limits.ts';
+import type { LoadedKonnector } from './loader.ts';
+import { describeIssues } from './manifest.ts';
+import { runInSandbox, type JobOutcome } from './sandbox.ts';
+
+/** What a caller must say to run one job. Validated: it comes from operators and APIs. */
+export const JobRequestSchema = z.object({
+  jobId: z.string().min(1).default(() => randomUUID()),
+  accountId: z.string().min(1),
+  instance: z
+    .string()
+    .regex(/^[a-z0-9]([a-z0-9.-]*[a-z0-9])?(:\d+)?$/, 'a Cozy instance domain such as alice.cozy.example'),
+  fields: z.record(z.unknown()),
+  parameters: z.record(z.unknown()).default({}),
+});
+
+export type JobRequest = z.input<typeof JobRequestSchema>;
+
+export interface JobReport extends JobOutcome {
+  jobId: string;
+  slug: string;
+  requests: number;
+  bytesIn: number;
+  bytesOut: number;
+  saved: Record<string, number>;
+  logLines: number;
+}
+
+export interface JobEnvironment {
+  couchUrl: string;
+  limits: Limits;
+  connectTo?: ConnectTo[];
+  onLog?: (line: LogLine) => void;
+}
+
+export function parseJobRequest(input: unknown): z.output<typeof JobRequestSchema> {
+  const parsed = JobRequestSchema.safeParse(input);
+  if (!parsed.success) throw new UsageError('job-input', `invalid job input:\n${describeIssues(parsed.error)}`);
+  return parsed.data;
+}
+
+/** One job: fresh capabilities (cookie jar, budgets, log), a fresh sandbox, a report. */
+export async function runJob(konnector: LoadedKonnector, request: JobRequest, env: JobEnvironment): Promise<JobReport> {
+  const job = parseJobRequest(request);
+  const { manifest } = konnector.artifact.header;
+  const log = new JobLog(env.limits.log, env.onLog);
+  const http = createHttp({
+    limits: env.limits.http,
+    connectTo: env.connectTo,
+    onLog: (level, message) => log.write(level, message, 'runner'),
+  });
+  const documents = createDocuments({
+    couchUrl: env.couchUrl,
+    instance: job.instance,
+    slug: manifest.slug,
+    accountId: job.accountId,
+    permissions: manifest.permissions,
+    limits: env.limits.documents,
+  });
+  let outcome: JobOutcome;
+  try {
+    outcome = await runInSandbox(
+      konnector,
+      {
+        jobId: job.jobId,
+        accountId: job.accountId,
+        fields: JSON.stringify(job.fields),
+        parameters: JSON.stringify(job.parameters),
+      },
+      { http, documents, log },
+      env.limits,
+    );
+  } finally {
+    await http.close();
+  }
+  return {
+    jobId: job.jobId,
+    slug: manifest.slug,
+    ...outcome,
+    requests: http.stats.requests,
+    bytesIn: http.stats.bytesIn,
+    bytesOut: http.stats.bytesOut,
+    saved: { ...documents.saved },
+    logLines: log.lines.length,
+  };
+}

@@ -1,0 +1,71 @@
+import { transpileBytes } from '@bytecodealliance/jco-transpile';
+import { componentWit } from '@bytecodealliance/jco-transpile/wasm-tools';
+import type { Artifact } from './artifact.ts';
+import { UsageError } from './errors.ts';
+import { WASM_PAGE_BYTES, type Limits } from './limits.ts';
+import { capMemory } from './wasm/memory.ts';
+
+/** Interfaces a konnector component may import (unversioned, as the glue names them). */
+export const ALLOWED_IMPORTS = new Set([
+  'cozy:konnector/http',
+  'cozy:konnector/documents',
+  'cozy:konnector/log',
+  'cozy:konnector/clock',
+  'wasi:random/random',
+]);
+
+export interface LoadedKonnector {
+  artifact: Artifact;
+  /** ES module source of the component's JS glue, generated here by jco, never read from the artifact. */
+  glue: string;
+  /** Compiled core modules, their memories capped. */
+  modules: Record<string, WebAssembly.Module>;
+}
+
+/**
+ * Turns a verified artifact into what a worker instantiates: the glue that
+ * lifts and lowers WIT values, and the component's core modules compiled with
+ * linear memory capped at `limits.memoryBytes`.
+ */
+export async function loadKonnector(artifact: Artifact, limits: Pick<Limits, 'memoryBytes'>): Promise<LoadedKonnector> {
+  let transpiled: Awaited<ReturnType<typeof transpileBytes>>;
+  try {
+    transpiled = await transpileBytes(artifact.component, {
+      name: 'konnector',
+      instantiation: 'sync',
+      wasiShim: false,
+      noComponentErrorWrapping: true,
+    });
+  } catch (error) {
+    throw new UsageError('artifact', `the artifact's component is not a valid WebAssembly component: ${(error as Error).message}`);
+  }
+  const foreign = transpiled.imports.filter((name) => !ALLOWED_IMPORTS.has(name));
+  if (foreign.length > 0) {
+    throw new UsageError(
+      'artifact',
+      `the component imports ${foreign.join(', ')}, which the konnector world does not provide (it provides ${[...ALLOWED_IMPORTS].join(', ')})`,
+    );
+  }
+  if (!transpiled.exports.some(([name, kind]) => name === 'run' && kind === 'function')) {
+    throw new UsageError('artifact', 'the component does not export the function `run` of the konnector world');
+  }
+  const maxPages = Math.floor(limits.memoryBytes / WASM_PAGE_BYTES);
+  const modules: Record<string, WebAssembly.Module> = {};
+  for (const [name, bytes] of Object.entries(transpiled.files)) {
+    if (name.endsWith('.wasm')) modules[name] = await WebAssembly.compile(capMemory(bytes, maxPages));
+  }
+  return { artifact, glue: Buffer.from(transpiled.files['konnector.js']!).toString('utf8'), modules };
+}
+
+/** The component's imports and exports as WIT declares them, with versions. */
+export async function describeComponent(component: Uint8Array): Promise<{ imports: string[]; exports: string[]; wit: string }> {
+  let wit: string;
+  try {
+    wit = await componentWit(component);
+  } catch (error) {
+    throw new UsageError('artifact', `the artifact's component cannot be decoded: ${(error as Error).message}`);
+  }
+  const declared = (keyword: 'import' | 'export') =>
+    [...wit.matchAll(new RegExp(`^\\s*${keyword} ([^;{]+?)\\s*(?:;|\\{)`, 'gm'))].map((m) => m[1]!.replace(/:\s*func\b.*$/, ''));
+  return { imports: declared('import'), exports: declared('export'), wit };
+}
