@@ -200,7 +200,7 @@ async function run(argv: string[]): Promise<number> {
   const artifact = await readArtifact(file);
   const konnector = await loadKonnector(artifact, limits);
 
-  const couchUrl = values.couchdb ?? process.env.COUCHDB_URL;
+  const couchUrl = values.couchdb || process.env.COUCHDB_URL || undefined;
   const embedded = couchUrl ? undefined : await startEmbeddedCouchDB({ dataDir: path.resolve(values['data-dir'] ?? '.data/couchdb') });
   try {
     const report = await runJob(

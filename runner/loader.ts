@@ -3,7 +3,7 @@ import { componentWit } from '@bytecodealliance/jco-transpile/wasm-tools';
 import type { Artifact } from './artifact.ts';
 import { UsageError } from './errors.ts';
 import { WASM_PAGE_BYTES, type Limits } from './limits.ts';
-import { capMemory } from './wasm/memory.ts';
+import { capMemory } from './wasm/memory-cap.ts';
 
 /** Interfaces a konnector component may import (unversioned, as the glue names them). */
 export const ALLOWED_IMPORTS = new Set([
@@ -52,7 +52,7 @@ export async function loadKonnector(artifact: Artifact, limits: Pick<Limits, 'me
   const maxPages = Math.floor(limits.memoryBytes / WASM_PAGE_BYTES);
   const modules: Record<string, WebAssembly.Module> = {};
   for (const [name, bytes] of Object.entries(transpiled.files)) {
-    if (name.endsWith('.wasm')) modules[name] = await WebAssembly.compile(capMemory(bytes, maxPages));
+    if (name.endsWith('.wasm')) modules[name] = await WebAssembly.compile(capMemory(bytes, maxPages) as Uint8Array<ArrayBuffer>);
   }
   return { artifact, glue: Buffer.from(transpiled.files['konnector.js']!).toString('utf8'), modules };
 }

@@ -1,8 +1,8 @@
 import { MessageChannel, Worker } from 'node:worker_threads';
 import type { Documents } from '../host-api/documents.ts';
 import { DocumentsError } from '../host-api/documents.ts';
+import { HttpError } from '../host-api/http/errors.ts';
 import type { Http } from '../host-api/http/index.ts';
-import { HttpError } from '../host-api/http/index.ts';
 import { JobLog, LogBudgetExceeded, type LogLevel } from '../host-api/log.ts';
 import { serveGuest, type GuestMessage, type HostAnswer } from './bridge.ts';
 import { cozyErrorCode, type CozyErrorCode, type SandboxErrorCode } from './error-codes.ts';
@@ -56,16 +56,23 @@ async function answer(message: GuestMessage, caps: JobCapabilities): Promise<Hos
         return { ok: await caps.documents.find(String(a), String(b), Number(c)) };
     }
   } catch (error) {
-    if (error instanceof HttpError || error instanceof DocumentsError) return { err: { kind: error.kind, message: error.message } };
+    if (error instanceof HttpError || error instanceof DocumentsError) {
+      return { err: { kind: error.kind, message: error.message } };
+    }
     if (error instanceof LogBudgetExceeded) throw new JobEnded('LIMIT_EXCEEDED.LOG', error.message);
     throw error;
   }
   throw new Error(`unknown host call ${String(message.op)}`);
 }
 
-/** A trap with the memory at its cap is the memory limit, whatever the engine said. */
+/**
+ * The engine turns a refused memory.grow into an `unreachable` trap, so a trap
+ * with linear memory within one large allocation of its cap is taken for the
+ * memory limit. (Fuel metering will price memory.grow and tell for sure.)
+ */
 function trapCode(outcome: Extract<GuestOutcome, { type: 'trapped' }>, limits: Limits): SandboxErrorCode {
-  const nearCap = outcome.memoryBytes >= limits.memoryBytes * 0.9;
+  const slack = Math.max(16 * 1024 * 1024, limits.memoryBytes / 8);
+  const nearCap = outcome.memoryBytes >= limits.memoryBytes - slack;
   return nearCap || /out of memory/i.test(outcome.message) ? 'LIMIT_EXCEEDED.MEMORY' : 'UNKNOWN_ERROR.CRASH';
 }
 
@@ -111,6 +118,7 @@ export async function runInSandbox(
       void worker.terminate();
     };
     const end = (code: SandboxErrorCode, message: string) => {
+      if (settled) return;
       caps.log.write('error', message, 'runner');
       finish({ state: 'errored', error: code, message });
     };

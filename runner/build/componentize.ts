@@ -1,4 +1,6 @@
 import { createHash } from 'node:crypto';
+import { mkdir, rm, writeFile } from 'node:fs/promises';
+import path from 'node:path';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import { componentize } from '@bytecodealliance/componentize-js';
@@ -52,12 +54,21 @@ async function withPinnedEntropy<T>(seed: string, work: () => Promise<T>): Promi
   return run;
 }
 
-/** Compiles one bundled ES module to a component of the konnector world. */
+/**
+ * Compiles one bundled ES module to a component of the konnector world. The
+ * source goes to a directory named after its hash: its path is passed to the
+ * engine, so it must not vary between builds.
+ */
 export async function componentizeBundle(code: string): Promise<Uint8Array> {
+  const sourceDir = path.join('/tmp', `konnector-build-${createHash('sha256').update(code).digest('hex').slice(0, 16)}`);
+  await rm(sourceDir, { recursive: true, force: true });
+  await mkdir(sourceDir, { recursive: true });
+  const sourcePath = path.join(sourceDir, 'konnector.js');
+  await writeFile(sourcePath, code);
   try {
     const { component } = await withPinnedEntropy(code, () =>
-      componentize(code, {
-        sourceName: 'konnector.js',
+      componentize({
+        sourcePath,
         witPath: witDir,
         worldName: 'konnector',
         disableFeatures: [...DISABLED_FEATURES],
@@ -67,5 +78,7 @@ export async function componentizeBundle(code: string): Promise<Uint8Array> {
     return component;
   } catch (error) {
     throw new UsageError('source', `the konnector does not compile to a component: ${(error as Error).message}`);
+  } finally {
+    await rm(sourceDir, { recursive: true, force: true });
   }
 }

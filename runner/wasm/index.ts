@@ -1,0 +1,11 @@
+/**
+ * Dependency-free utilities over the WebAssembly binary format: LEB128,
+ * module and component framing, the sections the build rewrites, and the
+ * memory cap the runner applies before compiling a guest.
+ */
+export * from './errors.ts';
+export * from './bytes.ts';
+export * from './module.ts';
+export * from './sections.ts';
+export * from './memory-cap.ts';
+export * from './data-segments.ts';

@@ -1,0 +1,127 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startEmbeddedCouchDB, type CouchServer } from '../host-api/couchdb-server.ts';
+import type { LogLine } from '../host-api/log.ts';
+import { runJob, type JobReport } from '../runner/job.ts';
+import { defaultLimits, type Limits } from '../runner/limits.ts';
+import { describeComponent } from '../runner/loader.ts';
+import { readArtifact } from '../runner/artifact.ts';
+import { buildOnce, fixtureDir, loadOnce } from './support/artifacts.ts';
+
+const probe = fixtureDir('sandbox-probe');
+const MiB = 1024 * 1024;
+const limits: Limits = { ...defaultLimits, memoryBytes: 64 * MiB, wallClockMs: 4000 };
+
+let couch: CouchServer;
+let dataDir: string;
+
+beforeAll(async () => {
+  dataDir = await mkdtemp(path.join(os.tmpdir(), 'sandbox-test-'));
+  couch = await startEmbeddedCouchDB({ dataDir });
+  await buildOnce(probe);
+});
+
+afterAll(async () => {
+  await couch?.stop();
+  await rm(dataDir, { recursive: true, force: true });
+});
+
+async function runProbe(fields: Record<string, unknown>, jobLimits: Limits = limits): Promise<{ report: JobReport; lines: LogLine[] }> {
+  const lines: LogLine[] = [];
+  const konnector = await loadOnce(probe, jobLimits);
+  const report = await runJob(
+    konnector,
+    { accountId: 'probe-account', instance: 'sandbox.cozy.localhost', fields },
+    { couchUrl: couch.url, limits: jobLimits, onLog: (line) => lines.push(line) },
+  );
+  return { report, lines };
+}
+
+/** The probe's benign run logs one JSON line describing what it sees. */
+function sandboxView(lines: LogLine[]) {
+  const line = lines.find((l) => l.source === 'konnector' && l.message.startsWith('{'));
+  expect(line, 'the probe logged its view of the sandbox').toBeDefined();
+  return JSON.parse(line!.message) as {
+    process: string;
+    require: string;
+    WebAssembly: string;
+    Deno: string;
+    now: number;
+    newDate: number;
+    randoms: number[];
+    cryptoRandom: number[];
+  };
+}
+
+describe('the sandbox', () => {
+  it('shows the guest no process, require, WebAssembly or host runtime, but a live clock and host randomness', async () => {
+    const before = Date.now();
+    const first = await runProbe({});
+    const after = Date.now();
+    expect(first.report).toMatchObject({ state: 'done', error: null, saved: { 'io.cozy.probes': 1 } });
+    const view = sandboxView(first.lines);
+    expect(view).toMatchObject({ process: 'undefined', require: 'undefined', WebAssembly: 'undefined', Deno: 'undefined' });
+    // The clock is the host's, not the instant the snapshot was taken at build time.
+    expect(view.now).toBeGreaterThanOrEqual(before);
+    expect(view.now).toBeLessThanOrEqual(after);
+    expect(view.newDate).toBeGreaterThanOrEqual(view.now);
+
+    const second = sandboxView((await runProbe({})).lines);
+    expect(second.randoms).not.toEqual(view.randoms);
+    expect(second.cryptoRandom).not.toEqual(view.cryptoRandom);
+  });
+
+  it('builds a component importing nothing beyond cozy:konnector/* and wasi:random/*', async () => {
+    const { imports, exports } = await describeComponent((await readArtifact(await buildOnce(probe))).component);
+    expect(imports.length).toBeGreaterThan(0);
+    for (const name of imports) expect(name).toMatch(/^(cozy:konnector\/(http|documents|log|clock)|wasi:random\/[a-z-]+)@/);
+    expect(exports).toEqual(['run']);
+  });
+
+  it('ends an allocation loop at the memory cap as a clean errored job; a bounded allocation succeeds', async () => {
+    const hog = await runProbe({ mode: 'allocate' });
+    expect(hog.report).toMatchObject({ state: 'errored', error: 'LIMIT_EXCEEDED.MEMORY' });
+    expect(hog.report.memoryPeakBytes).toBeLessThanOrEqual(limits.memoryBytes);
+
+    const twin = await runProbe({ mode: 'allocate', chunks: 2 });
+    expect(twin.report).toMatchObject({ state: 'done', error: null });
+    expect(twin.lines.some((l) => l.message === `allocated 2 chunks of ${8 * MiB} bytes`)).toBe(true);
+  });
+
+  it('ends an endless loop at the wall-clock limit; a bounded loop succeeds', async () => {
+    const spinner = await runProbe({ mode: 'spin' });
+    expect(spinner.report).toMatchObject({ state: 'errored', error: 'LIMIT_EXCEEDED.WALL_CLOCK' });
+
+    const twin = await runProbe({ mode: 'spin', iterations: 100_000 });
+    expect(twin.report).toMatchObject({ state: 'done', error: null });
+  });
+
+  it('survives a guest trap, and the next job runs normally', async () => {
+    const trap = await runProbe({ mode: 'bad-value', level: 'deafening' });
+    expect(trap.report).toMatchObject({ state: 'errored', error: 'UNKNOWN_ERROR.CRASH' });
+
+    const twin = await runProbe({ mode: 'bad-value', level: 'warning' });
+    expect(twin.report).toMatchObject({ state: 'done', error: null });
+    expect(twin.lines.some((l) => l.level === 'warning' && l.message === 'a log line')).toBe(true);
+  });
+
+  it('has no filesystem: naming a file ends the job without reading it', async () => {
+    const reader = await runProbe({ mode: 'read-file', path: '/etc/passwd' });
+    expect(reader.report.state).toBe('errored');
+    expect(reader.lines.some((l) => l.message.includes('root:'))).toBe(false);
+    expect((await runProbe({})).report.state).toBe('done');
+  });
+
+  it("reports the konnector's own error code", async () => {
+    const failed = await runProbe({ mode: 'fail', code: 'user-action-needed-cgu-form' });
+    expect(failed.report).toMatchObject({ state: 'errored', error: 'USER_ACTION_NEEDED.CGU_FORM' });
+  });
+
+  it('keeps a benign job correct while another job spins beside it', async () => {
+    const [spinner, benign] = await Promise.all([runProbe({ mode: 'spin' }), runProbe({})]);
+    expect(spinner.report.error).toBe('LIMIT_EXCEEDED.WALL_CLOCK');
+    expect(benign.report).toMatchObject({ state: 'done', saved: { 'io.cozy.probes': 1 } });
+  });
+});

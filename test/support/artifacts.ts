@@ -1,0 +1,33 @@
+import { mkdtemp } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { readArtifact } from '../../runner/artifact.ts';
+import { buildKonnector } from '../../runner/build/index.ts';
+import { defaultLimits, type Limits } from '../../runner/limits.ts';
+import { loadKonnector, type LoadedKonnector } from '../../runner/loader.ts';
+
+export const repoRoot = fileURLToPath(new URL('../../', import.meta.url));
+export const fixtureDir = (name: string) => path.join(repoRoot, 'test/fixtures/konnectors', name);
+
+let outDir: Promise<string> | undefined;
+const built = new Map<string, Promise<string>>();
+
+/** Builds a konnector directory once per test process with the real `konnector build`. */
+export function buildOnce(konnectorDir: string): Promise<string> {
+  let artifact = built.get(konnectorDir);
+  if (!artifact) {
+    outDir ??= mkdtemp(path.join(os.tmpdir(), 'konnector-test-'));
+    artifact = outDir.then(async (dir) => {
+      const out = path.join(dir, `${path.basename(konnectorDir)}-${built.size}.kwasm`);
+      await buildKonnector(konnectorDir, out);
+      return out;
+    });
+    built.set(konnectorDir, artifact);
+  }
+  return artifact;
+}
+
+export async function loadOnce(konnectorDir: string, limits: Limits = defaultLimits): Promise<LoadedKonnector> {
+  return loadKonnector(await readArtifact(await buildOnce(konnectorDir)), limits);
+}
