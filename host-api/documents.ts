@@ -1,0 +1,379 @@
+/**
+ * The `documents` capability: the guest's access to the user's CouchDB, one database per doctype, guarded by
+ * the manifest's permissions and the job's budgets. Every input from the guest is untrusted.
+ */
+import nano from 'nano';
+import { z } from 'zod';
+
+export type DocumentsErrorKind = 'forbidden' | 'invalid' | 'conflict' | 'unavailable' | 'budget-exhausted';
+
+export class DocumentsError extends Error {
+  readonly kind: DocumentsErrorKind;
+  constructor(kind: DocumentsErrorKind, message: string) {
+    super(message);
+    this.name = 'DocumentsError';
+    this.kind = kind;
+  }
+}
+
+export interface DocumentsOptions {
+  /** CouchDB base URL (credentials in the URL are used, and never shown in messages). */
+  couchUrl: string;
+  /** The Cozy instance domain, e.g. "alice.cozy.example": the prefix of every database name. */
+  instance: string;
+  /** The konnector's slug: cozyMetadata.createdByApp and updatedByApps[].slug. */
+  slug: string;
+  /** The io.cozy.accounts id the job runs for: cozyMetadata.sourceAccount. */
+  accountId: string;
+  /** The konnector's version, if known: cozyMetadata.createdByAppVersion and updatedByApps[].version. */
+  appVersion?: string;
+  /** manifest.konnector permissions. */
+  permissions: Record<string, { type: string; verbs?: string[] }>;
+  limits: { maxDocuments: number; maxDocumentBytes: number; maxFindLimit: number };
+  now?: () => Date;
+  /** Per-request timeout towards CouchDB, after which the call fails as 'unavailable' (default 30 s). */
+  requestTimeoutMs?: number;
+}
+
+export interface Documents {
+  /** WIT documents.save: doc is a JSON object string; returns the stored doc as JSON string. */
+  save(doctype: string, docJson: string): Promise<string>;
+  /** WIT documents.find: Mango selector JSON object; returns a JSON array string. */
+  find(doctype: string, selectorJson: string, limit: number): Promise<string>;
+  /** Documents written per doctype during this job (for the job report `saved`). */
+  readonly saved: Record<string, number>;
+}
+
+/**
+ * The name of the database holding `doctype` for `instance`, as it appears in a URL path. This is cozy-stack's
+ * rule (pkg/couchdb makeDBName): lowercase(prefix + "/" + doctype) with every "." and ":" replaced by "-", then
+ * Go's url.PathEscape. The prefix is the instance domain, so "alice.cozy.example" + "io.cozy.bills" gives
+ * "alice-cozy-example%2Fio-cozy-bills"; the database's real name is "alice-cozy-example/io-cozy-bills".
+ */
+export function databaseName(instance: string, doctype: string): string {
+  return goPathEscape(`${instance}/${doctype}`.toLowerCase().replace(/[.:]/g, '-'));
+}
+
+/** Go's url.PathEscape: keeps unreserved characters and "$&+:=@", escapes every other byte (including "/"). */
+function goPathEscape(s: string): string {
+  let out = '';
+  for (const byte of Buffer.from(s, 'utf8')) {
+    const c = String.fromCharCode(byte);
+    out += /[A-Za-z0-9\-_.~$&+:=@]/.test(c) ? c : `%${byte.toString(16).toUpperCase().padStart(2, '0')}`;
+  }
+  return out;
+}
+
+const ACCOUNTS_DOCTYPE = 'io.cozy.accounts';
+const DOCTYPE_PATTERN = /^[a-z0-9]+(\.[a-z0-9_]+)+$/;
+const MAX_DOCTYPE_LENGTH = 128;
+// Deeper JSON than this is no real document, and would overflow recursive serializers on the way to CouchDB.
+const MAX_JSON_DEPTH = 100;
+const ALLOWED_SPECIAL_KEYS = new Set(['_id', '_rev', '_deleted']);
+// The cozyMetadata fields the host owns: whatever the guest sends for them is replaced.
+const HOST_METADATA_KEYS = ['metadataVersion', 'createdAt', 'createdByApp', 'createdByAppVersion', 'updatedAt',
+  'updatedByApps', 'sourceAccount'];
+
+type Verb = 'GET' | 'POST' | 'PUT' | 'DELETE';
+type JsonObject = Record<string, unknown>;
+
+const optionsSchema = z.object({
+  couchUrl: z.string().url().refine((u) => /^https?:\/\//.test(u), 'must be an http:// or https:// URL'),
+  instance: z.string().regex(/^[a-z0-9]([a-z0-9.-]*[a-z0-9])?(:\d{1,5})?$/i, 'must be a domain, with an optional :port'),
+  slug: z.string().min(1),
+  accountId: z.string().min(1),
+  appVersion: z.string().min(1).optional(),
+  permissions: z.record(z.object({ type: z.string(), verbs: z.array(z.string()).optional() }).passthrough()),
+  limits: z.object({
+    maxDocuments: z.number().int().nonnegative(),
+    maxDocumentBytes: z.number().int().positive(),
+    maxFindLimit: z.number().int().positive(),
+  }),
+  requestTimeoutMs: z.number().int().positive().optional(),
+});
+
+const docSchema = z
+  .object({
+    _id: z.string().min(1).max(1024)
+      .refine((id) => !id.startsWith('_'), 'must not start with "_" (design and local documents are not reachable)')
+      .optional(),
+    _rev: z.string().regex(/^\d+-[0-9a-f]+$/, 'must be a revision CouchDB returned, like "1-9f2b..."').optional(),
+    _deleted: z.boolean().optional(),
+    cozyMetadata: z.record(z.unknown()).optional(),
+  })
+  .catchall(z.unknown())
+  .superRefine((doc, ctx) => {
+    for (const key of Object.keys(doc)) {
+      if (key.startsWith('_') && !ALLOWED_SPECIAL_KEYS.has(key)) {
+        ctx.addIssue({ code: 'custom', path: [key],
+          message: 'top-level keys starting with "_" are reserved by CouchDB; only _id, _rev and _deleted are accepted' });
+      }
+    }
+    if (doc._deleted && doc._rev === undefined) {
+      ctx.addIssue({ code: 'custom', path: ['_deleted'], message: 'deleting a document needs its _id and _rev' });
+    }
+  });
+
+const selectorSchema = z.record(z.unknown());
+
+// Read leniently from documents already in the database: a malformed field is treated as absent.
+const storedMetadataSchema = z.object({
+  createdAt: z.string().optional().catch(undefined),
+  createdByApp: z.string().optional().catch(undefined),
+  createdByAppVersion: z.string().optional().catch(undefined),
+  sourceAccount: z.string().optional().catch(undefined),
+  updatedByApps: z.array(z.object({ slug: z.string(), date: z.string() }).passthrough()).optional().catch(undefined),
+}).catch({});
+
+const storedDocSchema = z.object({ _rev: z.string(), cozyMetadata: z.unknown() }).passthrough();
+const writeResultSchema = z.object({ id: z.string(), rev: z.string() }).passthrough();
+const findResultSchema = z.object({ docs: z.array(z.record(z.unknown())) }).passthrough();
+
+/** What nano rejects with: an HTTP error carries statusCode (and CouchDB's error/reason); a connection failure does not. */
+interface CouchFailure {
+  statusCode?: number;
+  error?: string;
+  reason?: string;
+  message?: string;
+}
+
+export function createDocuments(opts: DocumentsOptions): Documents {
+  const parsed = optionsSchema.safeParse(opts);
+  if (!parsed.success) throw new DocumentsError('invalid', `createDocuments: bad options: ${formatIssues(parsed.error)}`);
+  const { slug, accountId, appVersion, instance, permissions, limits } = parsed.data;
+  const now = opts.now ?? (() => new Date());
+  const requestTimeoutMs = parsed.data.requestTimeoutMs ?? 30_000;
+  const couch = nano({ url: parsed.data.couchUrl });
+  const couchOrigin = new URL(parsed.data.couchUrl).origin; // for messages: no credentials
+  const saved: Record<string, number> = {};
+  let writes = 0; // counts writes in flight too, so concurrent saves cannot overrun the budget
+
+  function request(req: { db: string; method?: string; path?: string; body?: unknown }): Promise<unknown> {
+    // nano encodes `db` into the URL itself, so it gets the real name (with "/"). Document ids go in `path`,
+    // encoded here: nano leaves a `doc` containing "_design" or "_local" anywhere unencoded.
+    const signal = AbortSignal.timeout(requestTimeoutMs);
+    return couch.relax({ ...req, db: decodeURIComponent(req.db), signal } as nano.RequestOptions);
+  }
+
+  /** Validates the doctype and names the operation for messages. */
+  function operationOn(call: 'save' | 'find', doctype: string): string {
+    if (doctype.length > MAX_DOCTYPE_LENGTH || !DOCTYPE_PATTERN.test(doctype)) {
+      throw new DocumentsError('invalid', `documents.${call}: ${JSON.stringify(doctype.slice(0, MAX_DOCTYPE_LENGTH))} ` +
+        `is not a doctype name: use at most ${MAX_DOCTYPE_LENGTH} lowercase dot-separated words like "io.cozy.bills"`);
+    }
+    return `documents.${call}(${doctype})`;
+  }
+
+  function requireVerb(doctype: string, verb: Verb, operation: string): void {
+    const grants = Object.values(permissions).filter((p) => p.type === doctype);
+    if (grants.length === 0) {
+      throw new DocumentsError('forbidden', `${operation}: the konnector may not ${verb} ${doctype}: its manifest must ` +
+        `grant it in "permissions", e.g. {"type": "${doctype}", "verbs": ["${verb}"]}`);
+    }
+    // As in cozy-stack, a missing or empty verb list means every verb.
+    const allows = (p: { verbs?: string[] }) =>
+      !p.verbs || p.verbs.length === 0 || p.verbs.some((v) => v.toUpperCase() === 'ALL' || v.toUpperCase() === verb);
+    if (!grants.some(allows)) {
+      throw new DocumentsError('forbidden', `${operation}: the konnector may not ${verb} ${doctype}: its manifest grants ` +
+        `${doctype} without the ${verb} verb; the manifest must grant it by adding "${verb}" to that permission's "verbs"`);
+    }
+  }
+
+  function parseJsonObject<T>(json: string, what: string, operation: string, schema: z.ZodType<T>): T {
+    const bytes = Buffer.byteLength(json, 'utf8');
+    if (bytes > limits.maxDocumentBytes) {
+      throw new DocumentsError('invalid', `${operation}: the ${what} is ${bytes} bytes, more than the limit of ` +
+        `${limits.maxDocumentBytes} bytes: split it or store less in it`);
+    }
+    let value: unknown;
+    try {
+      value = JSON.parse(json);
+    } catch (e) {
+      throw new DocumentsError('invalid', `${operation}: the ${what} is not valid JSON (${(e as Error).message}): ` +
+        'pass one JSON object, e.g. JSON.stringify(value)');
+    }
+    if (jsonDepth(value) > MAX_JSON_DEPTH) {
+      throw new DocumentsError('invalid', `${operation}: the ${what} nests deeper than ${MAX_JSON_DEPTH} levels`);
+    }
+    const result = schema.safeParse(value);
+    if (!result.success) {
+      throw new DocumentsError('invalid', `${operation}: the ${what} is not acceptable: ${formatIssues(result.error)}`);
+    }
+    return result.data;
+  }
+
+  /** Checks the shape of what CouchDB answered. */
+  function answer<T>(schema: z.ZodType<T>, value: unknown): T {
+    const result = schema.safeParse(value);
+    if (result.success) return result.data;
+    throw new DocumentsError('unavailable', `CouchDB at ${couchOrigin} gave an unexpected answer: ` +
+      formatIssues(result.error));
+  }
+
+  function couchError(e: unknown, operation: string): DocumentsError {
+    if (e instanceof DocumentsError) return e;
+    const failure = (e ?? {}) as CouchFailure;
+    const status = failure.statusCode;
+    const reason = failure.reason ?? failure.error ?? failure.message ?? String(e);
+    if (typeof status !== 'number') {
+      return new DocumentsError('unavailable', `${operation}: CouchDB at ${couchOrigin} did not answer (${reason}); ` +
+        'the job can be retried later');
+    }
+    if (status === 409) return new DocumentsError('conflict', `${operation}: conflict: ${reason}`);
+    if (status === 403) return new DocumentsError('forbidden', `${operation}: CouchDB refused it: ${reason}`);
+    if (status === 401 || status >= 500) {
+      return new DocumentsError('unavailable', `${operation}: CouchDB at ${couchOrigin} failed (HTTP ${status}: ` +
+        `${reason}); the job can be retried later`);
+    }
+    return new DocumentsError('invalid', `${operation}: CouchDB refused it (HTTP ${status}: ${reason})`);
+  }
+
+  /** Writes, creating the database on its first write (another job may create it at the same time). */
+  async function write(db: string, doc: JsonObject): Promise<z.infer<typeof writeResultSchema>> {
+    const req = doc._id === undefined
+      ? { db, method: 'POST', body: doc }
+      : { db, method: 'PUT', path: encodeURIComponent(String(doc._id)), body: doc };
+    try {
+      return answer(writeResultSchema, await request(req));
+    } catch (e) {
+      if ((e as CouchFailure).statusCode !== 404) throw e;
+    }
+    try {
+      await request({ db, method: 'PUT' });
+    } catch (e) {
+      if ((e as CouchFailure).statusCode !== 412) throw e; // 412 file_exists: created meanwhile
+    }
+    return answer(writeResultSchema, await request(req));
+  }
+
+  /** The stored document an update is based on; it must exist at exactly the guest's _rev. */
+  async function readBase(db: string, doctype: string, id: string, rev: string, operation: string) {
+    let stored: unknown;
+    try {
+      stored = await request({ db, path: encodeURIComponent(id) });
+    } catch (e) {
+      if ((e as CouchFailure).statusCode !== 404) throw e;
+      throw new DocumentsError('conflict', `${operation}: there is no ${doctype} document ${JSON.stringify(id)} ` +
+        '(or it was deleted): save it without _rev to create it');
+    }
+    const base = answer(storedDocSchema, stored);
+    if (base._rev !== rev) {
+      throw new DocumentsError('conflict', `${operation}: ${doctype} document ${JSON.stringify(id)} is at revision ` +
+        `${base._rev}, not ${rev}: read it again (find) and apply the change to the current revision`);
+    }
+    return base;
+  }
+
+  /** cozyMetadata for a new document (no base) or an update of `base`, whose creation facts it keeps. */
+  function metadata(base: { cozyMetadata?: unknown } | undefined, fromGuest: JsonObject | undefined): JsonObject {
+    const date = now().toISOString();
+    const guestOwn = Object.fromEntries(
+      Object.entries(fromGuest ?? {}).filter(([key]) => !HOST_METADATA_KEYS.includes(key)));
+    const created = base === undefined ? undefined : storedMetadataSchema.parse(base.cozyMetadata);
+    const updatedByApps = [
+      ...(created?.updatedByApps ?? []).filter((entry) => entry.slug !== slug),
+      { slug, date, ...(appVersion === undefined ? {} : { version: appVersion }) },
+    ];
+    const createdByAppVersion = created ? created.createdByAppVersion : appVersion;
+    return {
+      ...guestOwn,
+      metadataVersion: 1,
+      createdAt: created?.createdAt ?? date,
+      createdByApp: created?.createdByApp ?? slug,
+      ...(createdByAppVersion === undefined ? {} : { createdByAppVersion }),
+      updatedAt: date,
+      updatedByApps,
+      sourceAccount: created?.sourceAccount ?? accountId,
+    };
+  }
+
+  return {
+    get saved() {
+      return { ...saved };
+    },
+
+    async save(doctype, docJson) {
+      const operation = operationOn('save', doctype);
+      const doc = parseJsonObject(docJson, 'document', operation, docSchema);
+      const verb: Verb = doc._deleted ? 'DELETE' : doc._rev !== undefined ? 'PUT' : 'POST';
+      requireVerb(doctype, verb, operation);
+      if (doc._rev !== undefined && doc._id === undefined) {
+        throw new DocumentsError('invalid', `${operation}: the document has a _rev but no _id: updating needs both`);
+      }
+      if (doctype === ACCOUNTS_DOCTYPE && doc._id !== accountId) {
+        throw new DocumentsError('forbidden', `${operation}: a konnector may only write its own account: the ` +
+          `document's _id must be ${JSON.stringify(accountId)}`);
+      }
+      if (writes >= limits.maxDocuments) {
+        throw new DocumentsError('budget-exhausted', `${operation}: the job's document budget is spent: a job may ` +
+          `write at most ${limits.maxDocuments} documents`);
+      }
+      writes++;
+      const db = databaseName(instance, doctype);
+      try {
+        const base = doc._rev === undefined ? undefined
+          : await readBase(db, doctype, doc._id as string, doc._rev, operation);
+        const stored: JsonObject = { ...doc, cozyMetadata: metadata(base, doc.cozyMetadata) };
+        let result;
+        try {
+          result = await write(db, stored);
+        } catch (e) {
+          if ((e as CouchFailure).statusCode !== 409) throw e;
+          throw new DocumentsError('conflict', doc._rev === undefined
+            ? `${operation}: a document with _id ${JSON.stringify(doc._id)} already exists: pass its _rev to update it`
+            : `${operation}: ${doctype} document ${JSON.stringify(doc._id)} changed meanwhile: read it again and retry`);
+        }
+        saved[doctype] = (saved[doctype] ?? 0) + 1;
+        return JSON.stringify({ ...stored, _id: result.id, _rev: result.rev });
+      } catch (e) {
+        writes--;
+        throw couchError(e, operation);
+      }
+    },
+
+    async find(doctype, selectorJson, limit) {
+      const operation = operationOn('find', doctype);
+      requireVerb(doctype, 'GET', operation);
+      if (!Number.isSafeInteger(limit) || limit < 0) {
+        throw new DocumentsError('invalid', `${operation}: limit must be a non-negative integer, got ${limit}`);
+      }
+      const guestSelector = parseJsonObject(selectorJson, 'selector', operation, selectorSchema);
+      // A konnector sees only its own account, whatever its selector says.
+      const ownAccountOnly = doctype === ACCOUNTS_DOCTYPE;
+      // The $or keeps our condition apart: pouchdb-server merges the conditions an $and puts on one field, and
+      // drops some (an $eq wins over a $gt).
+      const selector = ownAccountOnly ? { $and: [{ $or: [{ _id: accountId }] }, guestSelector] } : guestSelector;
+      const cappedLimit = Math.min(limit, limits.maxFindLimit);
+      if (cappedLimit === 0) return '[]';
+      let result: unknown;
+      try {
+        result = await request({ db: databaseName(instance, doctype), method: 'POST', path: '_find',
+          body: { selector, limit: cappedLimit } });
+      } catch (e) {
+        if ((e as CouchFailure).statusCode === 404) return '[]'; // nothing saved in this doctype yet
+        throw couchError(e, operation);
+      }
+      const { docs } = answer(findResultSchema, result);
+      // Filtered here as well, in case a selector defeats that merging.
+      return JSON.stringify(ownAccountOnly ? docs.filter((doc) => doc._id === accountId) : docs);
+    },
+  };
+}
+
+function formatIssues(error: z.ZodError): string {
+  return error.issues.map((issue) => `${issue.path.length ? issue.path.join('.') : '(root)'}: ${issue.message}`).join('; ');
+}
+
+/** Nesting depth of a parsed JSON value, computed without recursion (the value is untrusted). */
+function jsonDepth(value: unknown): number {
+  let max = 0;
+  const stack: Array<[unknown, number]> = [[value, 0]];
+  while (stack.length > 0) {
+    const [v, depth] = stack.pop()!;
+    if (v === null || typeof v !== 'object') continue;
+    max = Math.max(max, depth + 1);
+    if (max > MAX_JSON_DEPTH) return max;
+    for (const child of Object.values(v)) stack.push([child, depth + 1]);
+  }
+  return max;
+}
