@@ -76,7 +76,7 @@ function parse<T extends NonNullable<ParseArgsConfig['options']>>(command: Comma
 /** A JSON object given inline or as a file path. */
 async function jsonObjectArg(flag: string, value: string): Promise<Record<string, unknown>> {
   let text = value;
-  if (!value.trimStart().startsWith('{')) {
+  if (!/^\s*[[{"]/.test(value)) {
     try {
       text = await readFile(value, 'utf8');
     } catch {

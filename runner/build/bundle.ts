@@ -76,7 +76,8 @@ export interface Bundle {
  * imports are the world's interfaces. `cozy-konnector-libs` resolves to our
  * guest SDK, built on those interfaces.
  */
-export async function bundleKonnector(konnectorDir: string): Promise<Bundle> {
+export async function bundleKonnector(dir: string): Promise<Bundle> {
+  const konnectorDir = path.resolve(dir);
   const entry = await entryFile(konnectorDir);
   try {
     await readFile(entry);

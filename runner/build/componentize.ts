@@ -1,18 +1,14 @@
 import { createHash } from 'node:crypto';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
-import { componentize } from '@bytecodealliance/componentize-js';
+import { componentize, version as engineVersion } from '@bytecodealliance/componentize-js';
 import { UsageError } from '../errors.ts';
 
 const witDir = fileURLToPath(new URL('../../wit/', import.meta.url));
 const deterministicWizer = fileURLToPath(new URL('./preinit-bin.mjs', import.meta.url));
 
-export const engine = {
-  name: 'componentize-js',
-  version: (createRequire(import.meta.url)('@bytecodealliance/componentize-js/package.json') as { version: string }).version,
-};
+export const engine = { name: 'componentize-js', version: engineVersion as string };
 
 /**
  * WASI features the component does NOT get. Only `random` stays (backed by the

@@ -133,7 +133,7 @@ function checkLastByte(byte: number, bits: number, signed: boolean, offset: numb
 }
 
 export class ByteWriter {
-  private buffer: Uint8Array;
+  private buffer: Uint8Array<ArrayBuffer>;
   private length = 0;
 
   constructor(initialCapacity = 64) {
@@ -205,7 +205,7 @@ export class ByteWriter {
   }
 
   /** A copy of what was written. */
-  finish(): Uint8Array {
+  finish(): Uint8Array<ArrayBuffer> {
     return this.buffer.slice(0, this.length);
   }
 
@@ -219,24 +219,24 @@ export class ByteWriter {
   }
 }
 
-export function encodeU32(value: number): Uint8Array {
+export function encodeU32(value: number): Uint8Array<ArrayBuffer> {
   return new ByteWriter(5).u32(value).finish();
 }
 
-export function encodeS32(value: number): Uint8Array {
+export function encodeS32(value: number): Uint8Array<ArrayBuffer> {
   return new ByteWriter(5).s32(value).finish();
 }
 
-export function encodeS64(value: bigint): Uint8Array {
+export function encodeS64(value: bigint): Uint8Array<ArrayBuffer> {
   return new ByteWriter(10).s64(value).finish();
 }
 
-export function encodeU64(value: bigint): Uint8Array {
+export function encodeU64(value: bigint): Uint8Array<ArrayBuffer> {
   return new ByteWriter(10).u64(value).finish();
 }
 
 /** Concatenates byte arrays into one new array. */
-export function concatBytes(parts: readonly Uint8Array[]): Uint8Array {
+export function concatBytes(parts: readonly Uint8Array[]): Uint8Array<ArrayBuffer> {
   let total = 0;
   for (const part of parts) total += part.length;
   const out = new Uint8Array(total);

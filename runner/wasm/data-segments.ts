@@ -35,17 +35,32 @@ export function nonZeroRanges(memory: Uint8Array, options: RangeOptions = {}): M
 
   const ranges: MemoryRange[] = [];
   const length = memory.length;
+  // Whole 32-bit words are tested at once where the view is aligned (a memory's always is).
+  const words = memory.byteOffset % 4 === 0 ? new Uint32Array(memory.buffer, memory.byteOffset, length >>> 2) : undefined;
+  const wordEnd = words ? words.length * 4 : 0;
   let i = 0;
   while (i < length) {
-    while (i < length && memory[i] === 0) i++;
+    if (words) while ((i & 3) === 0 && i < wordEnd && words[i >>> 2] === 0) i += 4;
+    while (i < length && memory[i] === 0) {
+      i++;
+      if (words) while ((i & 3) === 0 && i < wordEnd && words[i >>> 2] === 0) i += 4;
+    }
     if (i === length) break;
     const start = i;
-    while (i < length && memory[i] !== 0) i++;
+    while (i < length && memory[i] !== 0) {
+      i++;
+      if (words) while ((i & 3) === 0 && i < wordEnd && !hasZeroByte(words[i >>> 2]!)) i += 4;
+    }
     const last = ranges[ranges.length - 1];
     if (last && start - last.end <= maxGap) last.end = i;
     else ranges.push({ start, end: i });
   }
   return ranges.length > maxSegments ? mergeSmallestGaps(ranges, ranges.length - maxSegments) : ranges;
+}
+
+/** Whether one of the four bytes of `word` is zero (the classic SWAR test). */
+function hasZeroByte(word: number): boolean {
+  return ((word - 0x01010101) & ~word & 0x80808080) !== 0;
 }
 
 /** Removes `excess` ranges by closing the smallest gaps (ties: lowest offset first). */

@@ -14,7 +14,7 @@ export const MAX_PAGES_32 = 65_536;
  * Throws a `memory-cap` WasmError when a memory's minimum is above the cap:
  * such a module could not even be instantiated within it.
  */
-export function capMemory(module: Uint8Array, maxPages: number): Uint8Array {
+export function capMemory<T extends Uint8Array>(module: T, maxPages: number): T | Uint8Array<ArrayBuffer> {
   if (!Number.isInteger(maxPages) || maxPages < 0 || maxPages > MAX_PAGES_32) {
     throw new RangeError(`maxPages must be an integer from 0 to ${MAX_PAGES_32}, got ${maxPages}`);
   }

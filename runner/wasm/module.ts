@@ -74,7 +74,7 @@ function readSections(bytes: Uint8Array): Section[] {
   return sections;
 }
 
-function encodeSections(preamble: Uint8Array, sections: readonly Section[]): Uint8Array {
+function encodeSections(preamble: Uint8Array, sections: readonly Section[]): Uint8Array<ArrayBuffer> {
   const parts: Uint8Array[] = [preamble];
   for (const section of sections) {
     if (section.raw) {
@@ -122,7 +122,7 @@ export function readModule(bytes: Uint8Array): Section[] {
   return sections;
 }
 
-export function encodeModule(sections: readonly Section[]): Uint8Array {
+export function encodeModule(sections: readonly Section[]): Uint8Array<ArrayBuffer> {
   return encodeSections(MODULE_PREAMBLE, sections);
 }
 
@@ -179,7 +179,7 @@ export function readComponent(bytes: Uint8Array): Section[] {
   return sections;
 }
 
-export function encodeComponent(sections: readonly Section[]): Uint8Array {
+export function encodeComponent(sections: readonly Section[]): Uint8Array<ArrayBuffer> {
   return encodeSections(COMPONENT_PREAMBLE, sections);
 }
 
