@@ -24,14 +24,16 @@ async function entryFile(konnectorDir: string): Promise<string> {
   return path.join(konnectorDir, 'index.js');
 }
 
+const MAX_SHOWN_ERRORS = 10;
+
 function formatMessages(messages: esbuild.Message[]): string {
-  return messages
-    .map((m) => {
-      const where = m.location ? `${m.location.file}:${m.location.line}:${m.location.column + 1}: ` : '';
-      const hint = m.notes.map((n) => n.text).filter(Boolean);
-      return `  ${where}${m.text}${hint.length ? ` (${hint.join(' ')})` : ''}`;
-    })
-    .join('\n');
+  const shown = messages.slice(0, MAX_SHOWN_ERRORS).map((m) => {
+    const where = m.location ? `${m.location.file}:${m.location.line}:${m.location.column + 1}: ` : '';
+    const hint = m.notes.map((n) => n.text).filter(Boolean);
+    return `  ${where}${m.text}${hint.length ? ` (${hint.join(' ')})` : ''}`;
+  });
+  const hidden = messages.length - shown.length;
+  return [...shown, ...(hidden > 0 ? [`  ... and ${hidden} more`] : [])].join('\n');
 }
 
 /** Refuses, at its import statement, any host module the world does not provide. */
