@@ -52,6 +52,7 @@ export async function runJob(konnector: LoadedKonnector, request: JobRequest, en
   const log = new JobLog(env.limits.log, env.onLog);
   const http = createHttp({
     limits: env.limits.http,
+    allowedHosts: manifest.allowed_hosts,
     connectTo: env.connectTo,
     onLog: (level, message) => log.write(level, message, 'runner'),
   });
@@ -59,6 +60,7 @@ export async function runJob(konnector: LoadedKonnector, request: JobRequest, en
     couchUrl: env.couchUrl,
     instance: job.instance,
     slug: manifest.slug,
+    appVersion: manifest.version,
     accountId: job.accountId,
     permissions: manifest.permissions,
     limits: env.limits.documents,

@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
+import { parseAllowedHost } from '../host-api/http/policy.ts';
 import { UsageError } from './errors.ts';
 
 /** One entry of `permissions`: which doctype, which verbs (all when absent). */
@@ -30,6 +31,22 @@ export const ManifestSchema = z
     frequency: z.string().optional(),
     data_types: z.array(z.string()).optional(),
     parameters: z.record(z.unknown()).optional(),
+    /**
+     * Where the konnector may connect; absent = any public host on ports 80
+     * and 443. Syntax in host-api/http/README.md. It can only narrow what the
+     * operator allows.
+     */
+    allowed_hosts: z
+      .array(
+        z.string().superRefine((spec, ctx) => {
+          try {
+            parseAllowedHost(spec);
+          } catch (error) {
+            ctx.addIssue({ code: z.ZodIssueCode.custom, message: (error as Error).message });
+          }
+        }),
+      )
+      .optional(),
   })
   .passthrough();
 
