@@ -45,9 +45,10 @@ export async function runDemo(): Promise<number> {
         decodeURIComponent(databaseName(instance, 'io.cozy.bills')),
       )
       .list({ include_docs: true });
-    say(`io.cozy.bills in ${instance} (${bills.rows.length}):`);
-    for (const { doc } of bills.rows) {
-      if (doc && !doc._id.startsWith('_design/')) say(`  ${doc.date}  ${doc.amount} ${doc.currency}  ${doc.vendor}  ${doc.vendorRef ?? ''}`);
+    const docs = bills.rows.flatMap(({ doc }) => (doc && !doc._id.startsWith('_design/') ? [doc] : []));
+    say(`io.cozy.bills in ${instance} (${docs.length}; a second demo run adds none):`);
+    for (const doc of docs.sort((a, b) => a.date.localeCompare(b.date))) {
+      say(`  ${doc.date.slice(0, 10)}  ${doc.amount.toFixed(2).padStart(8)} ${doc.currency}  ${doc.vendor}  ${doc.vendorRef ?? ''}`);
     }
     return report.state === 'done' ? 0 : 1;
   } finally {

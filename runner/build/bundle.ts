@@ -89,11 +89,11 @@ export async function bundleKonnector(dir: string): Promise<Bundle> {
   const wrapper = [
     `import { enableHostClock } from ${JSON.stringify(preludePath)};`,
     `import * as konnector from ${JSON.stringify(entry)};`,
-    `import { runJob, hasKonnector } from ${JSON.stringify(path.join(guestLibsDir, 'runtime.js'))};`,
+    `import { runJob, hasKonnector, toFailure } from ${JSON.stringify(path.join(guestLibsDir, 'runtime.js'))};`,
     `export function run(job) {`,
     `  enableHostClock();`,
     `  if (hasKonnector()) return runJob(job);`,
-    `  if (typeof konnector.run === 'function') return konnector.run(job);`,
+    `  if (typeof konnector.run === 'function') return Promise.resolve().then(() => konnector.run(job)).catch((e) => { throw toFailure(e); });`,
     `  throw { code: 'unknown-error', message: 'the konnector neither exports run() nor creates a BaseKonnector' };`,
     `}`,
   ].join('\n');
@@ -108,7 +108,12 @@ export async function bundleKonnector(dir: string): Promise<Bundle> {
       target: 'es2022',
       mainFields: ['module', 'main'],
       conditions: ['import', 'require', 'default'],
-      alias: { 'cozy-konnector-libs': path.join(guestLibsDir, 'index.js') },
+      alias: {
+        'cozy-konnector-libs': path.join(guestLibsDir, 'index.js'),
+        // cheerio's default entry pulls in undici and Node streams; its browser
+        // entry has the same parse5-based `load` without them.
+        cheerio: path.join(repoRoot, 'node_modules/cheerio/dist/browser/index.js'),
+      },
       plugins: [worldImportsOnly, noNodeBuiltins],
       logLevel: 'silent',
       legalComments: 'none',

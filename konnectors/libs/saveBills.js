@@ -1,0 +1,125 @@
+/**
+ * `saveBills(entries, fields, options)`: saves io.cozy.bills as
+ * cozy-konnector-libs does (deduplicated on `['date', 'amount', 'vendor']`,
+ * plus `contractId` when bills have one), without files yet:
+ *
+ * - files are not downloaded: a bill with a `fileurl` is saved without
+ *   `invoice` (its `fileurl` and `filename` are kept, so a later version can
+ *   fetch the file);
+ * - bills are not linked to bank operations (`linkBankOperations`).
+ *
+ * Needs GET, POST and PUT on io.cozy.bills in the manifest.
+ */
+import { currentJob } from './context.js';
+import { InvalidArgumentError, UnsupportedError } from './exceptions.js';
+import { addData } from './addData.js';
+import { hydrateAndFilter } from './hydrateAndFilter.js';
+import { log as baseLog } from './log.js';
+
+const log = baseLog.namespace('saveBills');
+const DOCTYPE = 'io.cozy.bills';
+
+const REQUIRED = {
+  date: [(value) => value instanceof Date, 'a Date'],
+  amount: [(value) => typeof value === 'number', 'a number'],
+  vendor: [(value) => typeof value === 'string', 'a string'],
+};
+
+/** Attributes meant for saveFiles that have no place in a bill (requestOptions may hold credentials). */
+const FILE_ONLY_ATTRIBUTES = ['requestOptions', 'fileAttributes', 'filestream', 'fileDocument', 'shouldReplaceFile'];
+
+/** Deep copy keeping Dates, bytes and functions (entries carry shouldSave/shouldUpdate callbacks). */
+function clone(value) {
+  if (Array.isArray(value)) return value.map(clone);
+  if (value instanceof Date) return new Date(value.getTime());
+  if (value && typeof value === 'object' && Object.getPrototypeOf(value) === Object.prototype) {
+    return Object.fromEntries(Object.entries(value).map(([key, item]) => [key, clone(item)]));
+  }
+  return value;
+}
+
+function convertCurrency(currency) {
+  if (!currency) return 'EUR';
+  if (currency.includes('€')) return 'EUR';
+  if (currency.includes('$')) return 'USD';
+  if (currency.includes('£')) return 'GBP';
+  return currency;
+}
+
+function checkRequiredAttributes(entries) {
+  entries.forEach((entry, index) => {
+    for (const [attribute, [isValid, expected]] of Object.entries(REQUIRED)) {
+      if (entry[attribute] === undefined || entry[attribute] === null) {
+        throw new InvalidArgumentError(`saveBills: bill #${index} has no \`${attribute}\` (${expected} is required)`);
+      }
+      if (!isValid(entry[attribute])) {
+        throw new InvalidArgumentError(`saveBills: bill #${index} has a \`${attribute}\` that is not ${expected}: ${JSON.stringify(entry[attribute])}`);
+      }
+    }
+  });
+}
+
+/** cozy-konnector-libs' `manageContractsData`: contract ids become a deduplication key. */
+function manageContractsData(entries, options) {
+  if (options.contractLabel && options.contractId === undefined) {
+    log('warn', 'contractLabel used without contractId, ignoring it.');
+    return entries;
+  }
+  if (options.contractId) {
+    options.contractLabel ||= options.contractId;
+    options.keys.push('contractId');
+    return entries.map((entry) => ({ ...entry, contractId: options.contractId, contractLabel: options.contractLabel }));
+  }
+  if (entries.some((entry) => entry.contractId)) {
+    options.keys.push('contractId');
+    return entries.map((entry) => (entry.contractId ? { ...entry, contractLabel: entry.contractLabel || entry.contractId } : entry));
+  }
+  return entries;
+}
+
+/**
+ * @param {object[]} inputEntries bills: `date` (Date), `amount` (number), `vendor` (string), `currency`...
+ * @param {object|string} fields the konnector's fields (or a folder path)
+ * @param {object} [inputOptions] `keys`, `shouldSave`, `shouldUpdate`, `contractId`, `sourceAccountIdentifier`...
+ * @returns {Promise<object[]>} the bills written (created or updated)
+ */
+export async function saveBills(inputEntries, fields, inputOptions = {}) {
+  if (inputOptions.processPdf) throw new UnsupportedError('the saveBills option `processPdf`', 'bill files are not downloaded yet');
+  if (!Array.isArray(inputEntries) || inputEntries.length === 0) {
+    log('warn', 'no bills to save');
+    return [];
+  }
+  const options = clone(inputOptions);
+  const job = currentJob();
+  if (options.sourceAccountIdentifier === undefined) {
+    const login = typeof fields === 'object' && fields ? fields.login : undefined;
+    options.sourceAccountIdentifier = login ?? (job && typeof job.fields.login === 'string' ? job.fields.login : undefined);
+  }
+  options.keys = [...(options.keys ?? Object.keys(REQUIRED))];
+
+  const defaultShouldUpdate = (entry, dbEntry) =>
+    entry.invoice !== dbEntry.invoice ||
+    !dbEntry.cozyMetadata ||
+    // cozy-konnector-libs updates every bill lacking matchingCriterias; here only when there are some to add.
+    (entry.matchingCriterias !== undefined && dbEntry.matchingCriterias === undefined);
+  const userShouldUpdate = options.shouldUpdate;
+  options.shouldUpdate = userShouldUpdate
+    ? (entry, dbEntry) => defaultShouldUpdate(entry, dbEntry) || userShouldUpdate(entry, dbEntry)
+    : defaultShouldUpdate;
+
+  let entries = manageContractsData(clone(inputEntries), options).filter((entry) => !entry.__ignore);
+  const withFiles = entries.filter((entry) => entry.fileurl || entry.filestream).length;
+  if (withFiles > 0) {
+    log('warn', `${withFiles} bill(s) have a file: files are not downloaded by this runner yet, the bills are saved without invoice`);
+  }
+  entries = entries.map((entry) => {
+    const bill = { ...entry, currency: convertCurrency(entry.currency) };
+    for (const attribute of FILE_ONLY_ATTRIBUTES) delete bill[attribute];
+    return bill;
+  });
+  checkRequiredAttributes(entries);
+
+  const toSave = await hydrateAndFilter(entries, DOCTYPE, options);
+  log('info', `${toSave.length} of ${entries.length} bill(s) to save`);
+  return addData(toSave, DOCTYPE, options);
+}

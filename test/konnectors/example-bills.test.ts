@@ -1,0 +1,136 @@
+/**
+ * The example konnector, bundled as `konnector build` bundles it, run against
+ * its vendor site and a CouchDB-API server (see guest-harness.ts).
+ */
+import path from 'node:path';
+import nano from 'nano';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startVendorSite, type VendorSite } from '../../konnectors/example-bills/vendor-site.ts';
+import { databaseName } from '../../host-api/documents.ts';
+import { readManifest, type Manifest } from '../../runner/manifest.ts';
+import {
+  createTestDocuments,
+  createTestHost,
+  loadGuest,
+  repoRoot,
+  startTestCouch,
+  type HttpRequest,
+  type TestCouch,
+} from './guest-harness.ts';
+
+const konnectorDir = path.join(repoRoot, 'konnectors/example-bills');
+const ACCOUNT = 'account-energy-1';
+
+let site: VendorSite;
+let couch: TestCouch;
+let manifest: Manifest;
+
+beforeAll(async () => {
+  [site, couch, manifest] = await Promise.all([startVendorSite(), startTestCouch(), readManifest(konnectorDir)]);
+});
+
+afterAll(async () => {
+  await Promise.all([site?.stop(), couch?.stop()]);
+});
+
+interface StoredBill {
+  _id: string;
+  _rev: string;
+  date: string;
+  amount: number;
+  currency: string;
+  vendor: string;
+  vendorRef: string;
+  fileurl: string;
+  filename: string;
+  invoice?: string;
+  cozyMetadata: Record<string, unknown>;
+}
+
+/** One job, as the runner gives it: a fresh host (and cookie jar), the manifest's permissions. */
+async function runJob(instance: string, fields: Record<string, unknown>) {
+  const { host: documentsHost, documents } = createTestDocuments({
+    couchUrl: couch.url, instance, accountId: ACCOUNT, permissions: manifest.permissions,
+  });
+  const sent: HttpRequest[] = [];
+  const host = createTestHost({ http: { connectTo: { 'energy.example:80': site.port }, sent }, documents: documentsHost });
+  const guest = await loadGuest({ file: path.join(konnectorDir, 'index.js') }, host);
+  const outcome = await guest.run({ accountId: ACCOUNT, fields }).then(() => 'ok' as const, (failure: unknown) => failure);
+  return { outcome, logs: host.logs, sent, saved: documents.saved };
+}
+
+async function storedBills(instance: string): Promise<StoredBill[]> {
+  const db = nano(couch.url).use<StoredBill>(decodeURIComponent(databaseName(instance, 'io.cozy.bills')));
+  const { rows } = await db.list({ include_docs: true }).catch(() => ({ rows: [] }));
+  return rows.map((row) => row.doc!).sort((a, b) => a.date.localeCompare(b.date));
+}
+
+describe('example-bills konnector', () => {
+  it('has a manifest the runner accepts, granting what the konnector uses', () => {
+    expect(manifest.slug).toBe('example-bills');
+    expect(manifest.type).toBe('konnector');
+    expect(Object.keys(manifest.fields)).toEqual(['login', 'password']);
+    expect(Object.values(manifest.permissions).map((p) => p.type).sort()).toEqual(['io.cozy.accounts', 'io.cozy.bills']);
+  });
+
+  it('logs in, scrapes the six bills and saves them in io.cozy.bills', async () => {
+    const instance = 'first-run.cozy.test';
+    const { outcome, logs, sent, saved } = await runJob(instance, site.credentials);
+    expect(outcome).toBe('ok');
+    expect(saved).toEqual({ 'io.cozy.bills': 6 });
+    expect(sent.map((r) => `${r.method} ${r.url}`)).toEqual([
+      'GET http://energy.example/login',
+      'POST http://energy.example/login',
+      'GET http://energy.example/bills',
+    ]);
+
+    const bills = await storedBills(instance);
+    expect(bills.map(({ date, amount, currency, vendorRef }) => ({ date, amount, currency, vendorRef }))).toEqual(
+      site.bills.map((bill) => ({ ...bill, date: `${bill.date}T00:00:00.000Z` })),
+    );
+    for (const bill of bills) {
+      expect(bill.vendor).toBe('Example Energy');
+      // No file download yet: the bill keeps where its file is, without an invoice.
+      expect(bill.fileurl).toBe(`http://energy.example/bills/${bill.vendorRef}.pdf`);
+      expect(bill.filename).toBe(`${bill.date.slice(0, 10)}_Example-Energy_${bill.vendorRef}.pdf`);
+      expect(bill.invoice).toBeUndefined();
+      expect(bill.cozyMetadata).toMatchObject({
+        createdByApp: 'example-bills',
+        sourceAccount: ACCOUNT,
+        sourceAccountIdentifier: site.credentials.login,
+      });
+    }
+    expect(logs).toContainEqual({ level: 'info', message: 'Found 6 bills' });
+    expect(logs).toContainEqual({ level: 'info', message: 'BaseKonnector: The connector has been run' });
+  });
+
+  it('saves nothing new when run again: the bills are deduplicated against the database', async () => {
+    const instance = 'second-run.cozy.test';
+    expect((await runJob(instance, site.credentials)).outcome).toBe('ok');
+    const before = await storedBills(instance);
+
+    const again = await runJob(instance, site.credentials);
+    expect(again.outcome).toBe('ok');
+    expect(again.saved).toEqual({});
+    expect(again.logs).toContainEqual({ level: 'info', message: 'saveBills: 0 of 6 bill(s) to save' });
+    const after = await storedBills(instance);
+    expect(after.map((b) => [b._id, b._rev])).toEqual(before.map((b) => [b._id, b._rev]));
+  });
+
+  it('ends with login-failed on a wrong password, and saves nothing', async () => {
+    const instance = 'wrong-password.cozy.test';
+    const { outcome, logs, saved } = await runJob(instance, { ...site.credentials, password: 'not the password' });
+    expect(outcome).toEqual({ code: 'login-failed', message: 'LOGIN_FAILED' });
+    expect(saved).toEqual({});
+    expect(await storedBills(instance)).toEqual([]);
+    // The vendor's own message reaches the job's log.
+    expect(logs).toContainEqual({ level: 'error', message: 'Wrong email or password.' });
+    expect(logs).toContainEqual({ level: 'critical', message: 'BaseKonnector: LOGIN_FAILED' });
+  });
+
+  it('ends with login-failed without contacting the vendor when the account has no password', async () => {
+    const { outcome, sent } = await runJob('no-password.cozy.test', { login: site.credentials.login });
+    expect(outcome).toEqual({ code: 'login-failed', message: 'LOGIN_FAILED' });
+    expect(sent).toEqual([]);
+  });
+});

@@ -1,0 +1,385 @@
+/**
+ * Runs guest code (a konnector and the SDK in konnectors/libs) in plain Node,
+ * without compiling a component: the code is bundled with the options of
+ * `konnector build`, the `cozy:konnector/*` imports are bound to a test host,
+ * and the bundle runs in a fresh `node:vm` context that has only the web
+ * globals the StarlingMonkey guest has (no process, require, Buffer, timers,
+ * fetch, console), so a use of a Node API fails here as it would in the sandbox.
+ *
+ * The host is real where it matters: HTTP goes to real servers on 127.0.0.1
+ * (with a cookie jar, redirects and --connect-to style host mapping), and
+ * documents go through the runner's own `createDocuments` to a CouchDB-API
+ * server. Its calls are asynchronous where the component's are blocking; the
+ * SDK awaits every host call, so both work.
+ */
+import { mkdtemp, rm } from 'node:fs/promises';
+import http from 'node:http';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import vm from 'node:vm';
+import * as esbuild from 'esbuild';
+import { CookieJar } from 'tough-cookie';
+import { startEmbeddedCouchDB, type CouchServer } from '../../host-api/couchdb-server.ts';
+import { createDocuments, DocumentsError, type Documents } from '../../host-api/documents.ts';
+
+export const repoRoot = fileURLToPath(new URL('../../', import.meta.url));
+const libsDir = path.join(repoRoot, 'konnectors/libs');
+
+/**
+ * The build options of `konnector build` (runner/build/bundle.ts), plus the
+ * cheerio alias the guest needs: cheerio's default Node entry pulls undici and
+ * node:stream, its browser entry is the same parse5-based `load` without them.
+ */
+export const GUEST_BUILD_OPTIONS = {
+  bundle: true,
+  format: 'esm',
+  platform: 'neutral',
+  target: 'es2022',
+  mainFields: ['module', 'main'],
+  conditions: ['import', 'require', 'default'],
+  alias: {
+    'cozy-konnector-libs': path.join(libsDir, 'index.js'),
+    cheerio: path.join(repoRoot, 'node_modules/cheerio/dist/browser/index.js'),
+  },
+  external: ['cozy:konnector/*', 'wasi:*'],
+} satisfies esbuild.BuildOptions;
+
+const WORLD_INTERFACES = ['http', 'documents', 'log', 'clock'];
+
+/** What `run` throws on failure: the WIT `failure` record. */
+export interface Failure {
+  code: string;
+  message: string;
+}
+
+export interface LogLine {
+  level: string;
+  message: string;
+}
+
+export interface HttpRequest {
+  method: string;
+  url: string;
+  headers: Array<[string, string]>;
+  body?: Uint8Array;
+  followRedirects: boolean;
+}
+
+export interface HttpResponse {
+  status: number;
+  url: string;
+  headers: Array<[string, string]>;
+  body: Uint8Array;
+}
+
+/** The host side, as the guest sees it; every method may return a promise. */
+export interface TestHost {
+  http: { send(req: HttpRequest): Promise<HttpResponse> };
+  documents: { save(doctype: string, doc: string): Promise<string>; find(doctype: string, selector: string, limit: number): Promise<string> };
+  log: { write(level: string, message: string): void };
+  clock: { now(): bigint };
+}
+
+/** A WIT `err` as the component glue hands it to the guest. */
+export function witError(kind: string, message: string): { payload: { kind: string; message: string } } {
+  return { payload: { kind, message } };
+}
+
+// ---------------------------------------------------------------------------
+// HTTP
+
+const FORBIDDEN_HEADERS = new Set(['host', 'connection', 'content-length', 'transfer-encoding', 'cookie', 'proxy-authorization', 'proxy-connection']);
+const MAX_REDIRECTS = 10;
+
+export interface TestHttpOptions {
+  /** "host:port" as the guest names it -> port on 127.0.0.1 (like --connect-to host:port:127.0.0.1:port). */
+  connectTo: Record<string, number>;
+  /** Every request that reached a server, for assertions. */
+  sent?: HttpRequest[];
+}
+
+function rawRequest(port: number, url: URL, method: string, headers: Array<[string, string]>, body: Uint8Array | undefined) {
+  return new Promise<{ status: number; headers: Array<[string, string]>; body: Uint8Array }>((resolve, reject) => {
+    const outgoing: string[] = ['Host', url.host];
+    for (const [name, value] of headers) outgoing.push(name, value);
+    const req = http.request({ host: '127.0.0.1', port, method, path: `${url.pathname}${url.search}`, headers: outgoing }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (chunk: Buffer) => chunks.push(chunk));
+      res.on('end', () => {
+        const pairs: Array<[string, string]> = [];
+        for (let i = 0; i < res.rawHeaders.length; i += 2) pairs.push([res.rawHeaders[i]!, res.rawHeaders[i + 1]!]);
+        resolve({ status: res.statusCode ?? 0, headers: pairs, body: new Uint8Array(Buffer.concat(chunks)) });
+      });
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    req.end(body === undefined ? undefined : Buffer.from(body));
+  });
+}
+
+/** A stand-in for the runner's http host: cookie jar per job, redirects, host mapping, header policy. */
+export function createTestHttp(opts: TestHttpOptions): TestHost['http'] {
+  const jar = new CookieJar();
+  return {
+    async send(req) {
+      opts.sent?.push(req);
+      for (const [name] of req.headers) {
+        if (FORBIDDEN_HEADERS.has(name.toLowerCase())) throw witError('invalid-request', `the header ${name} is set by the host`);
+      }
+      let url = new URL(req.url);
+      let method = req.method;
+      let body = req.body;
+      let headers = req.headers;
+      for (let hop = 0; ; hop++) {
+        if (url.protocol !== 'http:') throw witError('denied', `${url.protocol} is not reachable in tests`);
+        const port = opts.connectTo[`${url.hostname}:${url.port || '80'}`];
+        if (port === undefined) throw witError('denied', `${url.host} is not an allowed destination`);
+        const cookie = await jar.getCookieString(url.href);
+        let answer;
+        try {
+          answer = await rawRequest(port, url, method, cookie ? [...headers, ['Cookie', cookie]] : headers, body);
+        } catch (error) {
+          throw witError('network', `${url.host}: ${(error as Error).message}`);
+        }
+        for (const [name, value] of answer.headers) {
+          if (name.toLowerCase() === 'set-cookie') await jar.setCookie(value, url.href, { ignoreError: true });
+        }
+        const location = answer.headers.find(([name]) => name.toLowerCase() === 'location')?.[1];
+        if (!req.followRedirects || location === undefined || ![301, 302, 303, 307, 308].includes(answer.status)) {
+          return { status: answer.status, url: url.href, headers: answer.headers, body: answer.body };
+        }
+        if (hop >= MAX_REDIRECTS) throw witError('network', `more than ${MAX_REDIRECTS} redirects`);
+        if (answer.status === 303 || ((answer.status === 301 || answer.status === 302) && method === 'POST')) {
+          method = 'GET';
+          body = undefined;
+          headers = headers.filter(([name]) => name.toLowerCase() !== 'content-type');
+        }
+        url = new URL(location, url);
+      }
+    },
+  };
+}
+
+// ---------------------------------------------------------------------------
+// Documents
+
+export interface TestCouch {
+  url: string;
+  stop(): Promise<void>;
+}
+
+/** A CouchDB-API server (pouchdb-server) in a temporary directory. */
+export async function startTestCouch(): Promise<TestCouch> {
+  const dataDir = await mkdtemp(path.join(os.tmpdir(), 'konnector-sdk-couch-'));
+  let couch: CouchServer;
+  try {
+    couch = await startEmbeddedCouchDB({ dataDir });
+  } catch (error) {
+    await rm(dataDir, { recursive: true, force: true });
+    throw error;
+  }
+  return {
+    url: couch.url,
+    async stop() {
+      await couch.stop();
+      await rm(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+export interface TestDocumentsOptions {
+  couchUrl: string;
+  /** A fresh instance name isolates a test's databases. */
+  instance: string;
+  accountId: string;
+  permissions: Record<string, { type: string; verbs?: string[] }>;
+  maxFindLimit?: number;
+}
+
+/** The runner's documents host, with its errors turned into WIT `err`s. */
+export function createTestDocuments(opts: TestDocumentsOptions): { host: TestHost['documents']; documents: Documents } {
+  const documents = createDocuments({
+    couchUrl: opts.couchUrl,
+    instance: opts.instance,
+    slug: 'example-bills',
+    accountId: opts.accountId,
+    permissions: opts.permissions,
+    limits: { maxDocuments: 1000, maxDocumentBytes: 1024 * 1024, maxFindLimit: opts.maxFindLimit ?? 1000 },
+  });
+  const asWit = async <T>(call: () => Promise<T>): Promise<T> => {
+    try {
+      return await call();
+    } catch (error) {
+      if (error instanceof DocumentsError) throw witError(error.kind, error.message);
+      throw error;
+    }
+  };
+  return {
+    documents,
+    host: {
+      save: (doctype, doc) => asWit(() => documents.save(doctype, doc)),
+      find: (doctype, selector, limit) => asWit(() => documents.find(doctype, selector, limit)),
+    },
+  };
+}
+
+// ---------------------------------------------------------------------------
+// Guest
+
+export interface GuestJob {
+  jobId?: string;
+  accountId?: string;
+  fields?: Record<string, unknown> | string;
+  parameters?: Record<string, unknown> | string;
+}
+
+export interface Guest {
+  /** The component's `run` export: resolves on success, rejects with a Failure. */
+  run(job?: GuestJob): Promise<void>;
+  /** The konnector module's exports (for test konnectors that export helpers). */
+  exports: Record<string, unknown>;
+}
+
+export type GuestSource = { file: string } | { code: string };
+
+/**
+ * The bundle as `konnector build` makes it: the konnector's module, then the
+ * SDK runtime's `runJob` when it created a BaseKonnector, else its own `run`.
+ */
+export async function bundleGuest(source: GuestSource): Promise<string> {
+  const konnectorPath = 'file' in source ? source.file : 'virtual:konnector';
+  const entry = [
+    `import * as konnector from ${JSON.stringify(konnectorPath)};`,
+    `import { runJob, hasKonnector } from ${JSON.stringify(path.join(libsDir, 'runtime.js'))};`,
+    'export { konnector };',
+    'export function run(job) {',
+    '  if (hasKonnector()) return runJob(job);',
+    "  if (typeof konnector.run === 'function') return konnector.run(job);",
+    "  throw { code: 'unknown-error', message: 'the konnector neither exports run() nor creates a BaseKonnector' };",
+    '}',
+  ].join('\n');
+  const plugin: esbuild.Plugin = {
+    name: 'guest-harness',
+    setup(build) {
+      build.onResolve({ filter: /^virtual:konnector$/ }, () => ({ path: 'konnector', namespace: 'virtual' }));
+      build.onLoad({ filter: /.*/, namespace: 'virtual' }, () => ({
+        contents: 'code' in source ? source.code : '',
+        loader: 'js',
+        resolveDir: repoRoot,
+      }));
+      // The world's interfaces become reads of the test host, installed as a global of the context.
+      build.onResolve({ filter: /^cozy:konnector\// }, (args) => {
+        const name = /^cozy:konnector\/([a-z]+)@0\.1\.0$/.exec(args.path)?.[1];
+        if (!name || !WORLD_INTERFACES.includes(name)) {
+          return { errors: [{ text: `${args.path} is not an interface of the konnector world (the version suffix @0.1.0 is required)` }] };
+        }
+        return { path: name, namespace: 'cozy-host' };
+      });
+      build.onLoad({ filter: /.*/, namespace: 'cozy-host' }, (args) => ({
+        contents: `const host = globalThis.__cozyHost.${args.path};\n` +
+          Object.keys(hostShape[args.path as keyof typeof hostShape]).map((fn) => `export const ${fn} = (...args) => host.${fn}(...args);`).join('\n'),
+        loader: 'js',
+      }));
+    },
+  };
+  const result = await esbuild.build({
+    ...GUEST_BUILD_OPTIONS,
+    // An IIFE, so that the vm needs no module linker; same resolution as the ESM build.
+    format: 'iife',
+    globalName: '__guest',
+    external: [],
+    stdin: { contents: entry, resolveDir: repoRoot, sourcefile: 'konnector-entry.js', loader: 'js' },
+    plugins: [plugin],
+    write: false,
+    logLevel: 'silent',
+    absWorkingDir: repoRoot,
+  });
+  return result.outputFiles[0]!.text;
+}
+
+const hostShape = { http: { send: 0 }, documents: { save: 0, find: 0 }, log: { write: 0 }, clock: { now: 0 } };
+
+/**
+ * TextEncoder/TextDecoder built inside the context, so that the bytes they
+ * make are the context's own Uint8Array (instanceof works as in the guest).
+ */
+const CONTEXT_PRELUDE = `
+globalThis.TextEncoder = class TextEncoder {
+  get encoding() { return 'utf-8'; }
+  encode(text = '') { return new Uint8Array(__node.encode(String(text))); }
+};
+globalThis.TextDecoder = class TextDecoder {
+  constructor(label = 'utf-8', options = {}) { this.label = label; this.fatal = !!options.fatal; }
+  get encoding() { return 'utf-8'; }
+  decode(bytes) { return __node.decode(bytes, this.label, this.fatal); }
+};
+`;
+
+const bundles = new Map<string, Promise<string>>();
+
+/** Loads a bundle (built once per source) in a fresh context whose globals are web ones only. */
+export async function loadGuest(source: GuestSource, host: TestHost): Promise<Guest> {
+  const key = 'file' in source ? `file:${source.file}` : `code:${source.code}`;
+  if (!bundles.has(key)) bundles.set(key, bundleGuest(source));
+  const code = await bundles.get(key)!;
+  const context = vm.createContext({
+    URL,
+    URLSearchParams,
+    structuredClone,
+    atob,
+    btoa,
+    crypto: globalThis.crypto,
+    __node: {
+      encode: (text: string) => new TextEncoder().encode(text),
+      decode: (bytes: Uint8Array, label: string, fatal: boolean) => new TextDecoder(label, { fatal }).decode(bytes),
+    },
+  });
+  vm.runInContext(CONTEXT_PRELUDE, context);
+  const Uint8ArrayInGuest = vm.runInContext('Uint8Array', context) as Uint8ArrayConstructor;
+  context.__cozyHost = {
+    ...host,
+    http: {
+      // Bytes handed to the guest are the guest realm's own, as the component glue makes them.
+      async send(req: HttpRequest) {
+        const res = await host.http.send(req);
+        return { ...res, body: new Uint8ArrayInGuest(res.body) };
+      },
+    },
+  };
+  vm.runInContext(code, context, { filename: 'konnector.bundle.js' });
+  const guest = context.__guest as { run(job: unknown): unknown; konnector: Record<string, unknown> };
+  return {
+    exports: guest.konnector,
+    async run(job = {}) {
+      const asJson = (value: Record<string, unknown> | string | undefined) =>
+        typeof value === 'string' ? value : JSON.stringify(value ?? {});
+      await guest.run({
+        jobId: job.jobId ?? 'job-1',
+        accountId: job.accountId ?? 'account-1',
+        fields: asJson(job.fields),
+        parameters: asJson(job.parameters),
+      });
+    },
+  };
+}
+
+export interface TestHostOptions {
+  http?: TestHttpOptions;
+  documents?: TestHost['documents'];
+}
+
+/** A host whose log lines are kept; HTTP and documents refuse everything unless given. */
+export function createTestHost(opts: TestHostOptions = {}): TestHost & { logs: LogLine[] } {
+  const logs: LogLine[] = [];
+  return {
+    logs,
+    http: opts.http ? createTestHttp(opts.http) : { send: async () => { throw witError('denied', 'no HTTP in this test'); } },
+    documents: opts.documents ?? {
+      save: async () => { throw witError('forbidden', 'no documents in this test'); },
+      find: async () => { throw witError('forbidden', 'no documents in this test'); },
+    },
+    log: { write: (level, message) => void logs.push({ level, message }) },
+    clock: { now: () => BigInt(Date.now()) },
+  };
+}
