@@ -1,24 +1,35 @@
 /**
- * Runs ONE job's component instance inside a worker thread. The worker has an
- * empty environment and is terminated by the host at the wall-clock limit.
- * Everything the guest can reach is the imports object below: WIT calls that
- * cross to the host over the bridge, plus clock and randomness answered here.
+ * A sandbox worker thread. It runs jobs one after another, each in a FRESH
+ * component instance; compiled modules and generated glue are kept per
+ * konnector so the next job of the same konnector starts in milliseconds.
+ * The worker has an empty environment; the host terminates it at a job's
+ * wall-clock limit and replaces it. Everything a guest can reach is the
+ * imports object below: WIT calls that cross to the host over the bridge, plus
+ * clock and randomness answered here.
  */
-import { parentPort, workerData, type MessagePort } from 'node:worker_threads';
+import { parentPort, type MessagePort } from 'node:worker_threads';
 import { clockImports } from '../host-api/clock.ts';
 import { randomImports } from '../host-api/random.ts';
 import { GuestBridge } from './bridge.ts';
 
-export interface GuestWorkerData {
-  entry: string;
-  glue: string;
-  modules: Record<string, WebAssembly.Module>;
-  port: MessagePort;
-  signal: SharedArrayBuffer;
-  job: { jobId: string; accountId: string; fields: string; parameters: string };
+export interface GuestJob {
+  jobId: string;
+  accountId: string;
+  fields: string;
+  parameters: string;
 }
 
-/** What the worker tells the host when the guest's `run` returns or traps. */
+/** Host -> worker: run one job. `code` is sent the first time this worker sees the konnector. */
+export interface RunMessage {
+  type: 'run';
+  konnectorId: string;
+  code?: { glue: string; modules: Record<string, WebAssembly.Module> };
+  port: MessagePort;
+  signal: SharedArrayBuffer;
+  job: GuestJob;
+}
+
+/** Worker -> host: how the guest's `run` ended. */
 export type GuestOutcome =
   | { type: 'returned'; memoryBytes: number }
   | { type: 'failed'; code: string; message: string; memoryBytes: number }
@@ -29,13 +40,15 @@ interface Glue {
     getCoreModule: (name: string) => WebAssembly.Module,
     imports: Record<string, Record<string, unknown>>,
     instantiateCore: (module: WebAssembly.Module, imports?: WebAssembly.Imports) => WebAssembly.Instance,
-  ): { run(job: GuestWorkerData['job']): unknown };
+  ): { run(job: GuestJob): unknown };
 }
 
-const data = workerData as GuestWorkerData;
-let memory: WebAssembly.Memory | undefined;
-const memoryBytes = () => memory?.buffer.byteLength ?? 0;
-const bridge = new GuestBridge(data.port, data.signal, memoryBytes);
+interface Konnector {
+  glue: Glue;
+  modules: Record<string, WebAssembly.Module>;
+}
+
+const konnectors = new Map<string, Konnector>();
 
 function isFailure(value: unknown): value is { code: string; message: string } {
   return (
@@ -46,44 +59,58 @@ function isFailure(value: unknown): value is { code: string; message: string } {
   );
 }
 
-function outcomeOf(run: () => unknown): GuestOutcome {
+async function konnectorFor(message: RunMessage): Promise<Konnector> {
+  let konnector = konnectors.get(message.konnectorId);
+  if (!konnector) {
+    if (!message.code) throw new Error(`worker has no code for konnector ${message.konnectorId}`);
+    const source = `data:text/javascript;base64,${Buffer.from(message.code.glue).toString('base64')}`;
+    konnector = { glue: (await import(source)) as Glue, modules: message.code.modules };
+    konnectors.set(message.konnectorId, konnector);
+  }
+  return konnector;
+}
+
+function runJob(konnector: Konnector, message: RunMessage): GuestOutcome {
+  let memory: WebAssembly.Memory | undefined;
+  const memoryBytes = () => memory?.buffer.byteLength ?? 0;
+  const bridge = new GuestBridge(message.port, message.signal, memoryBytes);
   try {
-    run();
+    const instance = konnector.glue.instantiate(
+      (name) => {
+        const module = konnector.modules[name];
+        if (!module) throw new Error(`the glue asked for an unknown core module ${name}`);
+        return module;
+      },
+      {
+        'cozy:konnector/http': { send: (request: unknown) => bridge.call('http.send', [request]) },
+        'cozy:konnector/documents': {
+          save: (doctype: string, doc: string) => bridge.call('documents.save', [doctype, doc]),
+          find: (doctype: string, selector: string, limit: number) => bridge.call('documents.find', [doctype, selector, limit]),
+        },
+        'cozy:konnector/log': { write: (level: string, text: string) => bridge.notify('log.write', [level, text]) },
+        'cozy:konnector/clock': clockImports,
+        'wasi:random/random': randomImports,
+      },
+      (module, imports) => {
+        const instance = new WebAssembly.Instance(module, imports);
+        const exported = instance.exports.memory;
+        if (!memory && exported instanceof WebAssembly.Memory) memory = exported;
+        return instance;
+      },
+    );
+    instance.run(message.job);
     return { type: 'returned', memoryBytes: memoryBytes() };
   } catch (error) {
     // With noComponentErrorWrapping, the glue throws the WIT `err` payload as is.
     if (isFailure(error)) return { type: 'failed', code: error.code, message: error.message, memoryBytes: memoryBytes() };
     return { type: 'trapped', message: error instanceof Error ? error.message : String(error), memoryBytes: memoryBytes() };
+  } finally {
+    message.port.close();
   }
 }
 
-const glue = (await import(`data:text/javascript;base64,${Buffer.from(data.glue).toString('base64')}`)) as Glue;
-
-const outcome = outcomeOf(() => {
-  const instance = glue.instantiate(
-    (name) => {
-      const module = data.modules[name];
-      if (!module) throw new Error(`the glue asked for an unknown core module ${name}`);
-      return module;
-    },
-    {
-      'cozy:konnector/http': { send: (request: unknown) => bridge.call('http.send', [request]) },
-      'cozy:konnector/documents': {
-        save: (doctype: string, doc: string) => bridge.call('documents.save', [doctype, doc]),
-        find: (doctype: string, selector: string, limit: number) => bridge.call('documents.find', [doctype, selector, limit]),
-      },
-      'cozy:konnector/log': { write: (level: string, message: string) => bridge.notify('log.write', [level, message]) },
-      'cozy:konnector/clock': clockImports,
-      'wasi:random/random': randomImports,
-    },
-    (module, imports) => {
-      const instance = new WebAssembly.Instance(module, imports);
-      const exported = instance.exports.memory;
-      if (!memory && exported instanceof WebAssembly.Memory) memory = exported;
-      return instance;
-    },
-  );
-  instance.run(data.job);
+parentPort!.on('message', async (message: RunMessage) => {
+  const konnector = await konnectorFor(message);
+  parentPort!.postMessage(runJob(konnector, message));
 });
-
-parentPort!.postMessage(outcome);
+parentPort!.postMessage({ type: 'ready' });

@@ -36,6 +36,8 @@ export interface JobEnvironment {
   couchUrl: string;
   limits: Limits;
   connectTo?: ConnectTo[];
+  /** DNS for the job's http capability; default the system resolver. Tests inject a fake one. */
+  resolve?: (host: string) => Promise<string[]>;
   onLog?: (line: LogLine) => void;
 }
 
@@ -54,6 +56,7 @@ export async function runJob(konnector: LoadedKonnector, request: JobRequest, en
     limits: env.limits.http,
     allowedHosts: manifest.allowed_hosts,
     connectTo: env.connectTo,
+    resolve: env.resolve,
     onLog: (level, message) => log.write(level, message, 'runner'),
   });
   const documents = createDocuments({

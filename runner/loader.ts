@@ -15,6 +15,8 @@ export const ALLOWED_IMPORTS = new Set([
 ]);
 
 export interface LoadedKonnector {
+  /** Identifies this code in the workers' caches: the artifact and the memory cap it was compiled with. */
+  id: string;
   artifact: Artifact;
   /** ES module source of the component's JS glue, generated here by jco, never read from the artifact. */
   glue: string;
@@ -54,7 +56,7 @@ export async function loadKonnector(artifact: Artifact, limits: Pick<Limits, 'me
   for (const [name, bytes] of Object.entries(transpiled.files)) {
     if (name.endsWith('.wasm')) modules[name] = await WebAssembly.compile(capMemory(bytes, maxPages) as Uint8Array<ArrayBuffer>);
   }
-  return { artifact, glue: Buffer.from(transpiled.files['konnector.js']!).toString('utf8'), modules };
+  return { id: `${artifact.header.sha256}:${maxPages}`, artifact, glue: Buffer.from(transpiled.files['konnector.js']!).toString('utf8'), modules };
 }
 
 /** The component's imports and exports as WIT declares them, with versions. */

@@ -1,4 +1,4 @@
-import { MessageChannel, Worker } from 'node:worker_threads';
+import { MessageChannel } from 'node:worker_threads';
 import type { Documents } from '../host-api/documents.ts';
 import { DocumentsError } from '../host-api/documents.ts';
 import { HttpError } from '../host-api/http/errors.ts';
@@ -6,9 +6,10 @@ import type { Http } from '../host-api/http/index.ts';
 import { JobLog, LogBudgetExceeded, type LogLevel } from '../host-api/log.ts';
 import { serveGuest, type GuestMessage, type HostAnswer } from './bridge.ts';
 import { cozyErrorCode, type CozyErrorCode, type SandboxErrorCode } from './error-codes.ts';
-import type { GuestOutcome, GuestWorkerData } from './guest-worker.ts';
+import type { GuestJob, GuestOutcome, RunMessage } from './guest-worker.ts';
 import type { Limits } from './limits.ts';
 import type { LoadedKonnector } from './loader.ts';
+import { sharedPool, type SandboxPool } from './pool.ts';
 
 /** The capabilities one job's guest reaches: one instance of each, private to the job. */
 export interface JobCapabilities {
@@ -17,7 +18,7 @@ export interface JobCapabilities {
   log: JobLog;
 }
 
-export type JobInput = GuestWorkerData['job'];
+export type JobInput = GuestJob;
 
 export interface JobOutcome {
   state: 'done' | 'errored';
@@ -26,9 +27,6 @@ export interface JobOutcome {
   durationMs: number;
   memoryPeakBytes: number;
 }
-
-const workerBoot = new URL('./worker-boot.mjs', import.meta.url);
-const workerEntry = new URL('./guest-worker.ts', import.meta.url).href;
 
 /** Host faults that end the job (the guest is not answered). */
 class JobEnded extends Error {
@@ -66,18 +64,21 @@ async function answer(message: GuestMessage, caps: JobCapabilities): Promise<Hos
 }
 
 /**
- * The engine turns a refused memory.grow into an `unreachable` trap, so a trap
- * with linear memory within one large allocation of its cap is taken for the
- * memory limit. (Fuel metering will price memory.grow and tell for sure.)
+ * A refused memory.grow surfaces in the guest as SpiderMonkey's catchable "out
+ * of memory" error (the konnector then usually fails with it), or as an
+ * `unreachable` trap. Either, with linear memory within one large allocation of
+ * its cap, is taken for the memory limit. (Fuel metering prices memory.grow
+ * and will tell for sure.)
  */
-function trapCode(outcome: Extract<GuestOutcome, { type: 'trapped' }>, limits: Limits): SandboxErrorCode {
+function hitMemoryCap(outcome: { message: string; memoryBytes: number }, limits: Limits, trapped: boolean): boolean {
   const slack = Math.max(16 * 1024 * 1024, limits.memoryBytes / 8);
   const nearCap = outcome.memoryBytes >= limits.memoryBytes - slack;
-  return nearCap || /out of memory/i.test(outcome.message) ? 'LIMIT_EXCEEDED.MEMORY' : 'UNKNOWN_ERROR.CRASH';
+  const saysOutOfMemory = /out of memory/i.test(outcome.message);
+  return trapped ? nearCap || saysOutOfMemory : nearCap && saysOutOfMemory;
 }
 
 /**
- * Runs one job in a fresh worker and a fresh component instance. Resolves
+ * Runs one job in a fresh component instance on a pooled worker. Resolves
  * with the outcome whatever the guest does: returning, failing with a code,
  * trapping, looping forever or exhausting memory. Never rejects for guest
  * behaviour.
@@ -87,26 +88,14 @@ export async function runInSandbox(
   job: JobInput,
   caps: JobCapabilities,
   limits: Limits,
+  pool: SandboxPool = sharedPool(),
 ): Promise<JobOutcome> {
   const started = performance.now();
+  const worker = await pool.acquire();
   const { port1: hostPort, port2: guestPort } = new MessageChannel();
   const signal = new SharedArrayBuffer(4);
   let memoryPeakBytes = 0;
-
-  const worker = new Worker(workerBoot, {
-    workerData: {
-      entry: workerEntry,
-      glue: konnector.glue,
-      modules: konnector.modules,
-      port: guestPort,
-      signal,
-      job,
-    } satisfies GuestWorkerData,
-    transferList: [guestPort],
-    env: {},
-    // Caps the JS heap of the glue; linear memory is capped in the module itself.
-    resourceLimits: { maxOldGenerationSizeMb: 256, maxYoungGenerationSizeMb: 32, stackSizeMb: 4 },
-  });
+  let workerSound = true;
 
   const outcome = await new Promise<Omit<JobOutcome, 'durationMs' | 'memoryPeakBytes'>>((resolve) => {
     let settled = false;
@@ -114,11 +103,13 @@ export async function runInSandbox(
       if (settled) return;
       settled = true;
       clearTimeout(timer);
+      worker.thread.off('message', onOutcome).off('error', onError).off('exit', onExit);
       resolve(result);
-      void worker.terminate();
     };
+    /** Ends the job from the host side: the worker is stopped mid-flight and replaced. */
     const end = (code: SandboxErrorCode, message: string) => {
       if (settled) return;
+      workerSound = false;
       caps.log.write('error', message, 'runner');
       finish({ state: 'errored', error: code, message });
     };
@@ -141,27 +132,37 @@ export async function runInSandbox(
       },
     );
 
-    worker.on('message', (result: GuestOutcome) => {
+    const onOutcome = (result: GuestOutcome) => {
       memoryPeakBytes = Math.max(memoryPeakBytes, result.memoryBytes);
       switch (result.type) {
         case 'returned':
           return finish({ state: 'done', error: null, message: null });
         case 'failed': {
-          const code = cozyErrorCode(result.code);
+          const code = hitMemoryCap(result, limits, false) ? 'LIMIT_EXCEEDED.MEMORY' : cozyErrorCode(result.code);
           caps.log.write('error', `the konnector failed with ${code}: ${result.message}`, 'runner');
           return finish({ state: 'errored', error: code, message: result.message });
         }
-        case 'trapped':
-          return end(trapCode(result, limits), `the konnector crashed: ${result.message}`);
+        case 'trapped': {
+          const message = `the konnector crashed: ${result.message}`;
+          caps.log.write('error', message, 'runner');
+          return finish({ state: 'errored', error: hitMemoryCap(result, limits, true) ? 'LIMIT_EXCEEDED.MEMORY' : 'UNKNOWN_ERROR.CRASH', message });
+        }
       }
-    });
-    worker.on('error', (error: Error & { code?: string }) => {
+    };
+    const onError = (error: Error & { code?: string }) => {
       if (error.code === 'ERR_WORKER_OUT_OF_MEMORY') end('LIMIT_EXCEEDED.MEMORY', `the konnector's glue heap ran out of memory`);
       else end('UNKNOWN_ERROR.CRASH', `the sandbox worker failed: ${error.message}`);
-    });
-    worker.on('exit', (exitCode) => end('UNKNOWN_ERROR.CRASH', `the sandbox worker exited (code ${exitCode}) before the job ended`));
+    };
+    const onExit = (exitCode: number) => end('UNKNOWN_ERROR.CRASH', `the sandbox worker exited (code ${exitCode}) before the job ended`);
+    worker.thread.on('message', onOutcome).on('error', onError).on('exit', onExit);
+
+    const code = worker.knows.has(konnector.id) ? undefined : { glue: konnector.glue, modules: konnector.modules };
+    worker.knows.add(konnector.id);
+    worker.post({ type: 'run', konnectorId: konnector.id, code, port: guestPort, signal, job } satisfies RunMessage);
   });
 
   hostPort.close();
+  if (workerSound) pool.release(worker);
+  else await pool.discard(worker);
   return { ...outcome, durationMs: Math.round(performance.now() - started), memoryPeakBytes };
 }

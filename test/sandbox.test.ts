@@ -99,8 +99,18 @@ describe('the sandbox', () => {
   });
 
   it('survives a guest trap, and the next job runs normally', async () => {
-    const trap = await runProbe({ mode: 'bad-value', level: 'deafening' });
+    const trap = await runProbe({ mode: 'never-settle' });
     expect(trap.report).toMatchObject({ state: 'errored', error: 'UNKNOWN_ERROR.CRASH' });
+    expect(trap.report.message).toMatch(/wasm trap/);
+
+    const twin = await runProbe({ mode: 'never-settle', settle: true });
+    expect(twin.report).toMatchObject({ state: 'done', error: null });
+  });
+
+  it('refuses a value outside its WIT type at the boundary', async () => {
+    const bad = await runProbe({ mode: 'bad-value', level: 'deafening' });
+    expect(bad.report).toMatchObject({ state: 'errored', error: 'UNKNOWN_ERROR' });
+    expect(bad.report.message).toContain('"deafening" is not one of the cases of level');
 
     const twin = await runProbe({ mode: 'bad-value', level: 'warning' });
     expect(twin.report).toMatchObject({ state: 'done', error: null });

@@ -211,12 +211,9 @@ export function readTypes(section: Section | undefined): FuncType[] {
   });
 }
 
-export function encodeFuncType(type: FuncType): Uint8Array {
-  const writer = new ByteWriter(8).u8(0x60).u32(type.params.length);
-  for (const param of type.params) writer.bytes(param.raw);
-  writer.u32(type.results.length);
-  for (const result of type.results) writer.bytes(result.raw);
-  return writer.finish();
+/** The function section: the type index of each defined function. */
+export function readFunctions(section: Section | undefined): number[] {
+  return section ? readVector(section, 'function', (reader) => reader.u32()) : [];
 }
 
 // ---------------------------------------------------------------- imports

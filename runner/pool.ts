@@ -1,0 +1,107 @@
+import { availableParallelism } from 'node:os';
+import { Worker } from 'node:worker_threads';
+import type { RunMessage } from './guest-worker.ts';
+
+const workerBoot = new URL('./worker-boot.mjs', import.meta.url);
+const workerEntry = new URL('./guest-worker.ts', import.meta.url).href;
+
+/** One sandbox worker thread and the konnectors whose code it already holds. */
+export class SandboxWorker {
+  readonly knows = new Set<string>();
+  readonly ready: Promise<void>;
+
+  constructor(readonly thread: Worker) {
+    this.ready = new Promise((resolve, reject) => {
+      const onMessage = (message: { type?: string }) => {
+        if (message.type !== 'ready') return;
+        thread.off('message', onMessage);
+        thread.off('error', reject);
+        resolve();
+      };
+      thread.on('message', onMessage);
+      thread.once('error', reject);
+    });
+  }
+
+  post(message: RunMessage): void {
+    this.thread.postMessage(message, [message.port]);
+  }
+}
+
+/**
+ * Warm worker threads, reused from job to job. A worker whose job ended
+ * normally (returned, failed or trapped: the instance is discarded either way)
+ * goes back to the pool; one that was terminated or crashed is replaced.
+ * Idle workers do not keep the process alive.
+ */
+export class SandboxPool {
+  private readonly idle: SandboxWorker[] = [];
+  private busy = 0;
+  private readonly waiting: Array<(worker: SandboxWorker) => void> = [];
+
+  constructor(readonly size: number = availableParallelism() * 2) {}
+
+  private spawn(): SandboxWorker {
+    const thread = new Worker(workerBoot, {
+      workerData: { entry: workerEntry },
+      env: {},
+      // Caps the JS heap of the glue; linear memory is capped in the module itself.
+      resourceLimits: { maxOldGenerationSizeMb: 256, maxYoungGenerationSizeMb: 32, stackSizeMb: 4 },
+    });
+    thread.unref();
+    return new SandboxWorker(thread);
+  }
+
+  /** Starts `count` workers ahead of the first jobs. */
+  async warm(count = this.size): Promise<void> {
+    const fresh = Array.from({ length: Math.max(0, Math.min(count, this.size) - this.idle.length - this.busy) }, () => this.spawn());
+    await Promise.all(fresh.map((worker) => worker.ready));
+    this.idle.push(...fresh);
+  }
+
+  /** A worker for one job; waits when `size` jobs already run. */
+  async acquire(): Promise<SandboxWorker> {
+    let worker = this.idle.pop() ?? (this.busy < this.size ? this.spawn() : undefined);
+    if (worker) this.busy += 1;
+    // A waiter is handed a worker by release/discard, which keep it counted as busy.
+    else worker = await new Promise<SandboxWorker>((resolve) => this.waiting.push(resolve));
+    worker.thread.ref();
+    try {
+      await worker.ready;
+    } catch (error) {
+      await this.discard(worker);
+      throw error;
+    }
+    return worker;
+  }
+
+  /** Gives back a worker whose thread is still sound. */
+  release(worker: SandboxWorker): void {
+    worker.thread.unref();
+    const next = this.waiting.shift();
+    if (next) return next(worker);
+    this.busy -= 1;
+    this.idle.push(worker);
+  }
+
+  /** Stops a worker (wall clock, crash) and makes room for a fresh one. */
+  async discard(worker: SandboxWorker): Promise<void> {
+    await worker.thread.terminate();
+    const next = this.waiting.shift();
+    if (next) return next(this.spawn());
+    this.busy -= 1;
+  }
+
+  async close(): Promise<void> {
+    const all = this.idle.splice(0);
+    await Promise.all(all.map((worker) => worker.thread.terminate()));
+  }
+}
+
+let shared: SandboxPool | undefined;
+
+/** The process-wide pool `runInSandbox` uses by default. */
+export function sharedPool(): SandboxPool {
+  shared ??= new SandboxPool();
+  return shared;
+}
