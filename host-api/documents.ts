@@ -4,8 +4,9 @@
  */
 import nano from 'nano';
 import { z } from 'zod';
+import { BudgetExceeded } from './budget.ts';
 
-export type DocumentsErrorKind = 'forbidden' | 'invalid' | 'conflict' | 'unavailable' | 'budget-exhausted';
+export type DocumentsErrorKind = 'forbidden' | 'invalid' | 'conflict' | 'unavailable';
 
 export class DocumentsError extends Error {
   readonly kind: DocumentsErrorKind;
@@ -305,8 +306,7 @@ export function createDocuments(opts: DocumentsOptions): Documents {
           `document's _id must be ${JSON.stringify(accountId)}`);
       }
       if (writes >= limits.maxDocuments) {
-        throw new DocumentsError('budget-exhausted', `${operation}: the job's document budget is spent: a job may ` +
-          `write at most ${limits.maxDocuments} documents`);
+        throw new BudgetExceeded('DOCUMENTS', limits.maxDocuments, writes + 1, `${operation}: documents written`);
       }
       writes++;
       const db = databaseName(instance, doctype);

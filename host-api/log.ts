@@ -1,4 +1,5 @@
 import type { Limits } from '../runner/limits.ts';
+import { BudgetExceeded } from './budget.ts';
 
 export type LogLevel = 'debug' | 'info' | 'warning' | 'error' | 'critical';
 export const LOG_LEVELS: readonly LogLevel[] = ['debug', 'info', 'warning', 'error', 'critical'];
@@ -11,20 +12,9 @@ export interface LogLine {
   source: 'konnector' | 'runner';
 }
 
-export class LogBudgetExceeded extends Error {
-  constructor(
-    readonly budget: 'lines' | 'bytes',
-    readonly limit: number,
-    readonly used: number,
-  ) {
-    super(`the job wrote more log ${budget} than allowed (${used} > ${limit})`);
-    this.name = 'LogBudgetExceeded';
-  }
-}
-
 /**
  * WIT `log`: the job's log. Lines are cut at `maxLineBytes`; past `maxLines`
- * or `maxBytes` the write throws LogBudgetExceeded and the sandbox ends the job.
+ * or `maxBytes` the write throws BudgetExceeded and the sandbox ends the job.
  */
 export class JobLog {
   readonly lines: LogLine[] = [];
@@ -35,6 +25,11 @@ export class JobLog {
     private readonly limits: Limits['log'],
     private readonly onLine: (line: LogLine) => void = () => {},
   ) {}
+
+  /** What the konnector wrote, against the log budgets. */
+  get usage(): { lines: number; bytes: number } {
+    return { lines: this.konnectorLines, bytes: this.konnectorBytes };
+  }
 
   write(level: LogLevel, message: string, source: LogLine['source'] = 'konnector'): void {
     if (!LOG_LEVELS.includes(level)) level = 'info';
@@ -47,10 +42,10 @@ export class JobLog {
       this.konnectorLines += 1;
       this.konnectorBytes += Buffer.byteLength(cut);
       if (this.konnectorLines > this.limits.maxLines) {
-        throw new LogBudgetExceeded('lines', this.limits.maxLines, this.konnectorLines);
+        throw new BudgetExceeded('LOG_LINES', this.limits.maxLines, this.konnectorLines, 'log lines');
       }
       if (this.konnectorBytes > this.limits.maxBytes) {
-        throw new LogBudgetExceeded('bytes', this.limits.maxBytes, this.konnectorBytes);
+        throw new BudgetExceeded('LOG_BYTES', this.limits.maxBytes, this.konnectorBytes, 'log bytes');
       }
     }
     this.lines.push(line);

@@ -1,3 +1,5 @@
+import type { BudgetName } from '../host-api/budget.ts';
+
 /**
  * The standard Cozy error codes (cozy-konnector-libs `errors`). The WIT enum
  * spells each one in kebab case: LOGIN_FAILED.NEEDS_SECRET is
@@ -46,8 +48,4 @@ export function cozyErrorCode(witName: string): CozyErrorCode {
  * Codes the runner itself ends a job with, beside the konnector's own:
  * a budget it exceeded, or a crash of its code (a trap).
  */
-export type SandboxErrorCode =
-  | 'LIMIT_EXCEEDED.MEMORY'
-  | 'LIMIT_EXCEEDED.WALL_CLOCK'
-  | 'LIMIT_EXCEEDED.LOG'
-  | 'UNKNOWN_ERROR.CRASH';
+export type SandboxErrorCode = `LIMIT_EXCEEDED.${BudgetName}` | 'UNKNOWN_ERROR.CRASH';

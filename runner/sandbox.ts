@@ -3,7 +3,8 @@ import type { Documents } from '../host-api/documents.ts';
 import { DocumentsError } from '../host-api/documents.ts';
 import { HttpError } from '../host-api/http/errors.ts';
 import type { Http } from '../host-api/http/index.ts';
-import { JobLog, LogBudgetExceeded, type LogLevel } from '../host-api/log.ts';
+import { BudgetExceeded } from '../host-api/budget.ts';
+import { JobLog, type LogLevel } from '../host-api/log.ts';
 import { serveGuest, type GuestMessage, type HostAnswer } from './bridge.ts';
 import { cozyErrorCode, type CozyErrorCode, type SandboxErrorCode } from './error-codes.ts';
 import type { GuestJob, GuestOutcome, RunMessage } from './guest-worker.ts';
@@ -57,7 +58,7 @@ async function answer(message: GuestMessage, caps: JobCapabilities): Promise<Hos
     if (error instanceof HttpError || error instanceof DocumentsError) {
       return { err: { kind: error.kind, message: error.message } };
     }
-    if (error instanceof LogBudgetExceeded) throw new JobEnded('LIMIT_EXCEEDED.LOG', error.message);
+    if (error instanceof BudgetExceeded) throw new JobEnded(`LIMIT_EXCEEDED.${error.budget}`, error.message);
     throw error;
   }
   throw new Error(`unknown host call ${String(message.op)}`);

@@ -4,8 +4,7 @@ export type HttpErrorKind =
   | 'invalid-request'
   | 'timeout'
   | 'too-large'
-  | 'network'
-  | 'budget-exhausted';
+  | 'network';
 
 /** A failed `send`: the runner hands `kind` and `message` to the guest as a WIT `http.error`. */
 export class HttpError extends Error {

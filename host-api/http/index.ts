@@ -12,6 +12,7 @@
 import dns from 'node:dns';
 import { Agent, type Dispatcher } from 'undici';
 import { z } from 'zod';
+import { BudgetExceeded } from '../budget.ts';
 import { createCheckedConnector, type Resolver } from './connector.ts';
 import { CookieStore } from './cookies.ts';
 import { HttpConfigError, HttpError, type HttpErrorKind } from './errors.ts';
@@ -97,13 +98,14 @@ const REDIRECTS = new Set([301, 302, 303, 307, 308]);
 /** Fetch standard: headers describing a body, dropped when a redirect turns the request into a GET. */
 const BODY_HEADERS = new Set(['content-type', 'content-encoding', 'content-language', 'content-location']);
 /** HTTP errors the host raises on its own decision, as opposed to what the remote side did. */
-const REFUSALS = new Set<HttpErrorKind>(['denied', 'invalid-request', 'too-large', 'budget-exhausted']);
+const REFUSALS = new Set<HttpErrorKind>(['denied', 'invalid-request', 'too-large']);
 const STATUS_LINE_BYTES = 17; // "HTTP/1.1 200 OK\r\n"
 const TIMEOUT_CODES = new Set(['UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT']);
 
-/** Turns what undici or Node threw into the WIT error the guest gets. */
+/** Turns what undici or Node threw into the WIT error the guest gets; a spent budget ends the job instead. */
 function toHttpError(err: unknown, where: string): HttpError {
   if (err instanceof HttpError) return err;
+  if (err instanceof BudgetExceeded) throw err;
   const e = err as Error & { code?: string };
   if (e.code && TIMEOUT_CODES.has(e.code)) return new HttpError('timeout', `${where}: ${e.message}`);
   if (e.code === 'UND_ERR_HEADERS_OVERFLOW') return new HttpError('too-large', `${where}: response headers too large`);
@@ -175,7 +177,7 @@ export function createHttp(opts: HttpOptions): Http {
 
   function takeBytesIn(n: number, where: string): void {
     if (stats.bytesIn + n > limits.maxBytesIn) {
-      throw new HttpError('budget-exhausted', `${where}: the job's inbound byte budget (${limits.maxBytesIn} bytes) is spent`);
+      throw new BudgetExceeded('HTTP_BYTES_IN', limits.maxBytesIn, stats.bytesIn + n, `${where}: inbound bytes`);
     }
     stats.bytesIn += n;
   }
@@ -213,10 +215,10 @@ export function createHttp(opts: HttpOptions): Http {
     const sent: [string, string][] = cookie ? [...headers, ['cookie', cookie]] : headers;
     const outBytes = headBytes(method, url, sent) + (body?.byteLength ?? 0);
     if (stats.requests >= limits.maxRequests) {
-      throw new HttpError('budget-exhausted', `${where}: the job's request budget (${limits.maxRequests} requests) is spent`);
+      throw new BudgetExceeded('HTTP_REQUESTS', limits.maxRequests, stats.requests + 1, `${where}: requests`);
     }
     if (stats.bytesOut + outBytes > limits.maxBytesOut) {
-      throw new HttpError('budget-exhausted', `${where}: the job's outbound byte budget (${limits.maxBytesOut} bytes) is spent`);
+      throw new BudgetExceeded('HTTP_BYTES_OUT', limits.maxBytesOut, stats.bytesOut + outBytes, `${where}: outbound bytes`);
     }
     stats.requests += 1;
     stats.bytesOut += outBytes;

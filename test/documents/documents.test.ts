@@ -1,7 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startEmbeddedCouchDB, type CouchServer } from '../../host-api/couchdb-server.ts';
-import { createDocuments, databaseName, DocumentsError } from '../../host-api/documents.ts';
+import { createDocuments, databaseName } from '../../host-api/documents.ts';
 import { documentsFor, expectDocumentsError, freshInstance, makeTempDir } from './helpers.ts';
+import { expectBudgetExceeded } from '../support/budget.ts';
 
 let server: CouchServer;
 let removeDataDir: () => Promise<void>;
@@ -327,9 +328,7 @@ describe('conflicts and budget', () => {
     await expectDocumentsError(documents.save('io.cozy.bills', 'not json'), 'invalid');
     await documents.save('io.cozy.bills', JSON.stringify(BILL));
     await documents.save('io.cozy.files', '{"name":"bill.pdf"}');
-    const error = await expectDocumentsError(documents.save('io.cozy.bills', JSON.stringify(BILL)), 'budget-exhausted',
-      /at most 3 documents/);
-    expect(error).toBeInstanceOf(DocumentsError);
+    await expectBudgetExceeded(documents.save('io.cozy.bills', JSON.stringify(BILL)), 'DOCUMENTS', 3);
     expect(documents.saved).toEqual({ 'io.cozy.bills': 2, 'io.cozy.files': 1 });
     expect(JSON.parse(await documents.find('io.cozy.bills', '{}', 10))).toHaveLength(2);
   });
