@@ -22,6 +22,11 @@ export const JobRequestSchema = z.object({
 
 export type JobRequest = z.input<typeof JobRequestSchema>;
 
+export interface BudgetUsage {
+  used: number;
+  limit: number;
+}
+
 export interface JobReport extends JobOutcome {
   jobId: string;
   slug: string;
@@ -30,6 +35,8 @@ export interface JobReport extends JobOutcome {
   bytesOut: number;
   saved: Record<string, number>;
   logLines: number;
+  /** Every budget of the job: what it used against its limit. */
+  budgets: Record<'wallClockMs' | 'memoryBytes' | 'httpRequests' | 'httpBytesIn' | 'httpBytesOut' | 'documents' | 'logLines' | 'logBytes', BudgetUsage>;
 }
 
 export interface JobEnvironment {
@@ -84,6 +91,8 @@ export async function runJob(konnector: LoadedKonnector, request: JobRequest, en
   } finally {
     await http.close();
   }
+  const { limits } = env;
+  const written = Object.values(documents.saved).reduce((sum, n) => sum + n, 0);
   return {
     jobId: job.jobId,
     slug: manifest.slug,
@@ -93,5 +102,15 @@ export async function runJob(konnector: LoadedKonnector, request: JobRequest, en
     bytesOut: http.stats.bytesOut,
     saved: { ...documents.saved },
     logLines: log.lines.length,
+    budgets: {
+      wallClockMs: { used: outcome.durationMs, limit: limits.wallClockMs },
+      memoryBytes: { used: outcome.memoryPeakBytes, limit: limits.memoryBytes },
+      httpRequests: { used: http.stats.requests, limit: limits.http.maxRequests },
+      httpBytesIn: { used: http.stats.bytesIn, limit: limits.http.maxBytesIn },
+      httpBytesOut: { used: http.stats.bytesOut, limit: limits.http.maxBytesOut },
+      documents: { used: written, limit: limits.documents.maxDocuments },
+      logLines: { used: log.usage.lines, limit: limits.log.maxLines },
+      logBytes: { used: log.usage.bytes, limit: limits.log.maxBytes },
+    },
   };
 }
