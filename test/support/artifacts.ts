@@ -28,6 +28,15 @@ export function buildOnce(konnectorDir: string): Promise<string> {
   return artifact;
 }
 
-export async function loadOnce(konnectorDir: string, limits: Limits = defaultLimits): Promise<LoadedKonnector> {
-  return loadKonnector(await readArtifact(await buildOnce(konnectorDir)), limits);
+const loaded = new Map<string, Promise<LoadedKonnector>>();
+
+/** Loads a built fixture once per memory cap (the cap is compiled into its modules). */
+export function loadOnce(konnectorDir: string, limits: Limits = defaultLimits): Promise<LoadedKonnector> {
+  const key = `${konnectorDir}:${limits.memoryBytes}`;
+  let konnector = loaded.get(key);
+  if (!konnector) {
+    konnector = buildOnce(konnectorDir).then(async (file) => loadKonnector(await readArtifact(file), limits));
+    loaded.set(key, konnector);
+  }
+  return konnector;
 }
