@@ -54,7 +54,7 @@ export async function loadKonnector(artifact: Artifact, limits: Pick<Limits, 'me
   const maxPages = Math.floor(limits.memoryBytes / WASM_PAGE_BYTES);
   const modules: Record<string, WebAssembly.Module> = {};
   for (const [name, bytes] of Object.entries(transpiled.files)) {
-    if (name.endsWith('.wasm')) modules[name] = await WebAssembly.compile(capMemory(bytes, maxPages) as Uint8Array<ArrayBuffer>);
+    if (name.endsWith('.wasm')) modules[name] = await WebAssembly.compile(capMemory(new Uint8Array(bytes), maxPages));
   }
   return { id: `${artifact.header.sha256}:${maxPages}`, artifact, glue: Buffer.from(transpiled.files['konnector.js']!).toString('utf8'), modules };
 }

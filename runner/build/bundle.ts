@@ -68,6 +68,39 @@ const noNodeBuiltins: esbuild.Plugin = {
   },
 };
 
+/** How a konnector's imports resolve inside the guest (shared with the SDK's test harness). */
+export const GUEST_RESOLUTION = {
+  bundle: true,
+  platform: 'neutral',
+  target: 'es2022',
+  mainFields: ['module', 'main'],
+  conditions: ['import', 'require', 'default'],
+  alias: {
+    'cozy-konnector-libs': path.join(guestLibsDir, 'index.js'),
+    // cheerio's default entry pulls in undici and Node streams; its browser
+    // entry has the same parse5-based `load` without them.
+    cheerio: path.join(repoRoot, 'node_modules/cheerio/dist/browser/index.js'),
+  },
+} satisfies esbuild.BuildOptions;
+
+/**
+ * The component's `run` export: a konnector built on the SDK (it created a
+ * BaseKonnector) runs through the SDK's runtime; otherwise its own `run`.
+ * Anything it throws becomes a WIT `failure`.
+ */
+export function entryModuleSource(konnectorModule: string, beforeRun = ''): string {
+  return [
+    `import * as konnector from ${JSON.stringify(konnectorModule)};`,
+    `import { runJob, hasKonnector, toFailure } from ${JSON.stringify(path.join(guestLibsDir, 'runtime.js'))};`,
+    `export function run(job) {`,
+    `  ${beforeRun}`,
+    `  if (hasKonnector()) return runJob(job);`,
+    `  if (typeof konnector.run === 'function') return Promise.resolve().then(() => konnector.run(job)).catch((e) => { throw toFailure(e); });`,
+    `  throw { code: 'unknown-error', message: 'the konnector neither exports run() nor creates a BaseKonnector' };`,
+    `}`,
+  ].join('\n');
+}
+
 export interface Bundle {
   code: string;
   entry: string;
@@ -86,34 +119,14 @@ export async function bundleKonnector(dir: string): Promise<Bundle> {
   } catch {
     throw new UsageError('source', `the konnector entry ${entry} does not exist (set "main" in package.json or add index.js)`);
   }
-  const wrapper = [
-    `import { enableHostClock } from ${JSON.stringify(preludePath)};`,
-    `import * as konnector from ${JSON.stringify(entry)};`,
-    `import { runJob, hasKonnector, toFailure } from ${JSON.stringify(path.join(guestLibsDir, 'runtime.js'))};`,
-    `export function run(job) {`,
-    `  enableHostClock();`,
-    `  if (hasKonnector()) return runJob(job);`,
-    `  if (typeof konnector.run === 'function') return Promise.resolve().then(() => konnector.run(job)).catch((e) => { throw toFailure(e); });`,
-    `  throw { code: 'unknown-error', message: 'the konnector neither exports run() nor creates a BaseKonnector' };`,
-    `}`,
-  ].join('\n');
+  const wrapper = [`import { enableHostClock } from ${JSON.stringify(preludePath)};`, entryModuleSource(entry, 'enableHostClock();')].join('\n');
   let result: esbuild.BuildResult & { outputFiles: esbuild.OutputFile[] };
   try {
     result = await esbuild.build({
       stdin: { contents: wrapper, resolveDir: konnectorDir, sourcefile: 'konnector-entry.js', loader: 'js' },
-      bundle: true,
+      ...GUEST_RESOLUTION,
       write: false,
       format: 'esm',
-      platform: 'neutral',
-      target: 'es2022',
-      mainFields: ['module', 'main'],
-      conditions: ['import', 'require', 'default'],
-      alias: {
-        'cozy-konnector-libs': path.join(guestLibsDir, 'index.js'),
-        // cheerio's default entry pulls in undici and Node streams; its browser
-        // entry has the same parse5-based `load` without them.
-        cheerio: path.join(repoRoot, 'node_modules/cheerio/dist/browser/index.js'),
-      },
       plugins: [worldImportsOnly, noNodeBuiltins],
       logLevel: 'silent',
       legalComments: 'none',

@@ -30,12 +30,18 @@ async function withPinnedEntropy<T>(seed: string, work: () => Promise<T>): Promi
     const realNow = Date.now;
     const realRandom = Math.random;
     const realTmp = process.env.TMPDIR;
-    let state = createHash('sha256').update(seed).digest().readUInt32LE(0) || 1;
-    Date.now = () => 0;
-    Math.random = () => {
+    const seedState = createHash('sha256').update(seed).digest().readUInt32LE(0) || 1;
+    let state = seedState;
+    const next = () => {
       state = (state * 16807) % 2147483647;
       return state / 2147483647;
     };
+    // componentize-js names its work directory after its first Math.random()
+    // and fails if it exists: clear what a killed build of the same source left.
+    await rm(path.join('/tmp', createHash('sha256').update(next().toString()).digest('hex').slice(0, 12)), { recursive: true, force: true });
+    state = seedState;
+    Date.now = () => 0;
+    Math.random = next;
     process.env.TMPDIR = '/tmp';
     try {
       return await work();

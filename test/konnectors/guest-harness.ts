@@ -22,28 +22,9 @@ import * as esbuild from 'esbuild';
 import { CookieJar } from 'tough-cookie';
 import { startEmbeddedCouchDB, type CouchServer } from '../../host-api/couchdb-server.ts';
 import { createDocuments, DocumentsError, type Documents } from '../../host-api/documents.ts';
+import { entryModuleSource, GUEST_RESOLUTION } from '../../runner/build/bundle.ts';
 
 export const repoRoot = fileURLToPath(new URL('../../', import.meta.url));
-const libsDir = path.join(repoRoot, 'konnectors/libs');
-
-/**
- * The build options of `konnector build` (runner/build/bundle.ts), plus the
- * cheerio alias the guest needs: cheerio's default Node entry pulls undici and
- * node:stream, its browser entry is the same parse5-based `load` without them.
- */
-export const GUEST_BUILD_OPTIONS = {
-  bundle: true,
-  format: 'esm',
-  platform: 'neutral',
-  target: 'es2022',
-  mainFields: ['module', 'main'],
-  conditions: ['import', 'require', 'default'],
-  alias: {
-    'cozy-konnector-libs': path.join(libsDir, 'index.js'),
-    cheerio: path.join(repoRoot, 'node_modules/cheerio/dist/browser/index.js'),
-  },
-  external: ['cozy:konnector/*', 'wasi:*'],
-} satisfies esbuild.BuildOptions;
 
 const WORLD_INTERFACES = ['http', 'documents', 'log', 'clock'];
 
@@ -249,16 +230,7 @@ export type GuestSource = { file: string } | { code: string };
  */
 export async function bundleGuest(source: GuestSource): Promise<string> {
   const konnectorPath = 'file' in source ? source.file : 'virtual:konnector';
-  const entry = [
-    `import * as konnector from ${JSON.stringify(konnectorPath)};`,
-    `import { runJob, hasKonnector } from ${JSON.stringify(path.join(libsDir, 'runtime.js'))};`,
-    'export { konnector };',
-    'export function run(job) {',
-    '  if (hasKonnector()) return runJob(job);',
-    "  if (typeof konnector.run === 'function') return konnector.run(job);",
-    "  throw { code: 'unknown-error', message: 'the konnector neither exports run() nor creates a BaseKonnector' };",
-    '}',
-  ].join('\n');
+  const entry = `${entryModuleSource(konnectorPath)}\nexport { konnector };`;
   const plugin: esbuild.Plugin = {
     name: 'guest-harness',
     setup(build) {
@@ -284,7 +256,7 @@ export async function bundleGuest(source: GuestSource): Promise<string> {
     },
   };
   const result = await esbuild.build({
-    ...GUEST_BUILD_OPTIONS,
+    ...GUEST_RESOLUTION,
     // An IIFE, so that the vm needs no module linker; same resolution as the ESM build.
     format: 'iife',
     globalName: '__guest',
