@@ -9,7 +9,7 @@ import { receiveMessageOnPort, type MessagePort } from 'node:worker_threads';
  */
 
 /** Host calls that wait for an answer. */
-export type HostCallOp = 'http.send' | 'documents.save' | 'documents.find';
+export type HostCallOp = 'http.send' | 'documents.save' | 'documents.find' | 'files.save' | 'files.stat';
 /** Host calls that do not. */
 export type HostNoticeOp = 'log.write';
 
@@ -55,6 +55,16 @@ export class GuestBridge {
   }
 }
 
+export interface GuestServer {
+  /**
+   * Takes the messages still queued on the port and resolves once every
+   * message so far is handled. The guest's outcome comes on another port, with
+   * no order against this one: drain before settling, or its last log lines
+   * are lost.
+   */
+  drain(): Promise<void>;
+}
+
 /**
  * Host side: answers every message in arrival order. `handle` returns the
  * answer for calls and undefined for notices; if it throws, the sandbox is
@@ -65,10 +75,10 @@ export function serveGuest(
   signal: SharedArrayBuffer,
   handle: (message: GuestMessage) => Promise<HostAnswer | undefined>,
   onFault: (error: unknown) => void,
-): void {
+): GuestServer {
   const flag = new Int32Array(signal);
   let chain = Promise.resolve();
-  port.on('message', (message: GuestMessage) => {
+  const enqueue = (message: GuestMessage) => {
     chain = chain.then(async () => {
       try {
         const answer = await handle(message);
@@ -80,5 +90,14 @@ export function serveGuest(
         onFault(error);
       }
     });
-  });
+  };
+  port.on('message', enqueue);
+  return {
+    drain() {
+      for (let queued = receiveMessageOnPort(port); queued; queued = receiveMessageOnPort(port)) {
+        enqueue(queued.message as GuestMessage);
+      }
+      return chain;
+    },
+  };
 }

@@ -87,6 +87,10 @@ function runJob(konnector: Konnector, message: RunMessage): GuestOutcome {
           save: (doctype: string, doc: string) => bridge.call('documents.save', [doctype, doc]),
           find: (doctype: string, selector: string, limit: number) => bridge.call('documents.find', [doctype, selector, limit]),
         },
+        'cozy:konnector/files': {
+          save: (path: string, content: Uint8Array, replace: boolean) => bridge.call('files.save', [path, content, replace]),
+          stat: (path: string) => bridge.call('files.stat', [path]),
+        },
         'cozy:konnector/log': { write: (level: string, text: string) => bridge.notify('log.write', [level, text]) },
         'cozy:konnector/clock': clockImports,
         'wasi:random/random': randomImports,

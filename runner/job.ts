@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
 import { createDocuments } from '../host-api/documents.ts';
+import { createFiles } from '../host-api/files.ts';
 import { createHttp, type ConnectTo } from '../host-api/http/index.ts';
 import { JobLog, type LogLine } from '../host-api/log.ts';
 import { UsageError } from './errors.ts';
@@ -75,6 +76,14 @@ export async function runJob(konnector: LoadedKonnector, request: JobRequest, en
     permissions: manifest.permissions,
     limits: env.limits.documents,
   });
+  const files = createFiles({
+    couchUrl: env.couchUrl,
+    instance: job.instance,
+    slug: manifest.slug,
+    accountId: job.accountId,
+    folderPath: manifest.folders?.[0]?.defaultDir,
+    limits: env.limits.files,
+  });
   let outcome: JobOutcome;
   try {
     outcome = await runInSandbox(
@@ -85,7 +94,7 @@ export async function runJob(konnector: LoadedKonnector, request: JobRequest, en
         fields: JSON.stringify(job.fields),
         parameters: JSON.stringify(job.parameters),
       },
-      { http, documents, log },
+      { http, documents, files, log },
       env.limits,
     );
   } finally {

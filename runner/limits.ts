@@ -33,6 +33,13 @@ export const LimitsSchema = z
         maxFindLimit: z.number().int().positive().default(1000),
       })
       .default({}),
+    files: z
+      .object({
+        maxFileBytes: z.number().int().positive().default(64 * MiB),
+        maxTotalBytes: z.number().int().nonnegative().default(512 * MiB),
+        maxFiles: z.number().int().nonnegative().default(1000),
+      })
+      .default({}),
     log: z
       .object({
         maxLines: z.number().int().positive().default(10_000),

@@ -9,6 +9,7 @@ import { capMemory } from './wasm/memory-cap.ts';
 export const ALLOWED_IMPORTS = new Set([
   'cozy:konnector/http',
   'cozy:konnector/documents',
+  'cozy:konnector/files',
   'cozy:konnector/log',
   'cozy:konnector/clock',
   'wasi:random/random',

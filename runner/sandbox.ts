@@ -1,6 +1,7 @@
 import { MessageChannel } from 'node:worker_threads';
 import type { Documents } from '../host-api/documents.ts';
 import { DocumentsError } from '../host-api/documents.ts';
+import { FilesError, type Files } from '../host-api/files.ts';
 import { HttpError } from '../host-api/http/errors.ts';
 import type { Http } from '../host-api/http/index.ts';
 import { BudgetExceeded } from '../host-api/budget.ts';
@@ -16,6 +17,7 @@ import { sharedPool, type SandboxPool } from './pool.ts';
 export interface JobCapabilities {
   http: Http;
   documents: Documents;
+  files: Files;
   log: JobLog;
 }
 
@@ -53,9 +55,13 @@ async function answer(message: GuestMessage, caps: JobCapabilities): Promise<Hos
         return { ok: await caps.documents.save(String(a), String(b)) };
       case 'documents.find':
         return { ok: await caps.documents.find(String(a), String(b), Number(c)) };
+      case 'files.save':
+        return { ok: await caps.files.save(String(a), b as Uint8Array, Boolean(c)) };
+      case 'files.stat':
+        return { ok: await caps.files.stat(String(a)) };
     }
   } catch (error) {
-    if (error instanceof HttpError || error instanceof DocumentsError) {
+    if (error instanceof HttpError || error instanceof DocumentsError || error instanceof FilesError) {
       return { err: { kind: error.kind, message: error.message } };
     }
     if (error instanceof BudgetExceeded) throw new JobEnded(`LIMIT_EXCEEDED.${error.budget}`, error.message);
@@ -119,7 +125,7 @@ export async function runInSandbox(
       limits.wallClockMs,
     );
 
-    serveGuest(
+    const server = serveGuest(
       hostPort,
       signal,
       async (message) => {
@@ -133,7 +139,10 @@ export async function runInSandbox(
       },
     );
 
-    const onOutcome = (result: GuestOutcome) => {
+    // The outcome comes on the worker's port, the guest's last log lines on
+    // the job's port: handle those lines first.
+    const onOutcome = (result: GuestOutcome) => void server.drain().then(() => settle(result));
+    const settle = (result: GuestOutcome) => {
       memoryPeakBytes = Math.max(memoryPeakBytes, result.memoryBytes);
       switch (result.type) {
         case 'returned':

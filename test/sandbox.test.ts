@@ -76,7 +76,7 @@ describe('the sandbox', () => {
   it('builds a component importing nothing beyond cozy:konnector/* and wasi:random/*', async () => {
     const { imports, exports } = await describeComponent((await readArtifact(await buildOnce(probe))).component);
     expect(imports.length).toBeGreaterThan(0);
-    for (const name of imports) expect(name).toMatch(/^(cozy:konnector\/(http|documents|log|clock)|wasi:random\/[a-z-]+)@/);
+    for (const name of imports) expect(name).toMatch(/^(cozy:konnector\/(http|documents|files|log|clock)|wasi:random\/[a-z-]+)@/);
     expect(exports).toEqual(['run']);
   });
 

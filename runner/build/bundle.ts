@@ -9,7 +9,7 @@ const preludePath = fileURLToPath(new URL('./guest-prelude.js', import.meta.url)
 const guestLibsDir = path.join(repoRoot, 'konnectors/libs');
 
 /** The host interfaces a konnector may import (the world's imports). */
-export const WORLD_IMPORTS = ['http', 'documents', 'log', 'clock'].map((name) => `cozy:konnector/${name}@0.1.0`);
+export const WORLD_IMPORTS = ['http', 'documents', 'files', 'log', 'clock'].map((name) => `cozy:konnector/${name}@0.1.0`);
 
 /** The konnector's entry file: package.json `main`, else index.js. */
 async function entryFile(konnectorDir: string): Promise<string> {

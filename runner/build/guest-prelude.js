@@ -30,3 +30,9 @@ globalThis.Date = new Proxy(HostDate, {
 export function enableHostClock() {
   hostClockOn = true;
 }
+
+// The engine's own fetch has no network under this world and would trap the
+// whole instance; fail the call instead, with a way out.
+globalThis.fetch = async () => {
+  throw new TypeError('fetch() is not available in the konnector sandbox: use cozy-konnector-libs `requestFactory` (or the cozy:konnector/http interface)');
+};

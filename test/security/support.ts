@@ -1,0 +1,200 @@
+/**
+ * Fixtures of the hostile-konnector suite: real HTTP servers on loopback that
+ * count every TCP connection (a refused request must never open one), the
+ * vendor site the benign twins talk to, and a job runner that hands back what
+ * the guest saw.
+ */
+import dc from 'node:diagnostics_channel';
+import http from 'node:http';
+import type net from 'node:net';
+import { parseConnectTo } from '../../host-api/http/index.ts';
+import type { LogLine } from '../../host-api/log.ts';
+import { runJob, type JobEnvironment, type JobReport } from '../../runner/job.ts';
+import type { LoadedKonnector } from '../../runner/loader.ts';
+
+export interface CountingServer {
+  port: number;
+  /** TCP connections accepted so far. */
+  connections: number;
+  /** Request lines and headers, in arrival order. */
+  requests: { method: string; url: string; headers: http.IncomingHttpHeaders }[];
+  close(): Promise<void>;
+}
+
+/**
+ * A real HTTP server on `::` (dual stack: 127.0.0.1, ::1, 0.0.0.0 and
+ * ::ffff:127.0.0.1 all reach it), on a fixed port (the stack's 6060,
+ * CouchDB's 5984) or a free one.
+ */
+export async function startCountingServer(
+  handler: (req: http.IncomingMessage, res: http.ServerResponse) => void,
+  port = 0,
+): Promise<CountingServer> {
+  const server = http.createServer();
+  const state: CountingServer = {
+    port,
+    connections: 0,
+    requests: [],
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+  server.on('connection', () => (state.connections += 1));
+  server.on('request', (req: http.IncomingMessage, res: http.ServerResponse) => {
+    state.requests.push({ method: req.method!, url: req.url!, headers: req.headers });
+    handler(req, res);
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', (error: NodeJS.ErrnoException) =>
+      reject(
+        error.code === 'EADDRINUSE'
+          ? new Error(`port ${port} is in use: the suite listens there to prove attacks on it never connect; stop what holds it`)
+          : error,
+      ),
+    );
+    server.listen({ port, host: '::', ipv6Only: false }, resolve);
+  });
+  state.port = (server.address() as net.AddressInfo).port;
+  return state;
+}
+
+/** What the vendor site's streaming routes wrote before the client went away. */
+export interface Stream {
+  written: number;
+  /** Resolves when the response is over: ended, or closed by the client. */
+  closed: Promise<void>;
+}
+
+export const BILLS = [
+  { vendor: 'Vendor', vendorRef: 'B-001', amount: 12.5, currency: 'EUR', date: '2024-01-31' },
+  { vendor: 'Vendor', vendorRef: 'B-002', amount: 13.75, currency: 'EUR', date: '2024-02-29' },
+  { vendor: 'Vendor', vendorRef: 'B-003', amount: 9.99, currency: 'EUR', date: '2024-03-31' },
+];
+
+const CHUNK = Buffer.alloc(64 * 1024, 0x61);
+
+/** Writes `total` bytes as fast as the client reads them, stopping when it goes away. */
+function stream(res: http.ServerResponse, total: number, declareLength: boolean): Stream {
+  const state: Stream = { written: 0, closed: new Promise((resolve) => res.on('close', resolve)) };
+  res.writeHead(200, { 'content-type': 'application/octet-stream', ...(declareLength ? { 'content-length': total } : {}) });
+  const pump = () => {
+    while (state.written < total && !res.destroyed) {
+      const chunk = CHUNK.subarray(0, Math.min(CHUNK.length, total - state.written));
+      state.written += chunk.length;
+      if (!res.write(chunk)) return void res.once('drain', pump);
+    }
+    res.end();
+  };
+  pump();
+  return state;
+}
+
+/** One byte every `everyMs` ms, `total` of them (forever when not given). */
+function drip(res: http.ServerResponse, total: number, everyMs: number): void {
+  res.writeHead(200, { 'content-type': 'text/plain' });
+  res.flushHeaders();
+  let sent = 0;
+  const timer = setInterval(() => {
+    res.write('.');
+    if (++sent >= total) {
+      clearInterval(timer);
+      res.end();
+    }
+  }, everyMs);
+  res.on('close', () => clearInterval(timer));
+}
+
+/**
+ * The vendor site (reached as vendor.test through the operator's connect-to):
+ *   /ping                    "pong"
+ *   /bills                   a JSON array of bills
+ *   /login?as=NAME           sets the cookie session=NAME
+ *   /whoami                  the cookie header the request carried
+ *   /echo                    the request's headers as JSON
+ *   /go?to=URL               302 to URL
+ *   /loop                    302 to itself
+ *   /stream?bytes=N[&declared]  N bytes (1 GiB by default), produced as the client reads
+ *   /drip?bytes=N&every=MS   one byte every MS ms (forever without bytes)
+ *   /stall                   never answers
+ */
+export async function startVendorSite() {
+  const streams: Stream[] = [];
+  const server = await startCountingServer((req, res) => {
+    const url = new URL(req.url!, 'http://vendor.test');
+    const param = (name: string) => url.searchParams.get(name);
+    switch (url.pathname) {
+      case '/ping':
+        return res.end('pong');
+      case '/bills':
+        return res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(BILLS));
+      case '/login':
+        return res.writeHead(200, { 'set-cookie': `session=${param('as')}; Path=/; HttpOnly` }).end('logged in');
+      case '/whoami':
+        return res.end(req.headers.cookie ?? 'no cookie');
+      case '/echo':
+        return res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(req.headers));
+      case '/go':
+        return res.writeHead(302, { location: param('to')! }).end();
+      case '/loop':
+        return res.writeHead(302, { location: '/loop' }).end();
+      case '/stream':
+        return void streams.push(stream(res, Number(param('bytes') ?? 2 ** 30), url.searchParams.has('declared')));
+      case '/drip':
+        return drip(res, Number(param('bytes') ?? Infinity), Number(param('every') ?? 100));
+      case '/stall':
+        return;
+      default:
+        return res.writeHead(404).end('not found');
+    }
+  });
+  // Mutated in place: `connections` and `requests` stay live.
+  return Object.assign(server, { streams, connectTo: parseConnectTo(`vendor.test:80:127.0.0.1:${server.port}`) });
+}
+
+/** One line a hostile konnector logged: the outcome of one attempt as the guest saw it. */
+export type Outcome = Record<string, unknown> & { ok?: boolean; kind?: string; message?: string };
+
+export interface HostileRun {
+  report: JobReport;
+  /** The konnector's JSON lines, in order. */
+  outcomes: Outcome[];
+  /** What the runner logged about the job: refusals, limits, crashes. */
+  runnerLines: LogLine[];
+  /** TCP sockets the host created while the job ran (meaningful when jobs run one at a time). */
+  sockets: number;
+}
+
+let jobs = 0;
+
+/** Runs one job of a hostile konnector on the suite's CouchDB and collects what it saw and did. */
+export async function runHostile(
+  konnector: LoadedKonnector,
+  fields: Record<string, unknown>,
+  env: JobEnvironment,
+  account = `account-${++jobs}`,
+): Promise<HostileRun> {
+  const lines: LogLine[] = [];
+  let sockets = 0;
+  const onSocket = () => (sockets += 1);
+  dc.subscribe('net.client.socket', onSocket);
+  let report: JobReport;
+  try {
+    report = await runJob(konnector, { accountId: account, instance: 'hostile.cozy.localhost', fields }, { ...env, onLog: (line) => lines.push(line) });
+  } finally {
+    dc.unsubscribe('net.client.socket', onSocket);
+  }
+  const outcomes = lines
+    .filter((l) => l.source === 'konnector' && l.message.startsWith('{'))
+    .map((l) => JSON.parse(l.message) as Outcome);
+  return { report, outcomes, runnerLines: lines.filter((l) => l.source === 'runner'), sockets };
+}
+
+/** A short description of an outcome for the table: `denied: egress policy: ...`. */
+export function describeOutcome(outcome: Outcome | undefined): string {
+  if (!outcome) return 'no outcome logged';
+  if (outcome.ok === false) return `${outcome.kind}: ${outcome.message}`;
+  if ('status' in outcome) return `${String(outcome.status)} ${String(outcome.text ?? '').slice(0, 40)}`;
+  return JSON.stringify(outcome);
+}
