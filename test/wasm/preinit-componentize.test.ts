@@ -138,6 +138,12 @@ describe('componentize-js with the deterministic pre-initializer', () => {
           },
           find: () => '[]',
         },
+        'cozy:konnector/files': {
+          save: () => {
+            throw { payload: { kind: 'forbidden', message: 'no files in this test' } };
+          },
+          stat: () => undefined,
+        },
         'cozy:konnector/log': { write: (level: string, message: string) => logs.push({ level, message }) },
         'cozy:konnector/clock': { now: () => 1_750_000_000_123n },
         'wasi:random/random': hostRandom(randomSeed),
