@@ -59,12 +59,24 @@ function isFailure(value: unknown): value is { code: string; message: string } {
   );
 }
 
-async function konnectorFor(message: RunMessage): Promise<Konnector> {
+/**
+ * Evaluates jco's generated glue, an ES module whose only exports are
+ * `instantiate` and an empty `_util`, as a function body: stack traces then
+ * name `konnector-glue.js` instead of a megabyte-long data: URL.
+ */
+function evaluateGlue(source: string): Glue {
+  const body = source
+    .replace(/^export function instantiate\(/m, 'function instantiate(')
+    .replace(/^export const _util = /m, 'const _util = ');
+  if (/^export /m.test(body)) throw new Error('the generated glue has an export this worker does not know');
+  return new Function(`'use strict';\n${body}\nreturn { instantiate };\n//# sourceURL=konnector-glue.js`)() as Glue;
+}
+
+function konnectorFor(message: RunMessage): Konnector {
   let konnector = konnectors.get(message.konnectorId);
   if (!konnector) {
     if (!message.code) throw new Error(`worker has no code for konnector ${message.konnectorId}`);
-    const source = `data:text/javascript;base64,${Buffer.from(message.code.glue).toString('base64')}`;
-    konnector = { glue: (await import(source)) as Glue, modules: message.code.modules };
+    konnector = { glue: evaluateGlue(message.code.glue), modules: message.code.modules };
     konnectors.set(message.konnectorId, konnector);
   }
   return konnector;
@@ -113,8 +125,7 @@ function runJob(konnector: Konnector, message: RunMessage): GuestOutcome {
   }
 }
 
-parentPort!.on('message', async (message: RunMessage) => {
-  const konnector = await konnectorFor(message);
-  parentPort!.postMessage(runJob(konnector, message));
+parentPort!.on('message', (message: RunMessage) => {
+  parentPort!.postMessage(runJob(konnectorFor(message), message));
 });
 parentPort!.postMessage({ type: 'ready' });
