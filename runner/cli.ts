@@ -12,6 +12,7 @@ import { LimitsSchema, type Limits } from './limits.ts';
 import { describeComponent, loadKonnector } from './loader.ts';
 import { describeIssues } from './manifest.ts';
 import { runJob } from './job.ts';
+import { SERVE_HELP, serveCommand } from './serve/cli.ts';
 
 const EXIT_OK = 0;
 const EXIT_KONNECTOR_ERRORED = 1;
@@ -28,6 +29,7 @@ Commands:
   inspect <artifact> [--json]          show what an artifact is, imports and runs under
   run <artifact> --fields <json|file>  run one job and print its report
   demo                                 build the example konnector and run it against its vendor site
+  serve [options]                      a long-running worker host with an HTTP API (docs/serve.md)
 
 Run \`konnector <command> --help\` for a command's options.
 Exit codes: 0 done, 1 the konnector ended with an error, 2 bad usage or input, 3 internal error.`,
@@ -50,6 +52,8 @@ Runs one job of the konnector in the sandbox.
   --parameters <json|file>  the trigger's parameters (default {})
   --couchdb <url>           CouchDB to write to (default $COUCHDB_URL, else an embedded one under --data-dir)
   --data-dir <dir>          where the embedded CouchDB keeps its data (default .data/couchdb)
+  --files-dir <dir>         where the files the konnector saves are stored, as <dir>/<instance>/<path>
+                            (default .data/files)
   --instance <domain>       the Cozy instance the data belongs to (default cozy.localhost)
   --account <id>            the io.cozy.accounts id of the job (default <slug>-account)
   --connect-to <H:P:A:P>    send requests for host H port P to address A port P (curl syntax, repeatable);
@@ -61,6 +65,7 @@ Exit 0 when the job is done, 1 when the konnector errored, 2 for bad usage or in
 
 Builds konnectors/example-bills, starts its vendor site on 127.0.0.1, runs one job on an
 embedded CouchDB (data under .data/demo-couchdb) and prints the report and the bills saved.`,
+  serve: SERVE_HELP,
 } as const;
 
 type Command = keyof typeof HELP;
@@ -178,6 +183,7 @@ async function run(argv: string[]): Promise<number> {
     parameters: { type: 'string' },
     couchdb: { type: 'string' },
     'data-dir': { type: 'string' },
+    'files-dir': { type: 'string' },
     instance: { type: 'string' },
     account: { type: 'string' },
     'connect-to': { type: 'string', multiple: true },
@@ -211,7 +217,13 @@ async function run(argv: string[]): Promise<number> {
         fields,
         parameters,
       },
-      { couchUrl: couchUrl ?? embedded!.url, limits, connectTo, onLog: printLogLine(values.json ?? false) },
+      {
+        couchUrl: couchUrl ?? embedded!.url,
+        limits,
+        connectTo,
+        onLog: printLogLine(values.json ?? false),
+        filesDir: path.resolve(values['files-dir'] ?? '.data/files'),
+      },
     );
     if (values.json) process.stdout.write(`${JSON.stringify(report)}\n`);
     else process.stdout.write(`${report.state}${report.error ? ` (${report.error}: ${report.message})` : ''} in ${report.durationMs} ms, ${report.requests} requests, saved ${JSON.stringify(report.saved)}\n`);
@@ -238,6 +250,8 @@ async function main(argv: string[]): Promise<number> {
     case 'demo':
       if (rest.includes('--help') || rest.includes('-h')) return help('demo');
       return runDemo();
+    case 'serve':
+      return serveCommand(rest);
     case undefined:
     case 'help':
     case '--help':

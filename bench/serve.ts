@@ -1,0 +1,334 @@
+/**
+ * Benchmarks of the worker host (`konnector serve`) against the baseline
+ * cozy-stack uses today: one `node` process per job, running the same
+ * konnector code (bundled for Node, its host calls answered in that process
+ * by the same http and documents code) against the same vendor site and
+ * CouchDB. Both sides are measured in the same run:
+ *
+ *   - job start latency: from enqueue (POST /jobs; the spawn for the
+ *     baseline) to the konnector's first host call, seen as its first log
+ *     line, which the SDK writes right after its first call (reading the
+ *     account); example-bills, one job at a time;
+ *   - memory per concurrently running job: RSS growth per job while
+ *     `concurrency` example-bills jobs wait on the vendor's bills page;
+ *   - throughput of a trivial konnector (one log line), jobs/s at the host's
+ *     concurrency (2 x CPUs, as cozy-stack).
+ *
+ * Run: node --import tsx bench/serve.ts [--jobs N]   (prints a Markdown table)
+ */
+import { spawn } from 'node:child_process';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { createServer, request, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import * as esbuild from 'esbuild';
+import { startEmbeddedCouchDB } from '../host-api/couchdb-server.ts';
+import { parseConnectTo } from '../host-api/http/index.ts';
+import { startVendorSite } from '../konnectors/example-bills/vendor-site.ts';
+import { buildKonnector } from '../runner/build/index.ts';
+import { entryModuleSource, GUEST_RESOLUTION } from '../runner/build/bundle.ts';
+import { runJob } from '../runner/job.ts';
+import type { JobExecutor } from '../runner/serve/executor.ts';
+import { defaultServeOptions, startServeHost } from '../runner/serve/host.ts';
+
+const repoRoot = fileURLToPath(new URL('../', import.meta.url));
+const now = () => performance.timeOrigin + performance.now();
+const INSTANCE = 'bench.cozy.example';
+const VENDOR_HOST = 'energy.example';
+
+export interface ServeBenchOptions {
+  /** Jobs of the latency run, per side. */
+  latencyJobs: number;
+  /** Jobs of the throughput run, per side. */
+  throughputJobs: number;
+  concurrency: number;
+}
+
+export interface ServeBenchResult {
+  latencyMs: { wasm: { median: number; p95: number }; node: { median: number; p95: number } };
+  memoryPerJobMiB: { wasm: number; node: number };
+  jobsPerSecond: { wasm: number; node: number };
+  markdown: string;
+}
+
+function quantile(values: number[], q: number): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!;
+}
+
+/** Each interface of the world and its functions, as the component's glue names them (camelCase). */
+async function worldFunctions(): Promise<Record<string, string[]>> {
+  const wit = await readFile(path.join(repoRoot, 'wit/konnector.wit'), 'utf8');
+  const interfaces: Record<string, string[]> = {};
+  for (const [, name, body] of wit.matchAll(/^interface ([a-z-]+) \{([\s\S]*?)^\}/gm)) {
+    interfaces[name!] = [...body!.matchAll(/^\s*([a-z][a-z-]*): func\(/gm)].map((m) => m[1]!.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase()));
+  }
+  return interfaces;
+}
+
+/** The konnector's code with its `cozy:konnector/*` imports answered by bench/fixtures/node-baseline/child.ts, as one Node file. */
+async function bundleForNode(konnectorDir: string, out: string): Promise<void> {
+  const entry = path.join(konnectorDir, 'index.js');
+  const world = await worldFunctions();
+  const plugin: esbuild.Plugin = {
+    name: 'node-baseline',
+    setup(build) {
+      build.onResolve({ filter: /^konnector-entry$/ }, () => ({ path: 'entry', namespace: 'konnector' }));
+      build.onLoad({ filter: /.*/, namespace: 'konnector' }, () => ({ contents: entryModuleSource(entry), resolveDir: konnectorDir, loader: 'js' }));
+      build.onResolve({ filter: /^cozy:konnector\// }, (args) => ({ path: /^cozy:konnector\/([a-z]+)@/.exec(args.path)![1]!, namespace: 'host' }));
+      build.onLoad({ filter: /.*/, namespace: 'host' }, (args) => ({
+        contents: (world[args.path] ?? []).map((fn) => `export const ${fn} = (...a) => globalThis.__cozyHost.${args.path}.${fn}(...a);`).join('\n'),
+        loader: 'js',
+      }));
+    },
+  };
+  await esbuild.build({
+    entryPoints: [path.join(repoRoot, 'bench/fixtures/node-baseline/child.ts')],
+    bundle: true,
+    platform: 'node',
+    format: 'esm',
+    target: 'node20',
+    alias: GUEST_RESOLUTION.alias,
+    // CommonJS dependencies require Node built-ins at run time.
+    banner: { js: "import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);" },
+    plugins: [plugin],
+    outfile: out,
+    logLevel: 'silent',
+  });
+}
+
+/** A proxy in front of the vendor site that can hold the bills page, to keep jobs running. */
+async function startGate(vendorPort: number) {
+  let open = true;
+  let held: Array<() => void> = [];
+  const forward = (req: IncomingMessage, res: ServerResponse) => {
+    const upstream = request({ host: '127.0.0.1', port: vendorPort, method: req.method, path: req.url, headers: req.headers }, (answer) => {
+      res.writeHead(answer.statusCode ?? 502, answer.headers);
+      answer.pipe(res);
+    });
+    upstream.on('error', () => res.destroy());
+    req.pipe(upstream);
+  };
+  const server = createServer((req, res) => {
+    if (!open && req.url?.startsWith('/bills')) held.push(() => forward(req, res));
+    else forward(req, res);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    port: (server.address() as AddressInfo).port,
+    held: () => held.length,
+    close() {
+      open = false;
+    },
+    open() {
+      open = true;
+      for (const release of held) release();
+      held = [];
+    },
+    stop: () => new Promise<void>((resolve) => {
+      server.closeAllConnections();
+      server.close(() => resolve());
+    }),
+  };
+}
+
+async function waitUntil(what: string, probe: () => boolean | Promise<boolean>, timeoutMs = 120_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await probe())) {
+    if (Date.now() > deadline) throw new Error(`bench: timed out waiting for ${what}`);
+    await sleep(5);
+  }
+}
+
+async function rssOf(pid: number): Promise<number> {
+  const status = await readFile(`/proc/${pid}/status`, 'utf8').catch(() => '');
+  return Number(/VmRSS:\s+(\d+) kB/.exec(status)?.[1] ?? 0) * 1024;
+}
+
+const MiB = 1024 * 1024;
+
+export async function runServeBench(options: ServeBenchOptions): Promise<ServeBenchResult> {
+  const tmp = await mkdtemp(path.join(os.tmpdir(), 'bench-serve-'));
+  const konnectorsDir = path.join(tmp, 'konnectors');
+  await import('node:fs/promises').then((fs) => fs.mkdir(konnectorsDir));
+  const sources = { bills: path.join(repoRoot, 'konnectors/example-bills'), trivial: path.join(repoRoot, 'bench/fixtures/serve-trivial') };
+  process.stderr.write('bench serve: building the konnectors (component and Node bundle)...\n');
+  await buildKonnector(sources.bills, path.join(konnectorsDir, 'example-bills.kwasm'));
+  await buildKonnector(sources.trivial, path.join(konnectorsDir, 'serve-trivial.kwasm'));
+  const nodeBundles = { bills: path.join(tmp, 'example-bills.node.mjs'), trivial: path.join(tmp, 'serve-trivial.node.mjs') };
+  await bundleForNode(sources.bills, nodeBundles.bills);
+  await bundleForNode(sources.trivial, nodeBundles.trivial);
+  const manifests = {
+    bills: JSON.parse(await readFile(path.join(sources.bills, 'manifest.konnector'), 'utf8')),
+    trivial: JSON.parse(await readFile(path.join(sources.trivial, 'manifest.konnector'), 'utf8')),
+  };
+
+  const couch = await startEmbeddedCouchDB({ dataDir: path.join(tmp, 'couch') });
+  const site = await startVendorSite();
+  const gate = await startGate(site.port);
+  const connectTo = `${VENDOR_HOST}:80:127.0.0.1:${gate.port}`;
+
+  // The wasm side: a host in this process; its executor notes each job's first log line and end.
+  const firstLog = new Map<string, number>();
+  const ended = new Map<string, number>();
+  const executor: JobExecutor = {
+    async execute(konnector, req, env) {
+      const report = await runJob(konnector, req, {
+        ...env,
+        onLog: (line) => {
+          if (!firstLog.has(req.jobId!)) firstLog.set(req.jobId!, now());
+          env.onLog?.(line);
+        },
+      });
+      reports.set(req.jobId!, report.error ? `${report.error}: ${report.message}` : report.state);
+      ended.set(req.jobId!, now());
+      return report;
+    },
+  };
+  const host = await startServeHost({
+    ...defaultServeOptions(),
+    konnectorsDir, couchUrl: couch.url, dataDir: tmp, port: 0, token: 'bench-token-0123456789',
+    concurrency: options.concurrency, connectTo: [parseConnectTo(connectTo)], executor, log: () => {},
+  });
+  const api = async (route: string, body: unknown) => {
+    const res = await fetch(`${host.url}${route}`, {
+      method: 'POST', headers: { authorization: 'Bearer bench-token-0123456789', 'content-type': 'application/json' }, body: JSON.stringify(body),
+    });
+    return (await res.json()) as { _id: string };
+  };
+  const billsAccount = (await api('/accounts', { account_type: 'example-bills', instance: INSTANCE, auth: site.credentials }))._id;
+  const trivialAccount = (await api('/accounts', { account_type: 'serve-trivial', instance: INSTANCE, auth: {} }))._id;
+
+  const wasmJob = async (account: string) => {
+    const enqueued = now();
+    const { _id } = await api('/jobs', { account });
+    return { id: _id, enqueued };
+  };
+  const reports = new Map<string, string>();
+  const wasmDone = async (id: string) => {
+    await waitUntil(`job ${id}`, () => ended.has(id));
+    if (reports.get(id) !== 'done') throw new Error(`bench: the wasm job ${id} did not end done (${reports.get(id)})`);
+  };
+
+  // The baseline: one node process per job, fields in its environment as cozy-stack passes them.
+  let nodeJobs = 0;
+  const nodeJob = (which: 'bills' | 'trivial') => {
+    const id = `node-${++nodeJobs}`;
+    const enqueued = now();
+    const child = spawn(process.execPath, [nodeBundles[which]], {
+      env: {
+        PATH: process.env.PATH, COUCH_URL: couch.url, COZY_INSTANCE: INSTANCE, COZY_JOB_ID: id, COZY_ACCOUNT: `${which}-account`,
+        COZY_FIELDS: JSON.stringify(which === 'bills' ? site.credentials : {}), KONNECTOR_SLUG: manifests[which].slug,
+        KONNECTOR_PERMISSIONS: JSON.stringify(manifests[which].permissions), CONNECT_TO: JSON.stringify([connectTo]),
+      },
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    let first: number | undefined;
+    let out = '';
+    child.stdout.on('data', (chunk: Buffer) => {
+      out += chunk;
+      const line = out.split('\n')[0];
+      if (first === undefined && out.includes('\n')) first = (JSON.parse(line!) as { time: number }).time;
+    });
+    // A baseline job that fails would measure something else: stop the bench loudly.
+    const exit = new Promise<number>((resolve, reject) => child.on('exit', (code) => {
+      if (code === 0) resolve(code);
+      else reject(new Error(`bench: the node baseline job ${id} exited ${code}:\n${out}`));
+    }));
+    return { child, enqueued, firstLog: () => first, exit };
+  };
+
+  try {
+    // Warm-up: the first wasm job compiles the konnector (once per sha256), the first node job warms the disk cache.
+    for (const account of [billsAccount, trivialAccount]) await wasmDone((await wasmJob(account)).id);
+    for (const which of ['bills', 'trivial'] as const) await nodeJob(which).exit;
+
+    process.stderr.write('bench serve: job start latency...\n');
+    const latency = { wasm: [] as number[], node: [] as number[] };
+    for (let i = 0; i < options.latencyJobs; i++) {
+      const job = await wasmJob(billsAccount);
+      await wasmDone(job.id);
+      latency.wasm.push(firstLog.get(job.id)! - job.enqueued);
+      const baseline = nodeJob('bills');
+      await baseline.exit;
+      latency.node.push(baseline.firstLog()! - baseline.enqueued);
+    }
+
+    process.stderr.write('bench serve: memory per running job...\n');
+    const held = options.concurrency;
+    gate.close();
+    global.gc?.();
+    await sleep(200);
+    const before = process.memoryUsage().rss;
+    const wasmHeld = await Promise.all(Array.from({ length: held }, () => wasmJob(billsAccount)));
+    await waitUntil('the wasm jobs to wait on the vendor', () => gate.held() === held);
+    await sleep(200);
+    const wasmGrowth = (process.memoryUsage().rss - before) / held;
+    gate.open();
+    await Promise.all(wasmHeld.map((job) => wasmDone(job.id)));
+    gate.close();
+    const nodeHeld = Array.from({ length: held }, () => nodeJob('bills'));
+    await waitUntil('the node jobs to wait on the vendor', () => gate.held() === held);
+    await sleep(200);
+    const nodeRss = (await Promise.all(nodeHeld.map((job) => rssOf(job.child.pid!)))).reduce((a, b) => a + b, 0) / held;
+    gate.open();
+    await Promise.all(nodeHeld.map((job) => job.exit));
+
+    process.stderr.write('bench serve: throughput of a trivial konnector...\n');
+    const wasmStart = now();
+    const trivialJobs = [];
+    for (let i = 0; i < options.throughputJobs; i++) trivialJobs.push(await wasmJob(trivialAccount));
+    await Promise.all(trivialJobs.map((job) => wasmDone(job.id)));
+    const wasmRate = options.throughputJobs / ((now() - wasmStart) / 1000);
+    const nodeStart = now();
+    let next = 0;
+    await Promise.all(Array.from({ length: options.concurrency }, async () => {
+      while (next < options.throughputJobs) {
+        next++;
+        await nodeJob('trivial').exit;
+      }
+    }));
+    const nodeRate = options.throughputJobs / ((now() - nodeStart) / 1000);
+
+    const result = {
+      latencyMs: {
+        wasm: { median: quantile(latency.wasm, 0.5), p95: quantile(latency.wasm, 0.95) },
+        node: { median: quantile(latency.node, 0.5), p95: quantile(latency.node, 0.95) },
+      },
+      memoryPerJobMiB: { wasm: wasmGrowth / MiB, node: nodeRss / MiB },
+      jobsPerSecond: { wasm: wasmRate, node: nodeRate },
+    };
+    return { ...result, markdown: table(result, options) };
+  } finally {
+    await host.drain(0);
+    await gate.stop();
+    await site.stop();
+    await couch.stop();
+    await rm(tmp, { recursive: true, force: true });
+  }
+}
+
+function table(r: Omit<ServeBenchResult, 'markdown'>, options: ServeBenchOptions): string {
+  const f = (n: number, digits = 1) => n.toFixed(digits);
+  const ratio = (a: number, b: number) => `${f(a / b, 2)}x`;
+  return [
+    `| measure (${os.cpus().length} CPUs, concurrency ${options.concurrency}) | wasm host | node process per job | ratio | target |`,
+    '| --- | --- | --- | --- | --- |',
+    `| job start latency, median (ms) | ${f(r.latencyMs.wasm.median)} | ${f(r.latencyMs.node.median)} | ${ratio(r.latencyMs.node.median, r.latencyMs.wasm.median)} faster | >= 10x faster |`,
+    `| job start latency, p95 (ms) | ${f(r.latencyMs.wasm.p95)} | ${f(r.latencyMs.node.p95)} | ${ratio(r.latencyMs.node.p95, r.latencyMs.wasm.p95)} faster | >= 10x faster |`,
+    `| memory per running job (MiB RSS) | ${f(r.memoryPerJobMiB.wasm)} | ${f(r.memoryPerJobMiB.node)} | ${ratio(r.memoryPerJobMiB.wasm, r.memoryPerJobMiB.node)} of the baseline | <= 0.25x |`,
+    `| throughput, trivial konnector (jobs/s) | ${f(r.jobsPerSecond.wasm)} | ${f(r.jobsPerSecond.node)} | ${ratio(r.jobsPerSecond.wasm, r.jobsPerSecond.node)} | - |`,
+  ].join('\n');
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  const jobsFlag = process.argv.indexOf('--jobs');
+  const jobs = jobsFlag > 0 ? Number(process.argv[jobsFlag + 1]) : 200;
+  const result = await runServeBench({ latencyJobs: 30, throughputJobs: jobs, concurrency: 2 * os.availableParallelism() });
+  process.stdout.write(`${result.markdown}\n`);
+  const out = process.env.BENCH_SERVE_JSON;
+  if (out) await writeFile(out, JSON.stringify(result, null, 2));
+}

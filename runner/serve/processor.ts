@@ -1,0 +1,376 @@
+/**
+ * Runs queued jobs: claims a job in CouchDB (a write at the revision read, so
+ * one host wins), holds a lease on it while it runs (renewed, with the log so
+ * far), writes its outcome, retries it after a back-off, and updates its
+ * trigger's state. The sweeper puts back in the queue the jobs whose host
+ * died (lease expired) and the queued jobs no queue message carries.
+ */
+import { randomUUID } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { JobEnvironment, JobReport } from '../job.ts';
+import { ServeError, type HostErrorCode } from './errors.ts';
+import type { JobExecutor } from './executor.ts';
+import type { KonnectorRegistry } from './konnectors.ts';
+import type { ServeMetrics } from './metrics.ts';
+import type { AccountDoc, JobAttempt, JobDoc, JobLogLine, TriggerDoc } from './model.ts';
+import { isRetryable, retryDelayMs, type RetryPolicy } from './policy.ts';
+import type { HostLogger, JobQueue, QueueMessage } from './queue.ts';
+import type { Store } from './store.ts';
+
+export interface ProcessorOptions {
+  store: Store;
+  registry: KonnectorRegistry;
+  executor: JobExecutor;
+  queue: JobQueue;
+  /** What every job runs with, but its log. */
+  env: Omit<JobEnvironment, 'onLog'>;
+  hostId: string;
+  /** How long a running job's claim lasts without renewal; renewed every third of it. */
+  leaseMs: number;
+  retry: RetryPolicy;
+  /** Host deaths or drains a job survives; one more ends it HOST.INTERRUPTED. */
+  maxInterruptions: number;
+  metrics: ServeMetrics;
+  log: HostLogger;
+}
+
+const isConflict = (e: unknown) => e instanceof ServeError && e.kind === 'conflict';
+const isNotFound = (e: unknown) => e instanceof ServeError && e.kind === 'not-found';
+const iso = (ms = Date.now()) => new Date(ms).toISOString();
+/** Queued jobs per sweep; the next sweep takes the rest. */
+const SWEEP_BATCH = 1000;
+
+/** One job running in this host. */
+class RunningJob {
+  readonly lines: JobLogLine[] = [];
+  /** Set when another host took the job over, or when a drain gave it back: its outcome is not written. */
+  released = false;
+  private writing: Promise<unknown> = Promise.resolve();
+  private readonly timer: NodeJS.Timeout;
+
+  constructor(
+    public doc: JobDoc,
+    readonly attempt: number,
+    private readonly processor: { renew(run: RunningJob): Promise<void> },
+    renewEveryMs: number,
+  ) {
+    this.timer = setInterval(() => void this.serialize(() => this.processor.renew(this)), renewEveryMs);
+  }
+
+  /** Writes of one job's document one after the other, so each is based on the revision of the one before. */
+  serialize<T>(write: () => Promise<T>): Promise<T> {
+    const next = this.writing.then(write);
+    this.writing = next.catch(() => {});
+    return next;
+  }
+
+  stop(): void {
+    clearInterval(this.timer);
+  }
+
+  /** The stored log plus the lines of this attempt not written yet. */
+  logs(): JobLogLine[] {
+    return [...this.doc.logs.filter((line) => line.attempt !== this.attempt), ...this.lines];
+  }
+}
+
+export class JobProcessor {
+  private readonly running = new Map<string, { run: RunningJob; done: Promise<void> }>();
+  private draining = false;
+
+  constructor(private readonly opts: ProcessorOptions) {}
+
+  get runningCount(): number {
+    return this.running.size;
+  }
+
+  /** A new job for an account, queued now. `id` makes creation idempotent (scheduled runs). */
+  async createJob(account: AccountDoc, options: { triggerId?: string; manual: boolean; id?: string }): Promise<JobDoc> {
+    const now = iso();
+    const job = await this.opts.store.jobs.put({
+      _id: options.id ?? randomUUID().replace(/-/g, ''),
+      worker: 'konnector',
+      instance: account.instance,
+      message: { account: account._id, konnector: account.account_type },
+      ...(options.triggerId ? { trigger_id: options.triggerId } : {}),
+      manual: options.manual,
+      state: 'queued',
+      queued_at: now,
+      due_at: now,
+      attempts: 0,
+      max_attempts: this.opts.retry.maxAttempts,
+      interruptions: 0,
+      seq: 0,
+      history: [],
+      logs: [],
+    });
+    await this.enqueue({ jobId: job._id, seq: job.seq });
+    return job;
+  }
+
+  /** A queue that fails now leaves the job queued in CouchDB: the sweeper hands it out later. */
+  private async enqueue(message: QueueMessage, delayMs = 0): Promise<void> {
+    try {
+      await this.opts.queue.add(message, delayMs);
+    } catch (error) {
+      this.opts.log('warning', `job ${message.jobId}: the queue refused it (${(error as Error).message}); the sweeper will queue it again`);
+    }
+  }
+
+  /** The queue's handler. */
+  async process(message: QueueMessage): Promise<void> {
+    const { store, registry } = this.opts;
+    if (this.draining) return;
+    let job: JobDoc;
+    try {
+      job = await store.jobs.get(message.jobId);
+    } catch (e) {
+      if (isNotFound(e)) return;
+      throw e;
+    }
+    if (job.state !== 'queued' || job.seq !== message.seq) {
+      this.opts.metrics.staleMessages.inc();
+      return;
+    }
+    const wait = Date.parse(job.due_at) - Date.now();
+    if (wait > 0) return this.enqueue(message, wait);
+
+    const account = await store.accounts.get(job.message.account).catch((e: unknown) => {
+      if (isNotFound(e)) return null;
+      throw e;
+    });
+    if (!account) {
+      return this.endUnrun(job, 'HOST.ACCOUNT_NOT_FOUND', `the account ${job.message.account} was deleted before the job ran`);
+    }
+    let konnector;
+    try {
+      konnector = await registry.get(job.message.konnector);
+    } catch (error) {
+      return this.endUnrun(job, 'HOST.KONNECTOR_NOT_FOUND', `the konnector ${job.message.konnector} cannot be loaded: ${(error as Error).message}`);
+    }
+    if (!konnector) {
+      return this.endUnrun(job, 'HOST.KONNECTOR_NOT_FOUND',
+        `no artifact in ${registry.dir} is the konnector "${job.message.konnector}"`);
+    }
+
+    const attempt = job.attempts + 1;
+    const startedAt = Date.now();
+    let claimed: JobDoc;
+    try {
+      claimed = await store.jobs.put({
+        ...job,
+        state: 'running',
+        attempts: attempt,
+        started_at: iso(startedAt),
+        lease: { host: this.opts.hostId, expires_at: iso(startedAt + this.opts.leaseMs) },
+        account_rev: account._rev,
+      });
+    } catch (e) {
+      if (isConflict(e)) return; // another host claimed it first
+      throw e;
+    }
+    this.opts.metrics.queueWait.observe(Math.max(0, startedAt - Date.parse(job.due_at)) / 1000);
+
+    const run = new RunningJob(claimed, attempt, this, Math.max(50, Math.floor(this.opts.leaseMs / 3)));
+    const done = this.execute(run, konnector, account);
+    this.running.set(job._id, { run, done });
+    this.opts.metrics.running.inc();
+    try {
+      await done;
+    } finally {
+      this.running.delete(job._id);
+      this.opts.metrics.running.dec();
+    }
+  }
+
+  private async execute(run: RunningJob, konnector: NonNullable<Awaited<ReturnType<KonnectorRegistry['get']>>>, account: AccountDoc) {
+    let report: JobReport | undefined;
+    let failure: string | undefined;
+    try {
+      report = await this.opts.executor.execute(
+        konnector,
+        { jobId: run.doc._id, accountId: account._id, instance: run.doc.instance, fields: account.auth, parameters: {} },
+        { ...this.opts.env, onLog: (line) => run.lines.push({ ...line, attempt: run.attempt }) },
+      );
+    } catch (error) {
+      failure = (error as Error).message;
+    } finally {
+      run.stop();
+    }
+    if (run.released) return;
+    await run.serialize(() => this.finish(run, report, failure));
+  }
+
+  /** Renews the lease and saves the log so far. Losing the job (a conflict) releases it. */
+  async renew(run: RunningJob): Promise<void> {
+    if (run.released) return;
+    try {
+      run.doc = await this.opts.store.jobs.put({
+        ...run.doc,
+        lease: { host: this.opts.hostId, expires_at: iso(Date.now() + this.opts.leaseMs) },
+        logs: run.logs(),
+      });
+    } catch (e) {
+      if (!isConflict(e)) {
+        this.opts.log('warning', `job ${run.doc._id}: cannot renew its lease (${(e as Error).message}); trying again`);
+        return;
+      }
+      run.released = true;
+      run.stop();
+      this.opts.log('warning', `job ${run.doc._id}: its lease was taken over by another host; this run's outcome is dropped`);
+    }
+  }
+
+  private async finish(run: RunningJob, report: JobReport | undefined, failure: string | undefined): Promise<void> {
+    if (run.released) return;
+    const { doc, attempt } = run;
+    const now = Date.now();
+    const code = report ? report.error : 'HOST.FAILURE';
+    const message = report ? report.message : `the host failed around the job: ${failure}`;
+    const ok = report?.state === 'done';
+    const history: JobAttempt[] = [...doc.history, {
+      attempt, host: this.opts.hostId, started_at: doc.started_at!, finished_at: iso(now), state: ok ? 'done' : 'errored', error: code, message,
+    }];
+    const retry = !ok && code !== null && isRetryable(code) && attempt < doc.max_attempts;
+    const delay = retry ? retryDelayMs(this.opts.retry, attempt) : 0;
+    const { lease: _lease, ...rest } = doc;
+    const next: JobDoc = {
+      ...rest,
+      state: ok ? 'done' : retry ? 'queued' : 'errored',
+      error: code,
+      error_message: message,
+      ...(report ? { report: withoutJobId(report) } : {}),
+      history,
+      logs: run.logs(),
+      ...(retry ? { seq: doc.seq + 1, due_at: iso(now + delay) } : { finished_at: iso(now) }),
+    };
+    let saved: JobDoc;
+    try {
+      saved = await this.opts.store.jobs.put(next);
+    } catch (e) {
+      if (!isConflict(e)) throw e;
+      this.opts.log('warning', `job ${doc._id}: another host took it over while it ran; this run's outcome is dropped`);
+      return;
+    }
+    const slug = doc.message.konnector;
+    if (report) this.opts.metrics.observeAttempt(report);
+    if (retry) {
+      this.opts.metrics.retried.inc({ konnector: slug, error: code! });
+      await this.enqueue({ jobId: saved._id, seq: saved.seq }, delay);
+    } else {
+      this.opts.metrics.finished.inc({ konnector: slug, state: saved.state, error: code ?? '' });
+      await this.recordOnTrigger(saved);
+    }
+  }
+
+  /** Ends a job that cannot run (no account, no konnector), from the queued revision that was read. */
+  private async endUnrun(job: JobDoc, code: HostErrorCode, message: string): Promise<void> {
+    try {
+      const saved = await this.opts.store.jobs.put({ ...job, state: 'errored', error: code, error_message: message, finished_at: iso() });
+      this.opts.metrics.finished.inc({ konnector: job.message.konnector, state: 'errored', error: code });
+      await this.recordOnTrigger(saved);
+    } catch (e) {
+      if (!isConflict(e)) throw e;
+    }
+  }
+
+  /** The trigger's current_state, as cozy-stack keeps it; a stop lasts while the account stays at the job's revision. */
+  private async recordOnTrigger(job: JobDoc): Promise<void> {
+    if (!job.trigger_id || !job.finished_at) return;
+    const at = job.finished_at;
+    try {
+      await this.opts.store.triggers.modify(job.trigger_id, (trigger: TriggerDoc) => {
+        const last = trigger.current_state.last_execution;
+        if (last && last > at) return null; // a later job already recorded
+        const state = { ...trigger.current_state, status: job.state as 'done' | 'errored', last_execution: at, last_executed_job_id: job._id,
+          ...(job.account_rev ? { last_account_rev: job.account_rev } : {}) };
+        if (job.state === 'done') Object.assign(state, { last_success: at, last_successful_job_id: job._id });
+        else Object.assign(state, { last_failure: at, last_failed_job_id: job._id, last_error: job.error ?? 'UNKNOWN_ERROR' });
+        return { ...trigger, current_state: state };
+      });
+    } catch (e) {
+      if (!isNotFound(e)) throw e; // the trigger was deleted meanwhile
+    }
+  }
+
+  /**
+   * A job whose host died or drained goes back to the queue without counting
+   * the interrupted attempt, unless it was interrupted too often.
+   */
+  private async requeueInterrupted(doc: JobDoc, why: string, logs: JobLogLine[] = doc.logs): Promise<JobDoc | null> {
+    const now = iso();
+    const interruptions = doc.interruptions + 1;
+    const history: JobAttempt[] = [...doc.history, {
+      attempt: doc.attempts, host: doc.lease?.host ?? 'unknown', started_at: doc.started_at ?? now, finished_at: now, state: 'interrupted', message: why,
+    }];
+    const { lease: _lease, ...rest } = doc;
+    const giveUp = interruptions > this.opts.maxInterruptions;
+    const next: JobDoc = giveUp
+      ? { ...rest, state: 'errored', interruptions, history, logs, finished_at: now, error: 'HOST.INTERRUPTED',
+          error_message: `the job was interrupted ${interruptions} times (${why})` }
+      : { ...rest, state: 'queued', interruptions, history, logs, attempts: doc.attempts - 1, seq: doc.seq + 1, due_at: now };
+    let saved: JobDoc;
+    try {
+      saved = await this.opts.store.jobs.put(next);
+    } catch (e) {
+      if (isConflict(e)) return null; // another host requeued it, or its host came back and finished it
+      throw e;
+    }
+    this.opts.metrics.requeued.inc({ reason: why.startsWith('drain') ? 'drain' : 'lease-expired' });
+    if (giveUp) {
+      this.opts.metrics.finished.inc({ konnector: doc.message.konnector, state: 'errored', error: 'HOST.INTERRUPTED' });
+      await this.recordOnTrigger(saved);
+    } else {
+      await this.enqueue({ jobId: saved._id, seq: saved.seq });
+    }
+    return saved;
+  }
+
+  /**
+   * Requeues running jobs whose lease expired, and queues the queued jobs no
+   * message may carry any more: every one at start-up, then those due for
+   * longer than `stuckForMs` (a message lost with a dead host or a full queue).
+   */
+  async sweep(options: { startup: boolean; stuckForMs: number }): Promise<void> {
+    const { jobs } = this.opts.store;
+    const now = Date.now();
+    const expired = await jobs.find({ state: 'running', 'lease.expires_at': { $lt: iso(now) } }, { limit: SWEEP_BATCH });
+    for (const job of expired) {
+      if (this.running.has(job._id)) continue; // ours and alive: the renewal is only late
+      await this.requeueInterrupted(job, `its host ${job.lease?.host ?? '?'} stopped renewing its lease`);
+    }
+    const dueAt = options.startup ? { $gte: '' } : { $lte: iso(now - options.stuckForMs) };
+    const due = await jobs.find({ state: 'queued', due_at: dueAt }, { limit: SWEEP_BATCH, sort: [{ state: 'asc' }, { due_at: 'asc' }] });
+    for (const job of due) await this.enqueue({ jobId: job._id, seq: job.seq }, Date.parse(job.due_at) - now);
+  }
+
+  /**
+   * Stops taking jobs, lets the running ones finish for `graceMs`, then gives
+   * the others back to the queue (their attempt does not count).
+   */
+  async drain(graceMs: number): Promise<{ finished: number; requeued: number }> {
+    this.draining = true;
+    await this.opts.queue.pause();
+    const inFlight = [...this.running.values()];
+    const allDone = Promise.allSettled(inFlight.map((entry) => entry.done));
+    const timer = sleep(graceMs, 'timeout' as const, { ref: false });
+    if ((await Promise.race([allDone.then(() => 'done' as const), timer])) === 'done') return { finished: inFlight.length, requeued: 0 };
+    let requeued = 0;
+    for (const [id, { run }] of this.running) {
+      run.stop();
+      await run.serialize(async () => {
+        if (run.released) return;
+        run.released = true;
+        const saved = await this.requeueInterrupted(run.doc, `drained: its host stopped after a ${graceMs} ms grace period`, run.logs());
+        if (saved) requeued++;
+        else this.opts.log('warning', `job ${id}: could not give it back to the queue: it changed meanwhile`);
+      });
+    }
+    return { finished: inFlight.length - requeued, requeued };
+  }
+}
+
+function withoutJobId(report: JobReport): Omit<JobReport, 'jobId'> {
+  const { jobId: _jobId, ...rest } = report;
+  return rest;
+}

@@ -1,0 +1,166 @@
+/**
+ * The host's state in CouchDB: three databases named the cozy-stack way under
+ * a host prefix (default "konnector-serve": konnector-serve/io-cozy-accounts,
+ * .../io-cozy-triggers, .../io-cozy-jobs). CouchDB's revisions are the only
+ * lock: a job is claimed by writing it at the revision that was read, so two
+ * hosts can never both win the same claim.
+ */
+import nano from 'nano';
+import { databaseName } from '../../host-api/documents.ts';
+import { ServeError } from './errors.ts';
+import type { AccountDoc, JobDoc, TriggerDoc } from './model.ts';
+
+const REQUEST_TIMEOUT_MS = 30_000;
+
+interface CouchFailure {
+  statusCode?: number;
+  error?: string;
+  reason?: string;
+  message?: string;
+}
+
+type Doc = { _id: string; _rev?: string };
+
+export interface FindOptions {
+  limit?: number;
+  skip?: number;
+  sort?: Array<Record<string, 'asc' | 'desc'>>;
+  fields?: string[];
+}
+
+export class Collection<T extends Doc> {
+  constructor(
+    private readonly couch: nano.ServerScope,
+    private readonly db: string,
+    private readonly doctype: string,
+    private readonly origin: string,
+  ) {}
+
+  private request(req: { method?: string; path?: string; body?: unknown; qs?: Record<string, unknown> }): Promise<unknown> {
+    return this.couch
+      .relax({ ...req, db: this.db, signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) } as nano.RequestOptions)
+      .catch((e: unknown) => {
+        throw this.failure(e);
+      });
+  }
+
+  private failure(e: unknown): ServeError {
+    const failure = (e ?? {}) as CouchFailure;
+    const reason = failure.reason ?? failure.error ?? failure.message ?? String(e);
+    if (typeof failure.statusCode !== 'number' || failure.statusCode >= 500 || failure.statusCode === 401) {
+      return new ServeError('unavailable', `CouchDB at ${this.origin} failed for ${this.doctype} (${reason}): check that it runs and that --couchdb is right`);
+    }
+    if (failure.statusCode === 404) return new ServeError('not-found', `${this.doctype}: not found (${reason})`);
+    if (failure.statusCode === 409) return new ServeError('conflict', `${this.doctype}: the document changed meanwhile (${reason})`);
+    return new ServeError('unavailable', `CouchDB at ${this.origin} refused a request on ${this.doctype} (HTTP ${failure.statusCode}: ${reason})`);
+  }
+
+  /** Creates the database (412: it exists) and the Mango indexes the host queries by. */
+  async ensure(indexes: string[][]): Promise<void> {
+    try {
+      await this.couch.relax({ db: this.db, method: 'PUT', signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) } as nano.RequestOptions);
+    } catch (e) {
+      if ((e as CouchFailure).statusCode !== 412) throw this.failure(e);
+    }
+    for (const fields of indexes) {
+      await this.request({ method: 'POST', path: '_index', body: { index: { fields }, name: fields.join('-'), type: 'json' } });
+    }
+  }
+
+  async get(id: string): Promise<T> {
+    try {
+      return (await this.request({ path: encodeURIComponent(id) })) as T;
+    } catch (e) {
+      if (e instanceof ServeError && e.kind === 'not-found') {
+        throw new ServeError('not-found', `there is no ${this.doctype} document ${JSON.stringify(id)}`);
+      }
+      throw e;
+    }
+  }
+
+  /** Writes a document: a new one (no _rev) or over the revision it carries. Returns it with its new _rev. */
+  async put(doc: T): Promise<T> {
+    const result = (await this.request({ method: 'PUT', path: encodeURIComponent(doc._id), body: doc })) as { rev: string };
+    return { ...doc, _rev: result.rev };
+  }
+
+  async remove(doc: T): Promise<void> {
+    await this.request({ method: 'DELETE', path: encodeURIComponent(doc._id), qs: { rev: doc._rev } });
+  }
+
+  async find(selector: Record<string, unknown>, options: FindOptions = {}): Promise<T[]> {
+    const result = (await this.request({
+      method: 'POST',
+      path: '_find',
+      body: { selector, limit: options.limit ?? 1000, skip: options.skip ?? 0, ...(options.sort ? { sort: options.sort } : {}),
+        ...(options.fields ? { fields: options.fields } : {}) },
+    })) as { docs: T[] };
+    return result.docs;
+  }
+
+  /**
+   * Read-modify-write that survives concurrent writers: `change` gets the
+   * current document and returns the new one (or null to leave it as is); on a
+   * conflict it runs again on the newer revision.
+   */
+  async modify(id: string, change: (doc: T) => T | null, attempts = 10): Promise<T | null> {
+    for (let attempt = 1; ; attempt++) {
+      const current = await this.get(id);
+      const next = change(current);
+      if (next === null) return null;
+      try {
+        return await this.put({ ...next, _id: current._id, _rev: current._rev });
+      } catch (e) {
+        if (!(e instanceof ServeError && e.kind === 'conflict') || attempt >= attempts) throw e;
+      }
+    }
+  }
+}
+
+export interface Store {
+  accounts: Collection<AccountDoc>;
+  triggers: Collection<TriggerDoc>;
+  jobs: Collection<JobDoc>;
+  /** Whether CouchDB answers. */
+  ping(): Promise<boolean>;
+  /** Jobs by state, from a CouchDB view (cheap: the view is maintained incrementally). */
+  countJobsByState(): Promise<Record<string, number>>;
+}
+
+const JOBS_DESIGN = '_design/serve';
+const BY_STATE_VIEW = { map: 'function (doc) { if (doc.state) emit(doc.state, null); }', reduce: '_count' };
+
+export async function openStore(couchUrl: string, prefix: string): Promise<Store> {
+  const couch = nano({ url: couchUrl });
+  const origin = new URL(couchUrl).origin;
+  const jobsDb = decodeURIComponent(databaseName(prefix, 'io.cozy.jobs'));
+  const collection = <T extends Doc>(doctype: string) =>
+    new Collection<T>(couch, decodeURIComponent(databaseName(prefix, doctype)), doctype, origin);
+  const store: Store = {
+    accounts: collection<AccountDoc>('io.cozy.accounts'),
+    triggers: collection<TriggerDoc>('io.cozy.triggers'),
+    jobs: collection<JobDoc>('io.cozy.jobs'),
+    async countJobsByState() {
+      const result = (await couch.relax({ db: jobsDb, path: `${JOBS_DESIGN}/_view/by_state`, qs: { group: true },
+        signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) } as nano.RequestOptions)) as { rows: Array<{ key: string; value: number }> };
+      return Object.fromEntries(result.rows.map((row) => [row.key, row.value]));
+    },
+    async ping() {
+      try {
+        await couch.relax({ path: '', signal: AbortSignal.timeout(5_000) } as nano.RequestOptions);
+        return true;
+      } catch {
+        return false;
+      }
+    },
+  };
+  await store.accounts.ensure([['account_type']]);
+  await store.triggers.ensure([['type'], ['message.account']]);
+  await store.jobs.ensure([['state', 'due_at'], ['message.account'], ['trigger_id']]);
+  try {
+    await couch.relax({ db: jobsDb, method: 'PUT', path: JOBS_DESIGN, body: { views: { by_state: BY_STATE_VIEW } } } as nano.RequestOptions);
+  } catch (e) {
+    if ((e as CouchFailure).statusCode !== 409) throw e; // another host made it
+  }
+  return store;
+}

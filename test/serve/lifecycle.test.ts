@@ -1,0 +1,160 @@
+/**
+ * Real `konnector serve` processes, killed with SIGKILL and drained with
+ * SIGTERM, sharing one CouchDB: no job is lost, none runs twice.
+ */
+import { copyFile, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import nano from 'nano';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { startEmbeddedCouchDB, type CouchServer } from '../../host-api/couchdb-server.ts';
+import { databaseName } from '../../host-api/documents.ts';
+import { konnectorCli } from '../support/cli.ts';
+import { apiClient, konnectorsDir, settledJob, SLUG, spawnServe, startSlowVendor, waitFor, type Api, type ServeProcess } from './support.ts';
+
+let couch: CouchServer;
+let couchDir: string;
+let vendor: Awaited<ReturnType<typeof startSlowVendor>>;
+let dir: string;
+const processes: ServeProcess[] = [];
+
+beforeAll(async () => {
+  couchDir = await mkdtemp(path.join(os.tmpdir(), 'serve-lifecycle-'));
+  [couch, vendor, dir] = await Promise.all([startEmbeddedCouchDB({ dataDir: couchDir }), startSlowVendor(), konnectorsDir()]);
+});
+
+afterEach(() => {
+  for (const p of processes.splice(0)) p.child.kill('SIGKILL');
+});
+
+afterAll(async () => {
+  await vendor?.stop();
+  await couch?.stop();
+  await rm(couchDir, { recursive: true, force: true });
+});
+
+/** A host on the shared CouchDB, each test in its own databases (--db-prefix). */
+async function serve(prefix: string, extra: string[] = []): Promise<{ proc: ServeProcess; api: Api }> {
+  const proc = await spawnServe(['--konnectors', dir, '--couchdb', couch.url, '--db-prefix', prefix, '--concurrency', '2',
+    '--lease', '2s', '--retry-delay', '50ms', '--data-dir', path.join(couchDir, prefix),
+    '--connect-to', `wait.example:80:127.0.0.1:${vendor.port}`, ...extra]);
+  processes.push(proc);
+  return { proc, api: apiClient(proc.url) };
+}
+
+async function newAccount(api: Api, instance: string, auth: Record<string, unknown>): Promise<string> {
+  const { status, body } = await api('POST', '/accounts', { account_type: SLUG, instance, auth });
+  expect(status, JSON.stringify(body)).toBe(201);
+  return body._id;
+}
+
+const runningCount = async (api: Api) => (await api('GET', '/jobs?state=running')).body.jobs.length as number;
+
+async function savedRuns(instance: string): Promise<Map<string, number>> {
+  const db = nano(couch.url).use<{ runs: number }>(decodeURIComponent(databaseName(instance, 'io.cozy.serveruns')));
+  const { rows } = await db.list({ include_docs: true });
+  return new Map(rows.filter((row) => !row.id.startsWith('_design/')).map((row) => [row.id, row.doc!.runs]));
+}
+
+describe('kill -9 of the host mid-run', () => {
+  it('runs again, after the lease expires, the jobs that were running; every job ends once', async () => {
+    const first = await serve('killed');
+    const instance = 'erin.cozy.example';
+    const slow = await newAccount(first.api, instance, { login: 'slow', waitUrl: 'http://wait.example/wait?ms=2500' });
+    const quick = await newAccount(first.api, instance, { login: 'quick' });
+    const slowJobs = [];
+    for (let i = 0; i < 2; i++) slowJobs.push((await first.api('POST', '/jobs', { account: slow })).body._id as string);
+    await waitFor('both slow jobs to run', async () => (await runningCount(first.api)) === 2);
+    const quickJobs = [];
+    for (let i = 0; i < 6; i++) quickJobs.push((await first.api('POST', '/jobs', { account: quick })).body._id as string);
+    const vendorCallsBefore = vendor.requests();
+
+    first.proc.child.kill('SIGKILL');
+    expect(await first.proc.exited).toBe(null);
+
+    const second = await serve('killed');
+    const jobs = await Promise.all([...slowJobs, ...quickJobs].map((id) => settledJob(second.api, id, 60_000)));
+    for (const job of jobs) expect(job, job._id).toMatchObject({ state: 'done', attempts: 1, error: null });
+    for (const job of jobs.slice(0, 2)) {
+      expect(job.interruptions).toBe(1);
+      expect(job.history.map((a: { state: string }) => a.state)).toEqual(['interrupted', 'done']);
+      expect(job.history[0].message).toMatch(/stopped renewing its lease/);
+    }
+    // The interrupted runs reached the vendor again; none of the jobs saved twice.
+    expect(vendor.requests()).toBeGreaterThanOrEqual(vendorCallsBefore + 2);
+    const runs = await savedRuns(instance);
+    expect(runs.size).toBe(8);
+    for (const job of jobs) expect(runs.get(job._id), job._id).toBe(1);
+  });
+});
+
+describe('SIGTERM', () => {
+  it('drains: no new job, running jobs finish within the grace period, the rest go back to the queue', async () => {
+    const first = await serve('drained', ['--grace', '2500ms']);
+    const instance = 'frank.cozy.example';
+    const short = await newAccount(first.api, instance, { login: 'short', waitUrl: 'http://wait.example/wait?ms=1000' });
+    const long = await newAccount(first.api, instance, { login: 'long', waitUrl: 'http://wait.example/wait?ms=5000' });
+    const shortJob = (await first.api('POST', '/jobs', { account: short })).body._id as string;
+    const longJob = (await first.api('POST', '/jobs', { account: long })).body._id as string;
+    await waitFor('both jobs to run', async () => (await runningCount(first.api)) === 2);
+    const waitingJob = (await first.api('POST', '/jobs', { account: short })).body._id as string;
+
+    first.proc.child.kill('SIGTERM');
+    // Until the signal lands, jobs are still accepted: they must end like the others.
+    const acceptedMeanwhile: string[] = [];
+    const refused = await waitFor('the host to refuse new jobs', async () => {
+      const answer = await first.api('POST', '/jobs', { account: short }).catch(() => null);
+      if (answer?.status === 201) acceptedMeanwhile.push(answer.body._id);
+      return answer && answer.status === 503 ? answer : null;
+    });
+    expect(refused.body.error.message).toMatch(/draining/);
+    expect(await first.proc.exited).toBe(0);
+    expect(first.proc.output()).toMatch(/drained: 1 job\(s\) finished, 1 given back to the queue/);
+
+    const jobsDb = nano(couch.url).use<{ state: string; interruptions: number; attempts: number }>(
+      decodeURIComponent(databaseName('drained', 'io.cozy.jobs')));
+    expect(await jobsDb.get(shortJob)).toMatchObject({ state: 'done', interruptions: 0 });
+    expect(await jobsDb.get(longJob)).toMatchObject({ state: 'queued', interruptions: 1, attempts: 0 });
+    expect(await jobsDb.get(waitingJob)).toMatchObject({ state: 'queued', interruptions: 0 });
+
+    const second = await serve('drained');
+    for (const id of [longJob, waitingJob, ...acceptedMeanwhile]) {
+      expect(await settledJob(second.api, id, 60_000), id).toMatchObject({ state: 'done', attempts: 1 });
+    }
+    const all = [shortJob, longJob, waitingJob, ...acceptedMeanwhile];
+    const runs = await savedRuns(instance);
+    expect([...runs.keys()].sort()).toEqual(all.sort());
+    expect([...runs.values()]).toEqual(all.map(() => 1));
+  });
+});
+
+describe('start-up checks', () => {
+  it('refuses to start on a tampered artifact, naming it; the intact one starts (above)', async () => {
+    const tampered = await mkdtemp(path.join(os.tmpdir(), 'serve-tampered-'));
+    const file = path.join(tampered, `${SLUG}.kwasm`);
+    await copyFile(path.join(dir, `${SLUG}.kwasm`), file);
+    const bytes = await readFile(file);
+    bytes[bytes.length - 100] ^= 0xff;
+    await writeFile(file, bytes);
+    const result = await konnectorCli(['serve', '--konnectors', tampered, '--couchdb', couch.url, '--port', '0'],
+      { KONNECTOR_SERVE_TOKEN: 'test-token-0123456789abcdef' });
+    expect(result.code).toBe(2);
+    expect(result.stderr).toContain(file);
+    expect(result.stderr).toMatch(/content sha256 is [0-9a-f]{64}, the header records/);
+    await rm(tampered, { recursive: true, force: true });
+  });
+
+  it('refuses bad options with exit code 2 and the reason', async () => {
+    for (const [args, reason] of [
+      [['--lease', 'soon'], /--lease soon: not a duration/],
+      [['--concurrency', '0'], /--concurrency 0: expected an integer >= 1/],
+      [['--port', '70000'], /--port 70000: a port is at most 65535/],
+      [['--redis', 'not a url'], /--redis not a url: not a URL/],
+      [['--bogus'], /Unknown option '--bogus'/],
+    ] as const) {
+      const result = await konnectorCli(['serve', '--konnectors', dir, ...args], { KONNECTOR_SERVE_TOKEN: 'test-token-0123456789abcdef' });
+      expect(result.code, args.join(' ')).toBe(2);
+      expect(result.stderr).toMatch(reason);
+    }
+  });
+});

@@ -1,0 +1,92 @@
+/**
+ * Scale-out: two `konnector serve` processes share one queue (BullMQ on a real
+ * redis-server on loopback) and one CouchDB. Every job runs exactly once, on
+ * one host or the other, and a host killed mid-run loses nothing.
+ */
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import nano from 'nano';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { startEmbeddedCouchDB, type CouchServer } from '../../host-api/couchdb-server.ts';
+import { databaseName } from '../../host-api/documents.ts';
+import { apiClient, konnectorsDir, settledJob, SLUG, spawnServe, startRedis, startSlowVendor, waitFor, type Api, type ServeProcess } from './support.ts';
+
+let redis: Awaited<ReturnType<typeof startRedis>>;
+let couch: CouchServer;
+let tmp: string;
+let dir: string;
+let vendor: Awaited<ReturnType<typeof startSlowVendor>>;
+const hosts: ServeProcess[] = [];
+
+describe('two hosts sharing a Redis queue', () => {
+  beforeAll(async () => {
+    tmp = await mkdtemp(path.join(os.tmpdir(), 'serve-redis-'));
+    [redis, couch, dir, vendor] = await Promise.all([startRedis(tmp), startEmbeddedCouchDB({ dataDir: path.join(tmp, 'couch') }),
+      konnectorsDir(), startSlowVendor()]);
+  });
+
+  afterEach(() => {
+    for (const host of hosts.splice(0)) host.child.kill('SIGKILL');
+  });
+
+  afterAll(async () => {
+    await redis?.stop();
+    await vendor?.stop();
+    await couch?.stop();
+    await rm(tmp, { recursive: true, force: true });
+  });
+
+  const serve = async () => {
+    const host = await spawnServe(['--konnectors', dir, '--couchdb', couch.url, '--redis', redis.url, '--concurrency', '2',
+      '--lease', '2s', '--data-dir', tmp, '--connect-to', `wait.example:80:127.0.0.1:${vendor.port}`]);
+    hosts.push(host);
+    return { host, api: apiClient(host.url) };
+  };
+
+  async function savedRuns(instance: string): Promise<Map<string, number>> {
+    const db = nano(couch.url).use<{ runs: number }>(decodeURIComponent(databaseName(instance, 'io.cozy.serveruns')));
+    const { rows } = await db.list({ include_docs: true });
+    return new Map(rows.filter((row) => !row.id.startsWith('_design/')).map((row) => [row.id, row.doc!.runs]));
+  }
+
+  it('runs each job exactly once, on either host', async () => {
+    const [a, b] = await Promise.all([serve(), serve()]);
+    const instance = 'grace.cozy.example';
+    const account = (await a.api('POST', '/accounts', { account_type: SLUG, instance, auth: { login: 'grace' } })).body._id;
+    const ids: string[] = [];
+    for (let i = 0; i < 100; i++) {
+      const api: Api = i % 2 ? a.api : b.api;
+      ids.push((await api('POST', '/jobs', { account })).body._id);
+    }
+    const jobs = await Promise.all(ids.map((id) => settledJob(a.api, id, 120_000)));
+    const ranOn = new Set<string>();
+    for (const job of jobs) {
+      expect(job, job._id).toMatchObject({ state: 'done', attempts: 1 });
+      expect(job.history).toHaveLength(1);
+      ranOn.add(job.history[0].host);
+    }
+    expect(ranOn.size).toBe(2);
+    const runs = await savedRuns(instance);
+    expect(runs.size).toBe(ids.length);
+    for (const id of ids) expect(runs.get(id), id).toBe(1);
+  });
+
+  it('gives the jobs of a host killed mid-run to the other one', async () => {
+    const [a, b] = await Promise.all([serve(), serve()]);
+    const instance = 'heidi.cozy.example';
+    const account = (await a.api('POST', '/accounts', { account_type: SLUG, instance, auth: { login: 'heidi', waitUrl: 'http://wait.example/wait?ms=2000' } })).body._id;
+    const ids: string[] = [];
+    for (let i = 0; i < 8; i++) ids.push((await a.api('POST', '/jobs', { account })).body._id);
+    await waitFor('host a to run jobs', async () => {
+      const { body } = await a.api('GET', '/jobs?state=running');
+      return body.jobs.some((job: { lease?: { host: string } }) => job.lease?.host.includes(`-${a.host.child.pid}-`));
+    });
+    a.host.child.kill('SIGKILL');
+    const jobs = await Promise.all(ids.map((id) => settledJob(b.api, id, 120_000)));
+    for (const job of jobs) expect(job, job._id).toMatchObject({ state: 'done', attempts: 1 });
+    expect(jobs.some((job) => job.interruptions === 1)).toBe(true);
+    const runs = await savedRuns(instance);
+    for (const id of ids) expect(runs.get(id), id).toBe(1);
+  });
+});
