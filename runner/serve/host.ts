@@ -19,6 +19,7 @@ import { JobProcessor } from './processor.ts';
 import { EmbeddedQueue, type HostLogger, type JobQueue } from './queue.ts';
 import { TriggerScheduler } from './scheduler.ts';
 import { openStore, type Store } from './store.ts';
+import { SandboxPool } from '../pool.ts';
 
 export interface ServeOptions {
   konnectorsDir: string;
@@ -104,11 +105,15 @@ export async function startServeHost(options: ServeOptions): Promise<ServeHost> 
     await registry.scan();
     const queue = await createQueue(options);
     stack.push(() => queue.close());
+    // One warm worker per concurrent job: a job starts without spawning a thread.
+    const pool = new SandboxPool(options.concurrency);
+    await pool.warm();
+    stack.push(() => pool.close());
     const metrics = new ServeMetrics(() => store.countJobsByState());
     const processor = new JobProcessor({
       store, registry, queue, metrics, hostId,
       executor: options.executor,
-      env: { couchUrl, limits: options.limits, connectTo: options.connectTo, resolve: options.resolve },
+      env: { couchUrl, limits: options.limits, connectTo: options.connectTo, resolve: options.resolve, pool },
       leaseMs: options.leaseMs,
       retry: options.retry,
       maxInterruptions: options.maxInterruptions,
