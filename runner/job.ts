@@ -1,13 +1,14 @@
 import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
 import { createDocuments } from '../host-api/documents.ts';
-import { createFiles } from '../host-api/files.ts';
+import { accountName, createFiles, konnectorFolderPath } from '../host-api/files.ts';
 import { createHttp, type ConnectTo } from '../host-api/http/index.ts';
 import { JobLog, type LogLine } from '../host-api/log.ts';
 import { UsageError } from './errors.ts';
 import type { Limits } from './limits.ts';
 import type { LoadedKonnector } from './loader.ts';
 import { describeIssues } from './manifest.ts';
+import type { SandboxPool } from './pool.ts';
 import { runInSandbox, type JobOutcome } from './sandbox.ts';
 
 /** What a caller must say to run one job. Validated: it comes from operators and APIs. */
@@ -37,7 +38,7 @@ export interface JobReport extends JobOutcome {
   saved: Record<string, number>;
   logLines: number;
   /** Every budget of the job: what it used against its limit. */
-  budgets: Record<'wallClockMs' | 'memoryBytes' | 'httpRequests' | 'httpBytesIn' | 'httpBytesOut' | 'documents' | 'logLines' | 'logBytes', BudgetUsage>;
+  budgets: Record<'wallClockMs' | 'memoryBytes' | 'httpRequests' | 'httpBytesIn' | 'httpBytesOut' | 'documents' | 'files' | 'filesBytes' | 'logLines' | 'logBytes', BudgetUsage>;
 }
 
 export interface JobEnvironment {
@@ -47,6 +48,10 @@ export interface JobEnvironment {
   /** DNS for the job's http capability; default the system resolver. Tests inject a fake one. */
   resolve?: (host: string) => Promise<string[]>;
   onLog?: (line: LogLine) => void;
+  /** Where file contents are stored (`<filesDir>/<instance>/<path>`); without it the konnector cannot save files. */
+  filesDir?: string;
+  /** The worker threads to run on; default the process-wide pool. */
+  pool?: SandboxPool;
 }
 
 export function parseJobRequest(input: unknown): z.output<typeof JobRequestSchema> {
@@ -80,8 +85,13 @@ export async function runJob(konnector: LoadedKonnector, request: JobRequest, en
     couchUrl: env.couchUrl,
     instance: job.instance,
     slug: manifest.slug,
+    appVersion: manifest.version,
     accountId: job.accountId,
-    folderPath: manifest.folders?.[0]?.defaultDir,
+    folderPath: konnectorFolderPath(manifest.folders, {
+      konnector: manifest.name,
+      account: accountName(job.fields, job.accountId),
+    }),
+    filesDir: env.filesDir,
     limits: env.limits.files,
   });
   let outcome: JobOutcome;
@@ -96,6 +106,7 @@ export async function runJob(konnector: LoadedKonnector, request: JobRequest, en
       },
       { http, documents, files, log },
       env.limits,
+      env.pool,
     );
   } finally {
     await http.close();
@@ -118,6 +129,8 @@ export async function runJob(konnector: LoadedKonnector, request: JobRequest, en
       httpBytesIn: { used: http.stats.bytesIn, limit: limits.http.maxBytesIn },
       httpBytesOut: { used: http.stats.bytesOut, limit: limits.http.maxBytesOut },
       documents: { used: written, limit: limits.documents.maxDocuments },
+      files: { used: files.usage.files, limit: limits.files.maxFiles },
+      filesBytes: { used: files.usage.bytes, limit: limits.files.maxTotalBytes },
       logLines: { used: log.usage.lines, limit: limits.log.maxLines },
       logBytes: { used: log.usage.bytes, limit: limits.log.maxBytes },
     },
