@@ -10,6 +10,8 @@ export type BudgetName =
   | 'HTTP_BYTES_IN'
   | 'HTTP_BYTES_OUT'
   | 'DOCUMENTS'
+  | 'FILES'
+  | 'FILES_BYTES'
   | 'LOG_LINES'
   | 'LOG_BYTES';
 

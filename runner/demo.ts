@@ -36,6 +36,7 @@ export async function runDemo(): Promise<number> {
         couchUrl: couch.url,
         limits: defaultLimits,
         connectTo: [{ host: 'energy.example', port: 80, toAddress: '127.0.0.1', toPort: site.port }],
+        filesDir: path.join(repoRoot, '.data/demo-files'),
         onLog: (line) => say(`  ${line.level.padEnd(8)} ${line.message}`),
       },
     );

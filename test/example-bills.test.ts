@@ -1,4 +1,5 @@
-import { mkdtemp, rm } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import nano from 'nano';
@@ -19,6 +20,8 @@ interface SavedBill {
   currency: string;
   vendor: string;
   vendorRef?: string;
+  filename: string;
+  invoice: string;
   cozyMetadata: { createdByApp: string; sourceAccount: string };
 }
 
@@ -56,8 +59,16 @@ function runExample(fields: Record<string, unknown>) {
     ACCOUNT,
     '--connect-to',
     `energy.example:80:127.0.0.1:${site.port}`,
+    '--files-dir',
+    path.join(dataDir, 'files'),
     '--json',
   ]);
+}
+
+async function savedFiles(): Promise<Array<Record<string, any>>> {
+  const db = nano(couch.url).use<Record<string, any>>(decodeURIComponent(databaseName(INSTANCE, 'io.cozy.files')));
+  const { rows } = await db.list({ include_docs: true });
+  return rows.map((row) => row.doc!).filter((doc) => doc.type === 'file');
 }
 
 async function savedBills(): Promise<SavedBill[]> {
@@ -67,12 +78,15 @@ async function savedBills(): Promise<SavedBill[]> {
 }
 
 describe('the example konnector, built and run in the sandbox', () => {
-  it('logs in, scrapes the bills page and saves exactly the vendor bills', async () => {
+  it('logs in, scrapes the bills page and saves exactly the vendor bills, each with its PDF', async () => {
     const result = await runExample(site.credentials);
     expect(result.code, result.stderr + result.stdout).toBe(0);
     const report = lastJsonLine(result.stdout);
-    expect(report).toMatchObject({ state: 'done', error: null, saved: { 'io.cozy.bills': site.bills.length } });
-    expect(report.requests).toBeGreaterThanOrEqual(3);
+    expect(report).toMatchObject({
+      state: 'done', error: null, saved: { 'io.cozy.bills': site.bills.length }, budgets: { files: { used: site.bills.length } },
+    });
+    // Log-in page, form post, its redirect, the bills page, then one download per bill.
+    expect(report.requests).toBe(4 + site.bills.length);
     expect(report.bytesIn).toBeGreaterThan(0);
     expect(report.bytesOut).toBeGreaterThan(0);
 
@@ -83,8 +97,16 @@ describe('the example konnector, built and run in the sandbox', () => {
     expect(comparable).toEqual(
       site.bills.map((b) => ({ date: b.date, amount: b.amount, currency: b.currency, vendor: 'Example Energy', vendorRef: b.vendorRef })),
     );
+    const files = await savedFiles();
+    expect(files).toHaveLength(site.bills.length);
     for (const bill of bills) {
       expect(bill.cozyMetadata).toMatchObject({ createdByApp: 'example-bills', sourceAccount: ACCOUNT });
+      const file = files.find((f) => `io.cozy.files:${f._id}` === bill.invoice)!;
+      expect(file.name).toBe(bill.filename);
+      // The account's login names its folder, as cozy-home names it.
+      const content = await readFile(path.join(dataDir, 'files', INSTANCE, 'Administrative', 'Example Energy', site.credentials.login, bill.filename));
+      expect(file).toMatchObject({ md5sum: createHash('md5').update(content).digest('base64'), size: String(content.length), mime: 'application/pdf' });
+      expect(content.toString('latin1')).toContain(`Example Energy bill ${bill.vendorRef}`);
     }
   });
 
@@ -92,9 +114,11 @@ describe('the example konnector, built and run in the sandbox', () => {
     const before = await savedBills();
     const result = await runExample(site.credentials);
     expect(result.code, result.stderr).toBe(0);
-    expect(lastJsonLine(result.stdout)).toMatchObject({ state: 'done', saved: {} });
+    const report = lastJsonLine(result.stdout);
+    expect(report).toMatchObject({ state: 'done', saved: {}, requests: 4, budgets: { files: { used: 0 } } });
     const after = await savedBills();
     expect(after.map((b) => b._id).sort()).toEqual(before.map((b) => b._id).sort());
+    expect(await savedFiles()).toHaveLength(site.bills.length);
   });
 
   it('ends LOGIN_FAILED with a wrong password, and saves nothing', async () => {

@@ -8,8 +8,13 @@ const {
   scrape,
   saveBills,
   log,
-  errors
+  errors,
+  cozyClient
 } = require('cozy-konnector-libs')
+
+// Importing models to get qualification by label
+const models = cozyClient.new.models
+const { Qualification } = models.document
 
 const request = requestFactory({
   // The debug mode shows all the details about HTTP requests and responses.
@@ -107,6 +112,14 @@ function parseBills($) {
     fileurl: `${baseUrl}${doc.fileurl}`,
     filename: `${doc.date.toISOString().slice(0, 10)}_${VENDOR.replace(/ /g, '-')}_${doc.vendorRef}.pdf`,
     vendor: VENDOR,
+    fileAttributes: {
+      metadata: {
+        contentAuthor: 'energy.example',
+        issueDate: doc.date,
+        carbonCopy: true,
+        qualification: Qualification.getByLabel('energy_invoice')
+      }
+    },
     metadata: {
       // It can be interesting to add the date of import. This is not mandatory but may be
       // useful for debugging or data migration

@@ -17,7 +17,10 @@ import { findDocuments, saveDocument } from './host.js';
 import { HostError, InvalidArgumentError, UnsupportedError } from './exceptions.js';
 import { log as baseLog } from './log.js';
 import { saveBills } from './saveBills.js';
+import { saveFiles } from './saveFiles.js';
+import { saveIdentity } from './saveIdentity.js';
 import { signin } from './signin.js';
+import { updateOrCreate } from './updateOrCreate.js';
 
 const log = baseLog.namespace('BaseKonnector');
 const ACCOUNTS = 'io.cozy.accounts';
@@ -132,6 +135,33 @@ export class BaseKonnector {
     });
   }
 
+  /** `saveFiles` with the job's account as `sourceAccount` and `fields.login` as `sourceAccountIdentifier`. */
+  saveFiles(entries, fields, options = {}) {
+    return saveFiles(entries, fields, {
+      sourceAccount: this.accountId,
+      sourceAccountIdentifier: fields && fields.login,
+      ...options,
+    });
+  }
+
+  /** `updateOrCreate` with the job's account as `sourceAccount` (and `options.fields.login` as identifier). */
+  updateOrCreate(entries, doctype, matchingAttributes, options = {}) {
+    return updateOrCreate(entries, doctype, matchingAttributes, {
+      sourceAccount: this.accountId,
+      sourceAccountIdentifier: options.fields && options.fields.login,
+      ...options,
+    });
+  }
+
+  /** `saveIdentity` with `accountIdentifier` as `sourceAccountIdentifier`. */
+  saveIdentity(contact, accountIdentifier, options = {}) {
+    return saveIdentity(contact, accountIdentifier, {
+      sourceAccount: this.accountId,
+      sourceAccountIdentifier: accountIdentifier,
+      ...options,
+    });
+  }
+
   /** `signin` (the account's login state is not written: cozy-home does not watch this runner's jobs). */
   signin(options) {
     return signin(options);
@@ -181,9 +211,6 @@ export class BaseKonnector {
 }
 
 Object.assign(BaseKonnector.prototype, {
-  saveFiles: notSupported('saveFiles', 'files cannot be downloaded yet; bills are saved without their file'),
-  updateOrCreate: notSupported('updateOrCreate'),
-  saveIdentity: notSupported('saveIdentity'),
   waitForTwoFaCode: notSupported('waitForTwoFaCode', 'two-factor codes need a user interface this runner does not have'),
   getCozyMetadata: notSupported('getCozyMetadata', 'the host adds cozyMetadata to every document it saves'),
 });

@@ -6,7 +6,7 @@
 
 /** A WIT import returned `err`: `kind` is the WIT error-kind (e.g. 'denied', 'forbidden'). */
 export class HostError extends Error {
-  /** @param {'http'|'documents'} interfaceName @param {string} kind @param {string} message */
+  /** @param {'http'|'documents'|'files'} interfaceName @param {string} kind @param {string} message */
   constructor(interfaceName, kind, message) {
     super(`${interfaceName}: ${kind}: ${message}`);
     this.name = 'HostError';

@@ -9,6 +9,7 @@
  */
 import * as http from 'cozy:konnector/http@0.1.0';
 import * as documents from 'cozy:konnector/documents@0.1.0';
+import * as files from 'cozy:konnector/files@0.1.0';
 import * as log from 'cozy:konnector/log@0.1.0';
 import { HostError } from './exceptions.js';
 
@@ -58,6 +59,24 @@ export async function saveDocument(doctype, doc) {
 /** At most `limit` documents of `doctype` matching a Mango selector (the host may cap `limit`). */
 export async function findDocuments(doctype, selector, limit) {
   return JSON.parse(await call('documents', () => documents.find(doctype, JSON.stringify(selector), limit)));
+}
+
+/**
+ * Writes a file in the konnector's folder (`path` is relative to it; folders
+ * are created); resolves with its io.cozy.files document.
+ *
+ * @param {string} path e.g. '2024/bill.pdf'
+ * @param {Uint8Array} content
+ * @param {boolean} replace overwrite an existing file (else the host answers `exists`)
+ */
+export async function saveFile(path, content, replace) {
+  return JSON.parse(await call('files', () => files.save(path, content, replace)));
+}
+
+/** The io.cozy.files document of the file at `path` in the konnector's folder, or undefined. */
+export async function statFile(path) {
+  const doc = await call('files', () => files.stat(path));
+  return doc === undefined || doc === null ? undefined : JSON.parse(doc);
 }
 
 /** @param {'debug'|'info'|'warning'|'error'|'critical'} level @param {string} message */

@@ -8,24 +8,11 @@
  *
  * Needs GET on the doctype in the manifest.
  */
-import { findDocuments } from './host.js';
 import { InvalidArgumentError } from './exceptions.js';
 import { log as baseLog } from './log.js';
+import { get, queryAll } from './utils.js';
 
 const log = baseLog.namespace('hydrateAndFilter');
-
-// Documents read per documents.find call; the host may return fewer (its cap).
-const PAGE_SIZE = 1000;
-
-/** lodash.get for dotted paths: 'a.b.c'. */
-function get(object, path) {
-  let value = object;
-  for (const part of path.split('.')) {
-    if (value === null || value === undefined) return undefined;
-    value = value[part];
-  }
-  return value;
-}
 
 function hashOf(keys) {
   return (item) => keys.map((key) => {
@@ -54,28 +41,6 @@ function defaultSelector(documents, keys) {
 }
 
 /**
- * Every stored document matching `selector`, read by pages of increasing `_id`
- * (the host's find has no bookmark; CouchDB answers a selector without a
- * better index in `_id` order).
- */
-async function findAll(doctype, selector) {
-  const found = [];
-  let after = null;
-  for (;;) {
-    const page = await findDocuments(doctype, after === null ? selector : { $and: [selector, { _id: { $gt: after } }] }, PAGE_SIZE);
-    if (page.length === 0) return found;
-    found.push(...page);
-    const ids = page.map((doc) => doc._id);
-    const last = ids.reduce((max, id) => (id > max ? id : max));
-    if (ids.some((id, i) => i > 0 && id < ids[i - 1])) {
-      log('warn', `${doctype}: the database did not answer in _id order; documents past the first ${found.length} are not compared`);
-      return found;
-    }
-    after = last;
-  }
-}
-
-/**
  * A function with more parameters than given is called as a method on its
  * first argument, as cozy-konnector-libs does (`suitableCall`).
  */
@@ -98,7 +63,7 @@ export async function hydrateAndFilter(documents, doctype, options = {}) {
 
   const hash = hashOf(keys);
   const store = new Map();
-  for (const existing of await findAll(doctype, options.selector ?? defaultSelector(documents, keys))) {
+  for (const existing of await queryAll(doctype, options.selector ?? defaultSelector(documents, keys))) {
     store.set(hash(existing), existing);
   }
 

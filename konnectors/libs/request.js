@@ -159,7 +159,8 @@ function latin1(bytes) {
 }
 
 function decodeBody(bytes, encoding) {
-  if (encoding === null) return bytes;
+  // The component's bindings make the body in another realm: `instanceof Uint8Array` fails on it, so it is re-viewed.
+  if (encoding === null) return new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const name = (encoding ?? 'utf8').toLowerCase();
   if (name === 'utf8' || name === 'utf-8') return new TextDecoder().decode(bytes);
   if (name === 'latin1' || name === 'binary' || name === 'iso-8859-1') return latin1(bytes);

@@ -1,20 +1,22 @@
 /**
  * `saveBills(entries, fields, options)`: saves io.cozy.bills as
- * cozy-konnector-libs does (deduplicated on `['date', 'amount', 'vendor']`,
- * plus `contractId` when bills have one), without files yet:
+ * cozy-konnector-libs 5.x does: each bill's file is saved with `saveFiles`
+ * (a `contractLabel` becomes its sub-folder), the bill is linked to it with
+ * `invoice: 'io.cozy.files:<id>'`, and bills are deduplicated on
+ * `['date', 'amount', 'vendor']` (plus `contractId` when bills have one).
+ * As in 5.x, a bill whose file could not be saved is not saved.
  *
- * - files are not downloaded: a bill with a `fileurl` is saved without
- *   `invoice` (its `fileurl` and `filename` are kept, so a later version can
- *   fetch the file);
- * - bills are not linked to bank operations (`linkBankOperations`).
+ * Not done here: linking bills to bank operations (`linkBankOperations`),
+ * `processPdf` (files cannot be read back).
  *
- * Needs GET, POST and PUT on io.cozy.bills in the manifest.
+ * Needs GET, POST and PUT on io.cozy.bills and a folder in the manifest.
  */
 import { currentJob } from './context.js';
 import { InvalidArgumentError, UnsupportedError } from './exceptions.js';
 import { addData } from './addData.js';
 import { hydrateAndFilter } from './hydrateAndFilter.js';
 import { log as baseLog } from './log.js';
+import { saveFiles } from './saveFiles.js';
 
 const log = baseLog.namespace('saveBills');
 const DOCTYPE = 'io.cozy.bills';
@@ -26,9 +28,9 @@ const REQUIRED = {
 };
 
 /** Attributes meant for saveFiles that have no place in a bill (requestOptions may hold credentials). */
-const FILE_ONLY_ATTRIBUTES = ['requestOptions', 'fileAttributes', 'filestream', 'fileDocument', 'shouldReplaceFile'];
+const FILE_ONLY_ATTRIBUTES = ['requestOptions', 'fileAttributes', 'filestream', 'fetchFile', 'fileDocument', 'shouldReplaceFile', 'subPath'];
 
-/** Deep copy keeping Dates, bytes and functions (entries carry shouldSave/shouldUpdate callbacks). */
+/** Deep copy keeping Dates, bytes and functions (entries carry shouldSave/shouldUpdate/fetchFile callbacks). */
 function clone(value) {
   if (Array.isArray(value)) return value.map(clone);
   if (value instanceof Date) return new Date(value.getTime());
@@ -59,7 +61,10 @@ function checkRequiredAttributes(entries) {
   });
 }
 
-/** cozy-konnector-libs' `manageContractsData`: contract ids become a deduplication key. */
+/**
+ * cozy-konnector-libs' `manageContractsData`: contract ids become a
+ * deduplication key, and contract labels the sub-folder of the bills' files.
+ */
 function manageContractsData(entries, options) {
   if (options.contractLabel && options.contractId === undefined) {
     log('warn', 'contractLabel used without contractId, ignoring it.');
@@ -67,12 +72,17 @@ function manageContractsData(entries, options) {
   }
   if (options.contractId) {
     options.contractLabel ||= options.contractId;
+    options.subPath = options.contractLabel;
     options.keys.push('contractId');
     return entries.map((entry) => ({ ...entry, contractId: options.contractId, contractLabel: options.contractLabel }));
   }
   if (entries.some((entry) => entry.contractId)) {
     options.keys.push('contractId');
-    return entries.map((entry) => (entry.contractId ? { ...entry, contractLabel: entry.contractLabel || entry.contractId } : entry));
+    return entries.map((entry) => {
+      if (!entry.contractId) return entry;
+      const contractLabel = entry.contractLabel || entry.contractId;
+      return { ...entry, contractLabel, subPath: contractLabel };
+    });
   }
   return entries;
 }
@@ -84,7 +94,7 @@ function manageContractsData(entries, options) {
  * @returns {Promise<object[]>} the bills written (created or updated)
  */
 export async function saveBills(inputEntries, fields, inputOptions = {}) {
-  if (inputOptions.processPdf) throw new UnsupportedError('the saveBills option `processPdf`', 'bill files are not downloaded yet');
+  if (inputOptions.processPdf) throw new UnsupportedError('the saveBills option `processPdf`', 'files cannot be read back from the Cozy');
   if (!Array.isArray(inputEntries) || inputEntries.length === 0) {
     log('warn', 'no bills to save');
     return [];
@@ -107,19 +117,20 @@ export async function saveBills(inputEntries, fields, inputOptions = {}) {
     ? (entry, dbEntry) => defaultShouldUpdate(entry, dbEntry) || userShouldUpdate(entry, dbEntry)
     : defaultShouldUpdate;
 
-  let entries = manageContractsData(clone(inputEntries), options).filter((entry) => !entry.__ignore);
-  const withFiles = entries.filter((entry) => entry.fileurl || entry.filestream).length;
-  if (withFiles > 0) {
-    log('warn', `${withFiles} bill(s) have a file: files are not downloaded by this runner yet, the bills are saved without invoice`);
+  const entries = manageContractsData(clone(inputEntries), options).filter((entry) => !entry.__ignore);
+  // Checked before any download: a bill that cannot be saved should not cost its file.
+  checkRequiredAttributes(entries);
+  const withFiles = (await saveFiles(entries, fields, options)).filter((entry) => entry.fileDocument);
+  if (withFiles.length < entries.length) {
+    log('warn', `${entries.length - withFiles.length} bill(s) without a saved file are not saved (as cozy-konnector-libs 5.x)`);
   }
-  entries = entries.map((entry) => {
-    const bill = { ...entry, currency: convertCurrency(entry.currency) };
+  const bills = withFiles.map((entry) => {
+    const bill = { ...entry, currency: convertCurrency(entry.currency), invoice: `io.cozy.files:${entry.fileDocument._id}` };
     for (const attribute of FILE_ONLY_ATTRIBUTES) delete bill[attribute];
     return bill;
   });
-  checkRequiredAttributes(entries);
 
-  const toSave = await hydrateAndFilter(entries, DOCTYPE, options);
-  log('info', `${toSave.length} of ${entries.length} bill(s) to save`);
+  const toSave = await hydrateAndFilter(bills, DOCTYPE, options);
+  log('info', `${toSave.length} of ${bills.length} bill(s) to save`);
   return addData(toSave, DOCTYPE, options);
 }

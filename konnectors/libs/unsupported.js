@@ -13,13 +13,10 @@ function unsupported(name, hint) {
   return fn;
 }
 
-const NO_FILES = 'files cannot be downloaded or saved yet';
+const NO_PDF = 'the sandbox has no PDF library: save the vendor\'s own files with saveFiles';
 
-export const saveFiles = unsupported('saveFiles', NO_FILES);
-export const saveIdentity = unsupported('saveIdentity');
-export const updateOrCreate = unsupported('updateOrCreate');
-export const linkBankOperations = unsupported('linkBankOperations');
-export const mkdirp = unsupported('mkdirp', NO_FILES);
+export const linkBankOperations = unsupported('linkBankOperations', 'bank operations are not readable by konnectors in this runner');
+export const mkdirp = unsupported('mkdirp', 'saveFiles creates folders as it saves files in them (see `subPath`)');
 export const solveCaptcha = unsupported('solveCaptcha', 'the sandbox cannot reach captcha services');
-export const htmlToPDF = unsupported('htmlToPDF', NO_FILES);
-export const createCozyPDFDocument = unsupported('createCozyPDFDocument', NO_FILES);
+export const htmlToPDF = unsupported('htmlToPDF', NO_PDF);
+export const createCozyPDFDocument = unsupported('createCozyPDFDocument', NO_PDF);

@@ -22,11 +22,12 @@ import * as esbuild from 'esbuild';
 import { CookieJar } from 'tough-cookie';
 import { startEmbeddedCouchDB, type CouchServer } from '../../host-api/couchdb-server.ts';
 import { createDocuments, DocumentsError, type Documents } from '../../host-api/documents.ts';
+import { createFiles, FilesError, type Files } from '../../host-api/files.ts';
 import { entryModuleSource, GUEST_RESOLUTION } from '../../runner/build/bundle.ts';
 
 export const repoRoot = fileURLToPath(new URL('../../', import.meta.url));
 
-const WORLD_INTERFACES = ['http', 'documents', 'log', 'clock'];
+const WORLD_INTERFACES = ['http', 'documents', 'files', 'log', 'clock'];
 
 /** What `run` throws on failure: the WIT `failure` record. */
 export interface Failure {
@@ -58,6 +59,7 @@ export interface HttpResponse {
 export interface TestHost {
   http: { send(req: HttpRequest): Promise<HttpResponse> };
   documents: { save(doctype: string, doc: string): Promise<string>; find(doctype: string, selector: string, limit: number): Promise<string> };
+  files: { save(path: string, content: Uint8Array, replace: boolean): Promise<string>; stat(path: string): Promise<string | undefined> };
   log: { write(level: string, message: string): void };
   clock: { now(): bigint };
 }
@@ -142,6 +144,45 @@ export function createTestHttp(opts: TestHttpOptions): TestHost['http'] {
   };
 }
 
+/** A minimal one-page PDF whose text is `text` (so that each file's bytes and md5 differ). */
+export function pdfBytes(text: string): Uint8Array {
+  return new TextEncoder().encode(`%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\n% ${text}\ntrailer << /Root 1 0 R >>\n%%EOF\n`);
+}
+
+export interface FileServer {
+  port: number;
+  /** Every request received: method, path and headers. */
+  requests: Array<{ method: string; path: string; headers: http.IncomingHttpHeaders }>;
+  stop(): Promise<void>;
+}
+
+/**
+ * A vendor's file store on 127.0.0.1: GET /<name>.pdf answers `pdfBytes('<name>')`, /empty.pdf an empty body,
+ * /login-page.pdf an HTML page (what a vendor sends when the session is gone), /missing.pdf a 404.
+ */
+export async function startFileServer(): Promise<FileServer> {
+  const requests: FileServer['requests'] = [];
+  const server = http.createServer((req, res) => {
+    const { pathname } = new URL(req.url ?? '/', 'http://files.invalid');
+    requests.push({ method: req.method ?? 'GET', path: pathname, headers: req.headers });
+    if (pathname === '/missing.pdf') return res.writeHead(404, { 'content-type': 'text/plain' }).end('not found');
+    if (pathname === '/empty.pdf') return res.writeHead(200, { 'content-type': 'application/pdf' }).end();
+    if (pathname === '/login-page.pdf') {
+      return res.writeHead(200, { 'content-type': 'text/html' }).end('<!DOCTYPE html><html><body><form id="login"></form></body></html>');
+    }
+    res.writeHead(200, { 'content-type': 'application/pdf' }).end(Buffer.from(pdfBytes(pathname.slice(1))));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    port: (server.address() as { port: number }).port,
+    requests,
+    stop: () => new Promise<void>((resolve) => {
+      server.close(() => resolve());
+      server.closeAllConnections();
+    }),
+  };
+}
+
 // ---------------------------------------------------------------------------
 // Documents
 
@@ -188,19 +229,55 @@ export function createTestDocuments(opts: TestDocumentsOptions): { host: TestHos
     permissions: opts.permissions,
     limits: { maxDocuments: 1000, maxDocumentBytes: 1024 * 1024, maxFindLimit: opts.maxFindLimit ?? 1000 },
   });
-  const asWit = async <T>(call: () => Promise<T>): Promise<T> => {
-    try {
-      return await call();
-    } catch (error) {
-      if (error instanceof DocumentsError) throw witError(error.kind, error.message);
-      throw error;
-    }
-  };
   return {
     documents,
     host: {
       save: (doctype, doc) => asWit(() => documents.save(doctype, doc)),
       find: (doctype, selector, limit) => asWit(() => documents.find(doctype, selector, limit)),
+    },
+  };
+}
+
+/** A host call whose typed errors reach the guest as WIT `err`s, as the sandbox turns them. */
+async function asWit<T>(call: () => Promise<T>): Promise<T> {
+  try {
+    return await call();
+  } catch (error) {
+    if (error instanceof DocumentsError || error instanceof FilesError) throw witError(error.kind, error.message);
+    throw error;
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Files
+
+export interface TestFilesOptions {
+  couchUrl: string;
+  instance: string;
+  accountId: string;
+  /** The konnector's folder; undefined: the manifest grants none. */
+  folderPath: string | undefined;
+  filesDir: string;
+  limits?: { maxFileBytes: number; maxTotalBytes: number; maxFiles: number };
+}
+
+/** The runner's files host, with its errors turned into WIT `err`s. */
+export function createTestFiles(opts: TestFilesOptions): { host: TestHost['files']; files: Files } {
+  const files = createFiles({
+    couchUrl: opts.couchUrl,
+    instance: opts.instance,
+    slug: 'example-bills',
+    accountId: opts.accountId,
+    folderPath: opts.folderPath,
+    filesDir: opts.filesDir,
+    limits: opts.limits ?? { maxFileBytes: 1024 * 1024, maxTotalBytes: 16 * 1024 * 1024, maxFiles: 100 },
+  });
+  return {
+    files,
+    host: {
+      // The bytes come from the guest's realm; the sandbox's bridge hands the host its own copy.
+      save: (path, content, replace) => asWit(() => files.save(path, new Uint8Array(content), replace)),
+      stat: (path) => asWit(() => files.stat(path)),
     },
   };
 }
@@ -270,7 +347,7 @@ export async function bundleGuest(source: GuestSource): Promise<string> {
   return result.outputFiles[0]!.text;
 }
 
-const hostShape = { http: { send: 0 }, documents: { save: 0, find: 0 }, log: { write: 0 }, clock: { now: 0 } };
+const hostShape = { http: { send: 0 }, documents: { save: 0, find: 0 }, files: { save: 0, stat: 0 }, log: { write: 0 }, clock: { now: 0 } };
 
 /**
  * TextEncoder/TextDecoder built inside the context, so that the bytes they
@@ -339,9 +416,10 @@ export async function loadGuest(source: GuestSource, host: TestHost): Promise<Gu
 export interface TestHostOptions {
   http?: TestHttpOptions;
   documents?: TestHost['documents'];
+  files?: TestHost['files'];
 }
 
-/** A host whose log lines are kept; HTTP and documents refuse everything unless given. */
+/** A host whose log lines are kept; HTTP, documents and files refuse everything unless given. */
 export function createTestHost(opts: TestHostOptions = {}): TestHost & { logs: LogLine[] } {
   const logs: LogLine[] = [];
   return {
@@ -350,6 +428,10 @@ export function createTestHost(opts: TestHostOptions = {}): TestHost & { logs: L
     documents: opts.documents ?? {
       save: async () => { throw witError('forbidden', 'no documents in this test'); },
       find: async () => { throw witError('forbidden', 'no documents in this test'); },
+    },
+    files: opts.files ?? {
+      save: async () => { throw witError('forbidden', 'no files in this test'); },
+      stat: async () => { throw witError('forbidden', 'no files in this test'); },
     },
     log: { write: (level, message) => void logs.push({ level, message }) },
     clock: { now: () => BigInt(Date.now()) },

@@ -1,20 +1,35 @@
 /**
  * saveBills, hydrateAndFilter, addData, account data, scrape and
  * normalizeFilename of the guest SDK, run as guest code against the runner's
- * documents host and a CouchDB-API server (see guest-harness.ts).
+ * documents and files hosts, a CouchDB-API server and a file server on
+ * 127.0.0.1 (see guest-harness.ts).
  */
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
 import nano from 'nano';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { databaseName } from '../../host-api/documents.ts';
-import { createTestDocuments, createTestHost, loadGuest, startTestCouch, type TestCouch } from './guest-harness.ts';
+import {
+  createTestDocuments,
+  createTestFiles,
+  createTestHost,
+  loadGuest,
+  startFileServer,
+  startTestCouch,
+  type FileServer,
+  type TestCouch,
+} from './guest-harness.ts';
 
 const GUEST = `
 import { saveBills, hydrateAndFilter, addData, scrape, normalizeFilename } from 'cozy-konnector-libs';
 import { load } from 'cheerio';
 export { saveBills, hydrateAndFilter, addData, scrape, normalizeFilename, load };
-// Bills are built in the guest, so that their dates are the guest's own Date.
-export const bill = (day, amount, extra = {}) =>
-  ({ date: new Date(Date.UTC(2024, 0, day)), amount, vendor: 'Example Energy', currency: '€', ...extra });
+// Bills are built in the guest, so that their dates are the guest's own Date. Each has its own file.
+export const bill = (day, amount, extra = {}) => ({
+  date: new Date(Date.UTC(2024, 0, day)), amount, vendor: 'Example Energy', currency: '€',
+  fileurl: 'http://files.example/bill-' + day + '-' + amount + '.pdf', ...extra,
+});
 `;
 
 const ACCOUNT = 'account-1';
@@ -25,13 +40,17 @@ const PERMISSIONS = {
 };
 
 let couch: TestCouch;
+let fileServer: FileServer;
+let filesDir: string;
 
 beforeAll(async () => {
-  couch = await startTestCouch();
+  filesDir = await mkdtemp(path.join(os.tmpdir(), 'sdk-data-files-'));
+  [couch, fileServer] = await Promise.all([startTestCouch(), startFileServer()]);
 });
 
 afterAll(async () => {
-  await couch?.stop();
+  await Promise.all([couch?.stop(), fileServer?.stop()]);
+  await rm(filesDir, { recursive: true, force: true });
 });
 
 interface Exports {
@@ -48,7 +67,12 @@ async function guest(instance: string, opts: { maxFindLimit?: number; permission
   const { host: documentsHost, documents } = createTestDocuments({
     couchUrl: couch.url, instance, accountId: ACCOUNT, permissions: opts.permissions ?? PERMISSIONS, maxFindLimit: opts.maxFindLimit,
   });
-  const host = createTestHost({ documents: documentsHost });
+  const { host: filesHost } = createTestFiles({
+    couchUrl: couch.url, instance, accountId: ACCOUNT, folderPath: '/Administrative/Example Energy/jane', filesDir,
+  });
+  const host = createTestHost({
+    documents: documentsHost, files: filesHost, http: { connectTo: { 'files.example:80': fileServer.port } },
+  });
   const loaded = await loadGuest({ code: GUEST }, host);
   return { ...(loaded.exports as unknown as Exports), documents, logs: host.logs };
 }
@@ -71,21 +95,25 @@ describe('saveBills', () => {
     expect(await stored('validation.cozy.test')).toEqual([]);
   });
 
-  it('saves bills with their currency normalized, source identifier, and no saveFiles-only attributes', async () => {
+  it('saves bills linked to their file, with currency normalized, source identifier, and no saveFiles-only attributes', async () => {
     const instance = 'fields.cozy.test';
     const { saveBills, bill } = await guest(instance);
     const saved = await saveBills(
-      [bill(1, 10, { fileurl: 'http://energy.example/1.pdf', requestOptions: { headers: { Authorization: 'secret' } } })],
+      [bill(1, 10, { filename: 'jan.pdf', requestOptions: { headers: { Authorization: 'secret' } } })],
       { login: 'jane@example.org' },
     );
     expect(saved).toHaveLength(1);
+    const [file] = (await stored(instance, 'io.cozy.files')).filter((doc) => doc.type === 'file');
+    expect(file).toMatchObject({ name: 'jan.pdf', mime: 'application/pdf' });
     const [doc] = await stored(instance);
     expect(doc).toMatchObject({
-      date: '2024-01-01T00:00:00.000Z', amount: 10, vendor: 'Example Energy', currency: 'EUR', fileurl: 'http://energy.example/1.pdf',
+      date: '2024-01-01T00:00:00.000Z', amount: 10, vendor: 'Example Energy', currency: 'EUR',
+      fileurl: 'http://files.example/bill-1-10.pdf', filename: 'jan.pdf', invoice: `io.cozy.files:${file._id}`,
       cozyMetadata: { sourceAccount: ACCOUNT, sourceAccountIdentifier: 'jane@example.org', createdByApp: 'example-bills' },
     });
     expect(doc.requestOptions).toBeUndefined();
-    expect(doc.invoice).toBeUndefined();
+    expect(doc.fileDocument).toBeUndefined();
+    expect(fileServer.requests.find((r) => r.path === '/bill-1-10.pdf')!.headers.authorization).toBe('secret');
   });
 
   it('deduplicates on date, amount and vendor across pages of a capped find', async () => {

@@ -136,12 +136,16 @@ describe('runJob and BaseKonnector', () => {
 
   it('names the cozy-konnector-libs features this runner lacks instead of "not a function"', async () => {
     const { outcome } = await runKonnector(`
-      const { BaseKonnector, saveFiles } = require('cozy-konnector-libs')
-      module.exports = new BaseKonnector(async () => { await saveFiles([], {}) })`);
+      const { BaseKonnector, utils } = require('cozy-konnector-libs')
+      module.exports = new BaseKonnector(async () => { await utils.getPdfText('file-id') })`);
     expect(outcome).toEqual({
       code: 'unknown-error',
-      message: 'saveFiles is not supported by the WebAssembly konnector runner: files cannot be downloaded or saved yet',
+      message: 'utils.getPdfText is not supported by the WebAssembly konnector runner: files cannot be read back from the Cozy',
     });
+    const client = await runKonnector(`
+      const { BaseKonnector, cozyClient } = require('cozy-konnector-libs')
+      module.exports = new BaseKonnector(async () => { await cozyClient.files.statByPath('/') })`);
+    expect(client.outcome).toMatchObject({ message: expect.stringMatching(/^cozyClient\.files is not supported/) });
     const method = await runKonnector(`
       const { BaseKonnector } = require('cozy-konnector-libs')
       module.exports = new BaseKonnector(async function () { await this.waitForTwoFaCode() })`);

@@ -1,0 +1,98 @@
+/**
+ * Runs a ported konnector as the runner does: built once with the real `konnector build`, one job per run in the
+ * sandbox, against the embedded CouchDB and a files directory in a temporary folder, its vendor site reached
+ * under the vendor's host name through connect-to.
+ */
+import { createHash } from 'node:crypto';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import nano from 'nano';
+import { startEmbeddedCouchDB, type CouchServer } from '../../host-api/couchdb-server.ts';
+import { databaseName } from '../../host-api/documents.ts';
+import type { LogLine } from '../../host-api/log.ts';
+import { runJob, type JobReport } from '../../runner/job.ts';
+import { defaultLimits, type Limits } from '../../runner/limits.ts';
+import { loadOnce, repoRoot } from '../support/artifacts.ts';
+
+export const konnectorPath = (name: string) => path.join(repoRoot, 'konnectors', name);
+
+export interface PortedEnv {
+  couchUrl: string;
+  filesDir: string;
+  stop(): Promise<void>;
+}
+
+export async function startPortedEnv(): Promise<PortedEnv> {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'ported-'));
+  let couch: CouchServer;
+  try {
+    couch = await startEmbeddedCouchDB({ dataDir: path.join(dir, 'couch') });
+  } catch (error) {
+    await rm(dir, { recursive: true, force: true });
+    throw error;
+  }
+  return {
+    couchUrl: couch.url,
+    filesDir: path.join(dir, 'files'),
+    async stop() {
+      await couch.stop();
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+export interface PortedRun {
+  report: JobReport;
+  logs: LogLine[];
+  messages: string[];
+}
+
+/** One job of the konnector in `konnectorDir`, its vendor `host` (port 80) mapped to 127.0.0.1:`port`. */
+export async function runPorted(
+  env: PortedEnv,
+  konnectorDir: string,
+  job: { instance: string; accountId: string; fields: Record<string, unknown>; vendor: { host: string; port: number }; limits?: Limits },
+): Promise<PortedRun> {
+  const logs: LogLine[] = [];
+  const report = await runJob(
+    await loadOnce(konnectorDir),
+    { accountId: job.accountId, instance: job.instance, fields: job.fields },
+    {
+      couchUrl: env.couchUrl,
+      limits: job.limits ?? defaultLimits,
+      filesDir: env.filesDir,
+      connectTo: [{ host: job.vendor.host, port: 80, toAddress: '127.0.0.1', toPort: job.vendor.port }],
+      onLog: (line) => logs.push(line),
+    },
+  );
+  return { report, logs, messages: logs.map((line) => line.message) };
+}
+
+/** Every document of `doctype` in the instance's database (design documents aside). */
+export async function storedDocs(env: PortedEnv, instance: string, doctype: string): Promise<Array<Record<string, any>>> {
+  const db = nano(env.couchUrl).use<Record<string, any>>(decodeURIComponent(databaseName(instance, doctype)));
+  const { rows } = await db.list({ include_docs: true }).catch(() => ({ rows: [] as any[] }));
+  return rows.map((row) => row.doc).filter((doc) => !doc._id.startsWith('_design/'));
+}
+
+/** Creates the io.cozy.accounts document the stack would hold for the job's account. */
+export async function createAccount(env: PortedEnv, instance: string, account: Record<string, unknown>): Promise<void> {
+  const name = decodeURIComponent(databaseName(instance, 'io.cozy.accounts'));
+  await nano(env.couchUrl).db.create(name).catch(() => undefined);
+  await nano(env.couchUrl).use(name).insert(account);
+}
+
+/** The io.cozy.files documents of files (folders aside), by their path in the Cozy. */
+export async function storedFiles(env: PortedEnv, instance: string): Promise<Map<string, Record<string, any>>> {
+  const docs = await storedDocs(env, instance, 'io.cozy.files');
+  const dirs = new Map(docs.filter((d) => d.type === 'directory').map((d) => [d._id, d.path as string]));
+  return new Map(docs.filter((d) => d.type === 'file').map((d) => [`${dirs.get(d.dir_id)}/${d.name}`, d]));
+}
+
+/** A file's content on disk, where the runner keeps it: <filesDir>/<instance>/<path in the Cozy>. */
+export function readStored(env: PortedEnv, instance: string, cozyPath: string): Promise<Buffer> {
+  return readFile(path.join(env.filesDir, instance, ...cozyPath.split('/').slice(1)));
+}
+
+export const md5 = (bytes: Uint8Array) => createHash('md5').update(bytes).digest('base64');
