@@ -66,6 +66,13 @@ function goPathEscape(s: string): string {
 }
 
 const ACCOUNTS_DOCTYPE = 'io.cozy.accounts';
+const FILES_DOCTYPE = 'io.cozy.files';
+/**
+ * Fields of an io.cozy.files document that describe the file itself; only the
+ * files interface sets them, so a metadata update through `documents` cannot
+ * move, rename or forge another file.
+ */
+const FILE_SYSTEM_KEYS = ['type', 'name', 'dir_id', 'path', 'size', 'md5sum', 'mime', 'class', 'trashed', 'restore_path', 'executable'];
 const DOCTYPE_PATTERN = /^[a-z0-9]+(\.[a-z0-9_]+)+$/;
 const MAX_DOCTYPE_LENGTH = 128;
 // Deeper JSON than this is no real document, and would overflow recursive serializers on the way to CouchDB.
@@ -288,6 +295,23 @@ export function createDocuments(opts: DocumentsOptions): Documents {
     };
   }
 
+  /**
+   * io.cozy.files through `documents`: only metadata updates of files this
+   * konnector created for this account; the file-system fields stay as stored.
+   */
+  function ownFileSystemFields(base: JsonObject | undefined, doc: JsonObject, operation: string): JsonObject {
+    if (!base || doc._deleted) {
+      throw new DocumentsError('forbidden', `${operation}: files and folders are created and removed through the files ` +
+        'interface; documents may only update the metadata of an existing file');
+    }
+    const creator = storedMetadataSchema.safeParse(base.cozyMetadata);
+    if (!creator.success || creator.data.createdByApp !== slug || creator.data.sourceAccount !== accountId) {
+      throw new DocumentsError('forbidden', `${operation}: ${JSON.stringify(base._id)} was not created by ${slug} for this ` +
+        'account: a konnector may only update the metadata of its own files');
+    }
+    return Object.fromEntries(FILE_SYSTEM_KEYS.filter((key) => key in base).map((key) => [key, base[key]]));
+  }
+
   return {
     get saved() {
       return { ...saved };
@@ -314,6 +338,7 @@ export function createDocuments(opts: DocumentsOptions): Documents {
         const base = doc._rev === undefined ? undefined
           : await readBase(db, doctype, doc._id as string, doc._rev, operation);
         const stored: JsonObject = { ...doc, cozyMetadata: metadata(base, doc.cozyMetadata) };
+        if (doctype === FILES_DOCTYPE) Object.assign(stored, ownFileSystemFields(base, doc, operation));
         let result;
         try {
           result = await write(db, stored);

@@ -320,16 +320,16 @@ describe('conflicts and budget', () => {
 
   it('stops writes past maxDocuments, not counting refused ones', async () => {
     const documents = documentsFor(server.url, {
-      permissions: { bills: { type: 'io.cozy.bills' }, files: { type: 'io.cozy.files' } },
+      permissions: { bills: { type: 'io.cozy.bills' }, identities: { type: 'io.cozy.identities' } },
       limits: { maxDocuments: 3, maxDocumentBytes: 64 * 1024, maxFindLimit: 10 },
     });
     await documents.save('io.cozy.bills', JSON.stringify({ _id: 'b1', ...BILL }));
     await expectDocumentsError(documents.save('io.cozy.bills', JSON.stringify({ _id: 'b1', ...BILL })), 'conflict');
     await expectDocumentsError(documents.save('io.cozy.bills', 'not json'), 'invalid');
     await documents.save('io.cozy.bills', JSON.stringify(BILL));
-    await documents.save('io.cozy.files', '{"name":"bill.pdf"}');
+    await documents.save('io.cozy.identities', '{"contact":{"fullname":"Jane"}}');
     await expectBudgetExceeded(documents.save('io.cozy.bills', JSON.stringify(BILL)), 'DOCUMENTS', 3);
-    expect(documents.saved).toEqual({ 'io.cozy.bills': 2, 'io.cozy.files': 1 });
+    expect(documents.saved).toEqual({ 'io.cozy.bills': 2, 'io.cozy.identities': 1 });
     expect(JSON.parse(await documents.find('io.cozy.bills', '{}', 10))).toHaveLength(2);
   });
 });

@@ -9,7 +9,7 @@ import path from 'node:path';
 import nano from 'nano';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startEmbeddedCouchDB, type CouchServer } from '../../host-api/couchdb-server.ts';
-import { databaseName } from '../../host-api/documents.ts';
+import { createDocuments, databaseName } from '../../host-api/documents.ts';
 import {
   accountName,
   contentTypeOf,
@@ -334,5 +334,40 @@ describe('atomicity and concurrent jobs', () => {
     expect(stored.filter((d) => d.path === `${FOLDER}/2024`)).toHaveLength(1);
     const winner = stored.find((d) => d.type === 'file')!;
     expect(md5(await readFile(one.disk(`${FOLDER}/2024/bill.pdf`)))).toBe(winner.md5sum);
+  });
+});
+
+describe('io.cozy.files through the documents interface', () => {
+  const documentsAs = (options: FilesOptions, slug: string, accountId: string) =>
+    createDocuments({
+      couchUrl: options.couchUrl,
+      instance: options.instance,
+      slug,
+      accountId,
+      permissions: { files: { type: 'io.cozy.files' } },
+      limits: { maxDocuments: 10, maxDocumentBytes: 64 * 1024, maxFindLimit: 10 },
+    });
+
+  it("updates only the metadata of the konnector's own files; another konnector, a new file and a delete are refused", async () => {
+    const { files, options } = setup();
+    const saved = JSON.parse(await files.save('bill.pdf', new TextEncoder().encode('%PDF-1.4 bill'), false)) as Record<string, any>;
+
+    const own = documentsAs(options, options.slug, options.accountId);
+    const updated = JSON.parse(
+      await own.save('io.cozy.files', JSON.stringify({ ...saved, metadata: { qualification: 'energy_invoice' }, name: 'renamed.pdf', dir_id: 'elsewhere', md5sum: 'forged' })),
+    ) as Record<string, any>;
+    expect(updated.metadata).toEqual({ qualification: 'energy_invoice' });
+    expect(updated).toMatchObject({ name: saved.name, dir_id: saved.dir_id, md5sum: saved.md5sum, size: saved.size });
+
+    const other = documentsAs(options, 'other-konnector', 'account-9');
+    await expect(other.save('io.cozy.files', JSON.stringify({ ...updated, metadata: { qualification: 'x' } }))).rejects.toMatchObject({
+      kind: 'forbidden',
+      message: expect.stringMatching(/was not created by other-konnector/),
+    });
+    await expect(own.save('io.cozy.files', JSON.stringify({ type: 'file', name: 'fake.pdf', dir_id: saved.dir_id }))).rejects.toMatchObject({
+      kind: 'forbidden',
+      message: expect.stringMatching(/created and removed through the files interface/),
+    });
+    await expect(own.save('io.cozy.files', JSON.stringify({ _id: updated._id, _rev: updated._rev, _deleted: true }))).rejects.toMatchObject({ kind: 'forbidden' });
   });
 });
