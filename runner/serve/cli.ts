@@ -27,7 +27,8 @@ CouchDB, with an HTTP API (docs/openapi.yaml, docs/serve.md).
   --concurrency <n>       jobs run at once (default 2 x CPUs)
   --host <address>        address the API listens on (default 127.0.0.1)
   --port <port>           API port (default 8088; 0 picks a free one)
-  --data-dir <dir>        embedded CouchDB data and the generated token (default .data/serve)
+  --data-dir <dir>        embedded CouchDB data, the files konnectors save, the generated token
+                          (default .data/serve)
   --limits <file>         JSON limits of each job (as for run; see docs/limits.md)
   --connect-to <H:P:A:P>  send the jobs' requests for H:P to A:P (repeatable)
   --lease <duration>      how long a running job stays claimed without its host (default 30s)

@@ -113,7 +113,7 @@ export async function startServeHost(options: ServeOptions): Promise<ServeHost> 
     const processor = new JobProcessor({
       store, registry, queue, metrics, hostId,
       executor: options.executor,
-      env: { couchUrl, limits: options.limits, connectTo: options.connectTo, resolve: options.resolve, pool },
+      env: { couchUrl, limits: options.limits, connectTo: options.connectTo, resolve: options.resolve, pool, filesDir: path.join(options.dataDir, 'files') },
       leaseMs: options.leaseMs,
       retry: options.retry,
       maxInterruptions: options.maxInterruptions,
