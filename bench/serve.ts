@@ -26,6 +26,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import * as esbuild from 'esbuild';
 import { startEmbeddedCouchDB } from '../host-api/couchdb-server.ts';
+import { konnectorFolderPath } from '../host-api/files.ts';
 import { parseConnectTo } from '../host-api/http/index.ts';
 import { startVendorSite } from '../konnectors/example-bills/vendor-site.ts';
 import { buildKonnector } from '../runner/build/index.ts';
@@ -167,6 +168,7 @@ export async function runServeBench(options: ServeBenchOptions): Promise<ServeBe
   };
 
   const couch = await startEmbeddedCouchDB({ dataDir: path.join(tmp, 'couch') });
+  const nodeFilesDir = path.join(tmp, 'node-files');
   const site = await startVendorSite();
   const gate = await startGate(site.port);
   const connectTo = `${VENDOR_HOST}:80:127.0.0.1:${gate.port}`;
@@ -215,14 +217,16 @@ export async function runServeBench(options: ServeBenchOptions): Promise<ServeBe
 
   // The baseline: one node process per job, fields in its environment as cozy-stack passes them.
   let nodeJobs = 0;
-  const nodeJob = (which: 'bills' | 'trivial') => {
+  const nodeJob = (which: 'bills' | 'trivial', instance = INSTANCE) => {
     const id = `node-${++nodeJobs}`;
     const enqueued = now();
     const child = spawn(process.execPath, [nodeBundles[which]], {
       env: {
-        PATH: process.env.PATH, COUCH_URL: couch.url, COZY_INSTANCE: INSTANCE, COZY_JOB_ID: id, COZY_ACCOUNT: `${which}-account`,
+        PATH: process.env.PATH, COUCH_URL: couch.url, COZY_INSTANCE: instance, COZY_JOB_ID: id, COZY_ACCOUNT: `${which}-account`,
         COZY_FIELDS: JSON.stringify(which === 'bills' ? site.credentials : {}), KONNECTOR_SLUG: manifests[which].slug,
         KONNECTOR_PERMISSIONS: JSON.stringify(manifests[which].permissions), CONNECT_TO: JSON.stringify([connectTo]),
+        KONNECTOR_FOLDER: konnectorFolderPath(manifests[which].folders, { konnector: manifests[which].name, account: `${which}-account` }),
+        FILES_DIR: nodeFilesDir,
       },
       stdio: ['ignore', 'pipe', 'inherit'],
     });
@@ -263,14 +267,17 @@ export async function runServeBench(options: ServeBenchOptions): Promise<ServeBe
     global.gc?.();
     await sleep(200);
     const before = process.memoryUsage().rss;
-    const wasmHeld = await Promise.all(Array.from({ length: held }, () => wasmJob(billsAccount)));
+    // One instance per held job: concurrent runs of one account would race on the same bills.
+    const heldAccounts = await Promise.all(Array.from({ length: held }, async (_, i) =>
+      (await api('/accounts', { account_type: 'example-bills', instance: `held${i}.${INSTANCE}`, auth: site.credentials }))._id as string));
+    const wasmHeld = await Promise.all(heldAccounts.map((account) => wasmJob(account)));
     await waitUntil('the wasm jobs to wait on the vendor', () => gate.held() === held);
     await sleep(200);
     const wasmGrowth = (process.memoryUsage().rss - before) / held;
     gate.open();
     await Promise.all(wasmHeld.map((job) => wasmDone(job.id)));
     gate.close();
-    const nodeHeld = Array.from({ length: held }, () => nodeJob('bills'));
+    const nodeHeld = Array.from({ length: held }, (_, i) => nodeJob('bills', `held${i}.node.${INSTANCE}`));
     await waitUntil('the node jobs to wait on the vendor', () => gate.held() === held);
     await sleep(200);
     const nodeRss = (await Promise.all(nodeHeld.map((job) => rssOf(job.child.pid!)))).reduce((a, b) => a + b, 0) / held;
