@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { startEmbeddedCouchDB } from '../host-api/couchdb-server.ts';
-import { parseConnectTo } from '../host-api/http/index.ts';
+import { parseAllowedHost, parseConnectTo } from '../host-api/http/index.ts';
 import type { LogLine } from '../host-api/log.ts';
 import { readArtifact } from './artifact.ts';
 import { buildKonnector } from './build/index.ts';
@@ -58,6 +58,8 @@ Runs one job of the konnector in the sandbox.
   --account <id>            the io.cozy.accounts id of the job (default <slug>-account)
   --connect-to <H:P:A:P>    send requests for host H port P to address A port P (curl syntax, repeatable);
                             the operator's way to reach a test server on this machine
+  --allow-host <spec>       only let the konnector reach this host (repeatable; syntax of allowed_hosts,
+                            e.g. https://*.vendor.example); narrows the manifest's list, never widens it
   --limits <file>           JSON limits overriding the defaults (see docs/limits.md)
   --json                    log lines as JSON lines, then the report as the LAST stdout line
 Exit 0 when the job is done, 1 when the konnector errored, 2 for bad usage or input.`,
@@ -187,10 +189,19 @@ async function run(argv: string[]): Promise<number> {
     instance: { type: 'string' },
     account: { type: 'string' },
     'connect-to': { type: 'string', multiple: true },
+    'allow-host': { type: 'string', multiple: true },
     limits: { type: 'string' },
     json: { type: 'boolean' },
   });
   if (values.help) return help('run');
+  const allowHosts = values['allow-host']?.map((spec) => {
+    try {
+      parseAllowedHost(spec);
+      return spec;
+    } catch (error) {
+      throw new UsageError('bad-arguments', `--allow-host ${spec}: ${(error as Error).message}`);
+    }
+  });
   const file = onePositional('run', positionals, 'artifact');
   if (!values.fields) throw new UsageError('bad-arguments', `run needs --fields <json|file>\n\n${HELP.run}`);
   const fields = await jsonObjectArg('--fields', values.fields);
@@ -221,6 +232,7 @@ async function run(argv: string[]): Promise<number> {
         couchUrl: couchUrl ?? embedded!.url,
         limits,
         connectTo,
+        allowHosts,
         onLog: printLogLine(values.json ?? false),
         filesDir: path.resolve(values['files-dir'] ?? '.data/files'),
       },

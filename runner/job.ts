@@ -45,6 +45,8 @@ export interface JobEnvironment {
   couchUrl: string;
   limits: Limits;
   connectTo?: ConnectTo[];
+  /** The operator's allowed hosts: a konnector reaches only hosts in this list and in its manifest's. */
+  allowHosts?: string[];
   /** DNS for the job's http capability; default the system resolver. Tests inject a fake one. */
   resolve?: (host: string) => Promise<string[]>;
   onLog?: (line: LogLine) => void;
@@ -68,6 +70,7 @@ export async function runJob(konnector: LoadedKonnector, request: JobRequest, en
   const http = createHttp({
     limits: env.limits.http,
     allowedHosts: manifest.allowed_hosts,
+    operatorAllowedHosts: env.allowHosts,
     connectTo: env.connectTo,
     resolve: env.resolve,
     onLog: (level, message) => log.write(level, message, 'runner'),

@@ -45,7 +45,7 @@ afterAll(async () => {
   await rm(dataDir, { recursive: true, force: true });
 });
 
-function runExample(fields: Record<string, unknown>) {
+function runExample(fields: Record<string, unknown>, extra: string[] = []) {
   return konnectorCli([
     'run',
     artifact,
@@ -62,6 +62,7 @@ function runExample(fields: Record<string, unknown>) {
     '--files-dir',
     path.join(dataDir, 'files'),
     '--json',
+    ...extra,
   ]);
 }
 
@@ -127,6 +128,16 @@ describe('the example konnector, built and run in the sandbox', () => {
     expect(result.code).toBe(1);
     expect(lastJsonLine(result.stdout)).toMatchObject({ state: 'errored', error: 'LOGIN_FAILED' });
     expect((await savedBills()).length).toBe(before.length);
+  });
+
+  it("cannot reach its vendor when the operator's --allow-host leaves it out; listed, it can", async () => {
+    const refused = await runExample(site.credentials, ['--allow-host', 'https://*.other.example']);
+    expect(refused.code).toBe(1);
+    expect(refused.stdout).toMatch(/http:\/\/energy\.example is not in the operator's allowedHosts/);
+    expect(lastJsonLine(refused.stdout)).toMatchObject({ state: 'errored', requests: 0 });
+
+    const allowed = await runExample(site.credentials, ['--allow-host', 'energy.example']);
+    expect(allowed.code, allowed.stderr).toBe(0);
   });
 
   it('cannot reach its vendor without the operator mapping the host name', async () => {

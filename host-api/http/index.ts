@@ -16,7 +16,7 @@ import { BudgetExceeded } from '../budget.ts';
 import { createCheckedConnector, type Resolver } from './connector.ts';
 import { CookieStore } from './cookies.ts';
 import { HttpConfigError, HttpError, type HttpErrorKind } from './errors.ts';
-import { defaultPort, EgressPolicy, parseAllowedHost, parseConnectTo, type ConnectTo } from './policy.ts';
+import { defaultPort, EgressPolicy, parseAllowedHost, parseConnectTo, type ConnectTo, type HostList } from './policy.ts';
 import { fieldBytes, headBytes, validateRequest } from './request.ts';
 
 export { HttpConfigError, HttpError, type HttpErrorKind } from './errors.ts';
@@ -73,6 +73,8 @@ export interface HttpOptions {
    * port = 80 and 443. See `parseAllowedHost`.
    */
   allowedHosts?: string[];
+  /** The operator's list, same syntax: when given, a destination must be in it too. */
+  operatorAllowedHosts?: string[];
   /** Operator exceptions: the listed host:port is sent to ADDR:PORT even if ADDR is loopback or private. */
   connectTo?: ConnectTo[];
   /** DNS; default `dns.promises.lookup(host, { all: true })`. Tests inject a fake resolver. */
@@ -153,12 +155,15 @@ export function createHttp(opts: HttpOptions): Http {
     throw new HttpConfigError('invalid-limits', `http limits are invalid: ${issues}`);
   }
   const limits = parsed.data;
-  const allowedHosts = opts.allowedHosts?.map(parseAllowedHost);
+  const hostLists: HostList[] = [
+    ...(opts.allowedHosts ? [{ whose: "the konnector's" as const, hosts: opts.allowedHosts.map(parseAllowedHost) }] : []),
+    ...(opts.operatorAllowedHosts ? [{ whose: "the operator's" as const, hosts: opts.operatorAllowedHosts.map(parseAllowedHost) }] : []),
+  ];
   // Re-parse so hand-built entries get the same validation and normalization as CLI ones.
   const connectTo = (opts.connectTo ?? []).map((c) =>
     parseConnectTo(`${c.host}:${c.port}:${c.toAddress.includes(':') ? `[${c.toAddress}]` : c.toAddress}:${c.toPort}`),
   );
-  const policy = new EgressPolicy(allowedHosts, connectTo);
+  const policy = new EgressPolicy(hostLists, connectTo);
   const log = opts.onLog ?? (() => {});
   const agent = new Agent({
     connect: createCheckedConnector({

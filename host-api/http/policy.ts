@@ -252,9 +252,19 @@ function denied(rule: string): HttpError {
   return new HttpError('denied', `egress policy: ${rule}`);
 }
 
+/** One list of allowed hosts and whose it is, for the refusal message. */
+export interface HostList {
+  whose: "the konnector's" | "the operator's";
+  hosts: readonly AllowedHost[];
+}
+
 export class EgressPolicy {
+  /**
+   * Every list given must allow a destination: the manifest's and the
+   * operator's narrow each other, and neither can widen the other.
+   */
   constructor(
-    private readonly allowedHosts: readonly AllowedHost[] | undefined,
+    private readonly hostLists: readonly HostList[],
     private readonly connectTo: readonly ConnectTo[],
   ) {}
 
@@ -270,19 +280,18 @@ export class EgressPolicy {
     }
     const scheme = protocol.slice(0, -1);
     const mapped = this.connectTo.find((c) => c.port === port && c.host === withoutRootDot(host));
-    if (this.allowedHosts) {
-      const forHost = this.allowedHosts.filter(
-        (e) => (e.scheme === undefined || e.scheme === scheme) && hostMatches(e, host),
-      );
+    for (const { whose, hosts } of this.hostLists) {
+      const forHost = hosts.filter((e) => (e.scheme === undefined || e.scheme === scheme) && hostMatches(e, host));
       if (forHost.length === 0) {
-        const list = this.allowedHosts.map((e) => e.spec).join(', ') || 'none';
-        throw denied(`${scheme}://${host} is not in the konnector's allowedHosts (${list})`);
+        const list = hosts.map((e) => e.spec).join(', ') || 'none';
+        throw denied(`${scheme}://${host} is not in ${whose} allowedHosts (${list})`);
       }
       if (!mapped && !forHost.some((e) => (e.port === undefined ? DEFAULT_PORTS.includes(port) : e.port === port))) {
         const ports = [...new Set(forHost.flatMap((e) => (e.port === undefined ? DEFAULT_PORTS : [e.port])))];
-        throw denied(`port ${port} of host ${host} is refused (allowedHosts permits ports ${ports.join(', ')})`);
+        throw denied(`port ${port} of host ${host} is refused (${whose} allowedHosts permits ports ${ports.join(', ')})`);
       }
-    } else if (!mapped && !DEFAULT_PORTS.includes(port)) {
+    }
+    if (this.hostLists.length === 0 && !mapped && !DEFAULT_PORTS.includes(port)) {
       throw denied(`port ${port} of host ${host} is refused (only ports ${DEFAULT_PORTS.join(' and ')} are allowed)`);
     }
     if (mapped) return { host, port, connectTo: mapped };

@@ -102,8 +102,9 @@ describe('parseConnectTo', () => {
 });
 
 describe('EgressPolicy.check', () => {
+  const konnectorList = (specs: string[]) => ({ whose: "the konnector's" as const, hosts: specs.map(parseAllowedHost) });
   const policy = new EgressPolicy(
-    ['example.com', 'https://*.example.com', 'api.example.net:8443'].map(parseAllowedHost),
+    [konnectorList(['example.com', 'https://*.example.com', 'api.example.net:8443'])],
     [parseConnectTo('example.com:8080:127.0.0.1:9000')],
   );
 
@@ -127,15 +128,28 @@ describe('EgressPolicy.check', () => {
     ['http:', 'a.example.com', 80, /http:\/\/a\.example\.com is not in the konnector's allowedHosts/],
     ['https:', 'example.com.evil.net', 443, /is not in the konnector's allowedHosts/],
     ['https:', 'notexample.com', 443, /is not in the konnector's allowedHosts/],
-    ['https:', 'example.com', 8443, /port 8443 of host example\.com is refused \(allowedHosts permits ports 80, 443\)/],
-    ['http:', 'api.example.net', 80, /port 80 of host api\.example\.net is refused \(allowedHosts permits ports 8443\)/],
+    ['https:', 'example.com', 8443, /port 8443 of host example\.com is refused \(the konnector's allowedHosts permits ports 80, 443\)/],
+    ['http:', 'api.example.net', 80, /port 80 of host api\.example\.net is refused \(the konnector's allowedHosts permits ports 8443\)/],
     ['ftp:', 'example.com', 21, /scheme "ftp:" is refused/],
   ])('denies %s//%s:%i', (protocol, host, port, message) => {
     expect(() => policy.check(protocol, host, port)).toThrow(message);
   });
 
+  test("the operator's list narrows the konnector's, and cannot be widened by it", () => {
+    const narrowed = new EgressPolicy(
+      [konnectorList(['example.com', 'https://*.example.com']), { whose: "the operator's", hosts: ['https://a.example.com'].map(parseAllowedHost) }],
+      [],
+    );
+    expect(narrowed.check('https:', 'a.example.com', 443).host).toBe('a.example.com');
+    expect(() => narrowed.check('https:', 'b.example.com', 443)).toThrow(/https:\/\/b\.example\.com is not in the operator's allowedHosts/);
+    expect(() => narrowed.check('https:', 'example.com', 443)).toThrow(/not in the operator's allowedHosts/);
+    const operatorOnly = new EgressPolicy([{ whose: "the operator's", hosts: ['*.example.com'].map(parseAllowedHost) }], []);
+    expect(operatorOnly.check('https:', 'x.example.com', 443).host).toBe('x.example.com');
+    expect(() => operatorOnly.check('https:', 'evil.net', 443)).toThrow(/not in the operator's allowedHosts/);
+  });
+
   test('without allowedHosts every public host passes on 80 and 443 only', () => {
-    const open = new EgressPolicy(undefined, []);
+    const open = new EgressPolicy([], []);
     expect(open.check('https:', 'anything.example', 443).host).toBe('anything.example');
     expect(open.check('http:', '93.184.215.14', 80).host).toBe('93.184.215.14');
     expect(() => open.check('http:', 'anything.example', 6060)).toThrow(/port 6060 of host anything\.example is refused/);

@@ -298,7 +298,7 @@ describe('egress to internal addresses, even when the manifest asks for them', (
     const run = await request([{ url: 'http://evil.test/ping' }, { url: 'http://vendor.test:8080/ping' }, { url: 'http://api.vendor.test/ping' }], { connectTo });
     observe(`${describeOutcome(run.outcome(0))}; port 8080: ${describeOutcome(run.outcome(1))}`);
     expectRefused(run, run.outcome(0), 'denied', /http:\/\/evil\.test is not in the konnector's allowedHosts \(vendor\.test, \*\.vendor\.test, /);
-    expectRefused(run, run.outcome(1), 'denied', /port 8080 of host vendor\.test is refused \(allowedHosts permits ports 80, 443\)/);
+    expectRefused(run, run.outcome(1), 'denied', /port 8080 of host vendor\.test is refused \(the konnector's allowedHosts permits ports 80, 443\)/);
     expect(run.outcome(2)).toMatchObject({ ok: true, status: 200, text: 'pong' });
     expect(vendor.connections).toBe(before + 1);
   });
