@@ -43,7 +43,7 @@ const ms = (x: number) => x.toFixed(0);
 const dir = await mkdtemp(path.join(os.tmpdir(), 'fuel-bench-'));
 try {
   console.error('building the cpu-heavy konnector...');
-  const { component } = await readArtifact((await buildKonnector(fixture, path.join(dir, 'cpu-heavy.kwasm'))).out);
+  const { component } = await readArtifact((await buildKonnector(fixture, path.join(dir, 'cpu-heavy.kwasm'), { unmetered: true })).out);
 
   const instrumentMs: number[] = [];
   let metered: Uint8Array = component;

@@ -29,6 +29,8 @@ export const ArtifactHeaderSchema = z
     builtBy: z.object({ name: z.string(), version: z.string() }),
     sourceSha256: z.string().regex(/^[0-9a-f]{64}$/),
     component: z.object({ bytes: z.number().int().positive() }),
+    /** How the component's core modules were metered at build time; null: not metered. */
+    metering: z.object({ fuel: z.literal(true), instrumenterVersion: z.string() }).nullable(),
     sha256: z.string(),
   })
   .strict();

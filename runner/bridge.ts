@@ -13,11 +13,32 @@ export type HostCallOp = 'http.send' | 'documents.save' | 'documents.find' | 'fi
 /** Host calls that do not. */
 export type HostNoticeOp = 'log.write';
 
-export interface GuestMessage {
+/** What the guest has used so far, sent with every message so a job the host stops still has numbers. */
+export interface GuestUsage {
+  /** Linear memory size (it only grows, so this is the peak). */
+  memoryBytes: number;
+  /** Fuel spent, null when the component is not metered. */
+  fuelUsed: number | null;
+}
+
+export interface GuestMessage extends GuestUsage {
   op: HostCallOp | HostNoticeOp;
   args: unknown[];
-  /** The guest's linear memory size when it made the call. */
-  memoryBytes: number;
+}
+
+/**
+ * Fuel the guest pays for host work done on its behalf: a fixed price per
+ * call plus one unit per byte crossing the boundary, either way. Without it a
+ * konnector could make the host copy and parse unbounded data for free.
+ */
+export const HOST_CALL_FUEL = 1000;
+
+export function boundaryBytes(value: unknown): number {
+  if (typeof value === 'string') return value.length;
+  if (value instanceof Uint8Array) return value.byteLength;
+  if (Array.isArray(value)) return value.reduce((sum: number, item) => sum + boundaryBytes(item), 0);
+  if (value && typeof value === 'object') return Object.values(value).reduce((sum: number, item) => sum + boundaryBytes(item), 0);
+  return 0;
 }
 
 /** `err` carries a WIT error payload; the worker rethrows it to the guest. */
@@ -33,25 +54,28 @@ export class GuestBridge {
   constructor(
     private readonly port: MessagePort,
     signal: SharedArrayBuffer,
-    private readonly memoryBytes: () => number,
+    private readonly usage: () => GuestUsage,
+    private readonly charge: (fuel: number) => void,
   ) {
     this.flag = new Int32Array(signal);
   }
 
   call(op: HostCallOp, args: unknown[]): unknown {
     Atomics.store(this.flag, 0, WAITING);
-    this.port.postMessage({ op, args, memoryBytes: this.memoryBytes() } satisfies GuestMessage);
+    this.port.postMessage({ op, args, ...this.usage() } satisfies GuestMessage);
     Atomics.wait(this.flag, 0, WAITING);
     const received = receiveMessageOnPort(this.port);
     if (!received) throw new Error(`host call ${op} was woken without an answer`);
     const answer = received.message as HostAnswer;
+    this.charge(HOST_CALL_FUEL + boundaryBytes(args) + boundaryBytes(answer));
     // jco's glue turns a thrown `{ payload }` into the WIT `err` case.
     if ('err' in answer) throw { payload: answer.err };
     return answer.ok;
   }
 
   notify(op: HostNoticeOp, args: unknown[]): void {
-    this.port.postMessage({ op, args, memoryBytes: this.memoryBytes() } satisfies GuestMessage);
+    this.charge(HOST_CALL_FUEL + boundaryBytes(args));
+    this.port.postMessage({ op, args, ...this.usage() } satisfies GuestMessage);
   }
 }
 

@@ -33,12 +33,14 @@ Commands:
 
 Run \`konnector <command> --help\` for a command's options.
 Exit codes: 0 done, 1 the konnector ended with an error, 2 bad usage or input, 3 internal error.`,
-  build: `Usage: konnector build <konnector-dir> --out <file>
+  build: `Usage: konnector build <konnector-dir> --out <file> [--unmetered]
 
 Bundles the konnector (manifest.konnector, package.json "main" or index.js, its npm
 dependencies; cozy-konnector-libs resolves to the sandbox SDK) and compiles it to a
 WebAssembly component of the cozy:konnector world. Writes ONE artifact file holding
-the component, the manifest and a sha256 of both. The same sources give the same bytes.`,
+the component, the manifest and a sha256 of both. The same sources give the same bytes.
+Every core module that can loop is fuel-metered (docs/fuel.md); --unmetered leaves them
+as they are, for benchmarks: \`run\` refuses such an artifact without --allow-unmetered.`,
   inspect: `Usage: konnector inspect <artifact> [--json] [--limits <file>]
 
 Prints the artifact's slug, version, sha256, engine, the component's full import and
@@ -60,6 +62,7 @@ Runs one job of the konnector in the sandbox.
                             the operator's way to reach a test server on this machine
   --allow-host <spec>       only let the konnector reach this host (repeatable; syntax of allowed_hosts,
                             e.g. https://*.vendor.example); narrows the manifest's list, never widens it
+  --allow-unmetered         run an artifact built with --unmetered (its CPU use is then bounded by the wall clock only)
   --limits <file>           JSON limits overriding the defaults (see docs/limits.md)
   --json                    log lines as JSON lines, then the report as the LAST stdout line
 Exit 0 when the job is done, 1 when the konnector errored, 2 for bad usage or input.`,
@@ -117,11 +120,14 @@ function onePositional(command: Command, positionals: string[], what: string): s
 }
 
 async function build(argv: string[]): Promise<number> {
-  const { values, positionals } = parse('build', argv, { out: { type: 'string', short: 'o' } });
+  const { values, positionals } = parse('build', argv, { out: { type: 'string', short: 'o' }, unmetered: { type: 'boolean' } });
   if (values.help) return help('build');
   const dir = onePositional('build', positionals, 'konnector directory');
   if (!values.out) throw new UsageError('bad-arguments', `build needs --out <file>\n\n${HELP.build}`);
-  const result = await buildKonnector(dir, values.out, (step) => process.stderr.write(`build: ${step}...\n`));
+  const result = await buildKonnector(dir, values.out, {
+    unmetered: values.unmetered,
+    progress: (step) => process.stderr.write(`build: ${step}...\n`),
+  });
   process.stdout.write(`${result.out}: ${result.slug} ${result.version}, ${result.bytes} bytes, sha256 ${result.sha256}\n`);
   return EXIT_OK;
 }
@@ -144,6 +150,7 @@ async function inspect(argv: string[]): Promise<number> {
     engine: header.engine,
     builtBy: header.builtBy,
     sourceSha256: header.sourceSha256,
+    metering: header.metering,
     imports,
     exports,
     permissions: header.manifest.permissions,
@@ -159,6 +166,7 @@ async function inspect(argv: string[]): Promise<number> {
     `size      ${facts.bytes} bytes`,
     `world     ${facts.world}`,
     `engine    ${facts.engine.name} ${facts.engine.version}, built by ${facts.builtBy.name} ${facts.builtBy.version}`,
+    `metering  ${facts.metering ? `fuel (instrumenter version ${facts.metering.instrumenterVersion})` : 'NONE: built with --unmetered, run refuses it without --allow-unmetered'}`,
     `imports`,
     ...imports.map((i) => `  ${i}`),
     `exports`,
@@ -190,6 +198,7 @@ async function run(argv: string[]): Promise<number> {
     account: { type: 'string' },
     'connect-to': { type: 'string', multiple: true },
     'allow-host': { type: 'string', multiple: true },
+    'allow-unmetered': { type: 'boolean' },
     limits: { type: 'string' },
     json: { type: 'boolean' },
   });
@@ -215,7 +224,7 @@ async function run(argv: string[]): Promise<number> {
   });
   const limits = await limitsArg(values.limits);
   const artifact = await readArtifact(file);
-  const konnector = await loadKonnector(artifact, limits);
+  const konnector = await loadKonnector(artifact, limits, { allowUnmetered: values['allow-unmetered'] });
 
   const couchUrl = values.couchdb || process.env.COUCHDB_URL || undefined;
   const embedded = couchUrl ? undefined : await startEmbeddedCouchDB({ dataDir: path.resolve(values['data-dir'] ?? '.data/couchdb') });

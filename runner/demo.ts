@@ -20,7 +20,7 @@ export async function runDemo(): Promise<number> {
   const say = (text: string) => process.stdout.write(`${text}\n`);
   const out = path.join(repoRoot, 'build/example-bills.kwasm');
   await import('node:fs/promises').then((fs) => fs.mkdir(path.dirname(out), { recursive: true }));
-  const built = await buildKonnector(path.join(repoRoot, 'konnectors/example-bills'), out, (step) => say(`build: ${step}...`));
+  const built = await buildKonnector(path.join(repoRoot, 'konnectors/example-bills'), out, { progress: (step) => say(`build: ${step}...`) });
   say(`built ${path.relative(repoRoot, built.out)}: ${built.bytes} bytes, sha256 ${built.sha256}`);
 
   const site = await startVendorSite();

@@ -10,7 +10,8 @@
 import { parentPort, type MessagePort } from 'node:worker_threads';
 import { clockImports } from '../host-api/clock.ts';
 import { randomImports } from '../host-api/random.ts';
-import { GuestBridge } from './bridge.ts';
+import { GuestBridge, type GuestUsage } from './bridge.ts';
+import { FUEL_GLOBAL_EXPORT } from './wasm/fuel.ts';
 
 export interface GuestJob {
   jobId: string;
@@ -27,13 +28,17 @@ export interface RunMessage {
   port: MessagePort;
   signal: SharedArrayBuffer;
   job: GuestJob;
+  /** The job's fuel budget; null runs an unmetered component. */
+  fuel: bigint | null;
 }
 
-/** Worker -> host: how the guest's `run` ended. */
-export type GuestOutcome =
-  | { type: 'returned'; memoryBytes: number }
-  | { type: 'failed'; code: string; message: string; memoryBytes: number }
-  | { type: 'trapped'; message: string; memoryBytes: number };
+/** Worker -> host: how the guest's `run` ended, and what it used. */
+export type GuestOutcome = GuestUsage &
+  (
+    | { type: 'returned' }
+    | { type: 'failed'; code: string; message: string }
+    | { type: 'trapped'; message: string; fuelExhausted: boolean }
+  );
 
 interface Glue {
   instantiate(
@@ -84,8 +89,18 @@ function konnectorFor(message: RunMessage): Konnector {
 
 function runJob(konnector: Konnector, message: RunMessage): GuestOutcome {
   let memory: WebAssembly.Memory | undefined;
-  const memoryBytes = () => memory?.buffer.byteLength ?? 0;
-  const bridge = new GuestBridge(message.port, message.signal, memoryBytes);
+  // The metered core modules' counters of REMAINING fuel (componentize-js components have one).
+  const counters: WebAssembly.Global[] = [];
+  const budget = message.fuel;
+  const usage = (): GuestUsage => ({
+    memoryBytes: memory?.buffer.byteLength ?? 0,
+    fuelUsed: budget === null ? null : Number(counters.reduce((used, counter) => used + (budget - (counter.value as bigint)), 0n)),
+  });
+  const charge = (fuel: number) => {
+    for (const counter of counters) counter.value = (counter.value as bigint) - BigInt(fuel);
+  };
+  const exhausted = () => counters.some((counter) => (counter.value as bigint) < 0n);
+  const bridge = new GuestBridge(message.port, message.signal, usage, charge);
   try {
     const instance = konnector.glue.instantiate(
       (name) => {
@@ -111,15 +126,22 @@ function runJob(konnector: Konnector, message: RunMessage): GuestOutcome {
         const instance = new WebAssembly.Instance(module, imports);
         const exported = instance.exports.memory;
         if (!memory && exported instanceof WebAssembly.Memory) memory = exported;
+        const counter = instance.exports[FUEL_GLOBAL_EXPORT];
+        if (budget !== null && counter instanceof WebAssembly.Global) {
+          counter.value = budget;
+          counters.push(counter);
+        }
         return instance;
       },
     );
+    if (budget !== null && counters.length === 0) throw new Error('the component is not fuel-metered but the job has a fuel budget');
     instance.run(message.job);
-    return { type: 'returned', memoryBytes: memoryBytes() };
+    return { type: 'returned', ...usage() };
   } catch (error) {
     // With noComponentErrorWrapping, the glue throws the WIT `err` payload as is.
-    if (isFailure(error)) return { type: 'failed', code: error.code, message: error.message, memoryBytes: memoryBytes() };
-    return { type: 'trapped', message: error instanceof Error ? error.message : String(error), memoryBytes: memoryBytes() };
+    if (isFailure(error)) return { type: 'failed', code: error.code, message: error.message, ...usage() };
+    const text = error instanceof Error ? error.message : String(error);
+    return { type: 'trapped', message: text, fuelExhausted: exhausted(), ...usage() };
   } finally {
     message.port.close();
   }

@@ -37,8 +37,10 @@ export interface JobReport extends JobOutcome {
   bytesOut: number;
   saved: Record<string, number>;
   logLines: number;
+  /** The fuel budget; null when the component is not metered. */
+  fuelLimit: number | null;
   /** Every budget of the job: what it used against its limit. */
-  budgets: Record<'wallClockMs' | 'memoryBytes' | 'httpRequests' | 'httpBytesIn' | 'httpBytesOut' | 'documents' | 'files' | 'filesBytes' | 'logLines' | 'logBytes', BudgetUsage>;
+  budgets: Record<'fuel' | 'wallClockMs' | 'memoryBytes' | 'httpRequests' | 'httpBytesIn' | 'httpBytesOut' | 'documents' | 'files' | 'filesBytes' | 'logLines' | 'logBytes', BudgetUsage>;
 }
 
 export interface JobEnvironment {
@@ -125,7 +127,9 @@ export async function runJob(konnector: LoadedKonnector, request: JobRequest, en
     bytesOut: http.stats.bytesOut,
     saved: { ...documents.saved },
     logLines: log.lines.length,
+    fuelLimit: konnector.metered ? limits.fuel : null,
     budgets: {
+      fuel: { used: outcome.fuelUsed ?? 0, limit: konnector.metered ? limits.fuel : 0 },
       wallClockMs: { used: outcome.durationMs, limit: limits.wallClockMs },
       memoryBytes: { used: outcome.memoryPeakBytes, limit: limits.memoryBytes },
       httpRequests: { used: http.stats.requests, limit: limits.http.maxRequests },

@@ -10,6 +10,11 @@ export const LimitsSchema = z
   .object({
     /** Linear memory of the guest, rounded down to 64 KiB pages. */
     memoryBytes: z.number().int().min(16 * MiB).default(256 * MiB),
+    /**
+     * WebAssembly instructions the guest may execute (plus what host calls
+     * charge, docs/fuel.md): the CPU budget, counted the same on any machine.
+     */
+    fuel: z.number().int().positive().default(100_000_000_000),
     /** Wall-clock time of the whole job; cozy-stack's default is 300 s. */
     wallClockMs: z.number().int().positive().default(300_000),
     http: z

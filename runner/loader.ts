@@ -3,6 +3,7 @@ import { componentWit } from '@bytecodealliance/jco-transpile/wasm-tools';
 import type { Artifact } from './artifact.ts';
 import { UsageError } from './errors.ts';
 import { WASM_PAGE_BYTES, type Limits } from './limits.ts';
+import { isFuelInstrumented } from './wasm/fuel.ts';
 import { capMemory } from './wasm/memory-cap.ts';
 
 /** Interfaces a konnector component may import (unversioned, as the glue names them). */
@@ -23,6 +24,13 @@ export interface LoadedKonnector {
   glue: string;
   /** Compiled core modules, their memories capped. */
   modules: Record<string, WebAssembly.Module>;
+  /** Whether its core modules count fuel (checked in the component, not taken from the header). */
+  metered: boolean;
+}
+
+export interface LoadOptions {
+  /** Run a component without fuel metering (benchmarks); refused otherwise. */
+  allowUnmetered?: boolean;
 }
 
 /**
@@ -30,7 +38,11 @@ export interface LoadedKonnector {
  * lifts and lowers WIT values, and the component's core modules compiled with
  * linear memory capped at `limits.memoryBytes`.
  */
-export async function loadKonnector(artifact: Artifact, limits: Pick<Limits, 'memoryBytes'>): Promise<LoadedKonnector> {
+export async function loadKonnector(
+  artifact: Artifact,
+  limits: Pick<Limits, 'memoryBytes'>,
+  options: LoadOptions = {},
+): Promise<LoadedKonnector> {
   let transpiled: Awaited<ReturnType<typeof transpileBytes>>;
   try {
     transpiled = await transpileBytes(artifact.component, {
@@ -52,12 +64,19 @@ export async function loadKonnector(artifact: Artifact, limits: Pick<Limits, 'me
   if (!transpiled.exports.some(([name, kind]) => name === 'run' && kind === 'function')) {
     throw new UsageError('artifact', 'the component does not export the function `run` of the konnector world');
   }
+  const metered = isFuelInstrumented(artifact.component);
+  if (metered !== (artifact.header.metering !== null)) {
+    throw new UsageError('artifact', `the artifact's header says it is ${metered ? 'not ' : ''}fuel-metered but its component is${metered ? '' : ' not'}: it was not made by \`konnector build\``);
+  }
+  if (!metered && !options.allowUnmetered) {
+    throw new UsageError('artifact', 'the component is not fuel-metered (built with --unmetered): its CPU use could not be bounded; rebuild it without --unmetered, or pass --allow-unmetered to run it anyway');
+  }
   const maxPages = Math.floor(limits.memoryBytes / WASM_PAGE_BYTES);
   const modules: Record<string, WebAssembly.Module> = {};
   for (const [name, bytes] of Object.entries(transpiled.files)) {
     if (name.endsWith('.wasm')) modules[name] = await WebAssembly.compile(capMemory(new Uint8Array(bytes), maxPages));
   }
-  return { id: `${artifact.header.sha256}:${maxPages}`, artifact, glue: Buffer.from(transpiled.files['konnector.js']!).toString('utf8'), modules };
+  return { id: `${artifact.header.sha256}:${maxPages}`, artifact, metered, glue: Buffer.from(transpiled.files['konnector.js']!).toString('utf8'), modules };
 }
 
 /** The component's imports and exports as WIT declares them, with versions. */

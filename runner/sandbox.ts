@@ -6,7 +6,7 @@ import { HttpError } from '../host-api/http/errors.ts';
 import type { Http } from '../host-api/http/index.ts';
 import { BudgetExceeded } from '../host-api/budget.ts';
 import { JobLog, type LogLevel } from '../host-api/log.ts';
-import { serveGuest, type GuestMessage, type HostAnswer } from './bridge.ts';
+import { serveGuest, type GuestMessage, type GuestUsage, type HostAnswer } from './bridge.ts';
 import { cozyErrorCode, type CozyErrorCode, type SandboxErrorCode } from './error-codes.ts';
 import type { GuestJob, GuestOutcome, RunMessage } from './guest-worker.ts';
 import type { Limits } from './limits.ts';
@@ -29,6 +29,8 @@ export interface JobOutcome {
   message: string | null;
   durationMs: number;
   memoryPeakBytes: number;
+  /** Fuel the guest spent (for a job the host stopped: as of its last host call); null when unmetered. */
+  fuelUsed: number | null;
 }
 
 /** Host faults that end the job (the guest is not answered). */
@@ -102,11 +104,16 @@ export async function runInSandbox(
   const { port1: hostPort, port2: guestPort } = new MessageChannel();
   const signal = new SharedArrayBuffer(4);
   let memoryPeakBytes = 0;
+  let fuelUsed: number | null = konnector.metered ? 0 : null;
+  const noteUsage = (usage: GuestUsage) => {
+    memoryPeakBytes = Math.max(memoryPeakBytes, usage.memoryBytes);
+    if (usage.fuelUsed !== null) fuelUsed = Math.max(fuelUsed ?? 0, usage.fuelUsed);
+  };
   let workerSound = true;
 
-  const outcome = await new Promise<Omit<JobOutcome, 'durationMs' | 'memoryPeakBytes'>>((resolve) => {
+  const outcome = await new Promise<Omit<JobOutcome, 'durationMs' | 'memoryPeakBytes' | 'fuelUsed'>>((resolve) => {
     let settled = false;
-    const finish = (result: Omit<JobOutcome, 'durationMs' | 'memoryPeakBytes'>) => {
+    const finish = (result: Omit<JobOutcome, 'durationMs' | 'memoryPeakBytes' | 'fuelUsed'>) => {
       if (settled) return;
       settled = true;
       clearTimeout(timer);
@@ -129,7 +136,7 @@ export async function runInSandbox(
       hostPort,
       signal,
       async (message) => {
-        memoryPeakBytes = Math.max(memoryPeakBytes, message.memoryBytes);
+        noteUsage(message);
         if (settled) return undefined;
         return answer(message, caps);
       },
@@ -143,7 +150,7 @@ export async function runInSandbox(
     // the job's port: handle those lines first.
     const onOutcome = (result: GuestOutcome) => void server.drain().then(() => settle(result));
     const settle = (result: GuestOutcome) => {
-      memoryPeakBytes = Math.max(memoryPeakBytes, result.memoryBytes);
+      noteUsage(result);
       switch (result.type) {
         case 'returned':
           return finish({ state: 'done', error: null, message: null });
@@ -153,6 +160,11 @@ export async function runInSandbox(
           return finish({ state: 'errored', error: code, message: result.message });
         }
         case 'trapped': {
+          if (result.fuelExhausted) {
+            const message = `the konnector ran out of fuel: the job exceeded its FUEL budget (limit ${limits.fuel}, used ${result.fuelUsed})`;
+            caps.log.write('error', message, 'runner');
+            return finish({ state: 'errored', error: 'LIMIT_EXCEEDED.FUEL', message });
+          }
           const message = `the konnector crashed: ${result.message}`;
           caps.log.write('error', message, 'runner');
           return finish({ state: 'errored', error: hitMemoryCap(result, limits, true) ? 'LIMIT_EXCEEDED.MEMORY' : 'UNKNOWN_ERROR.CRASH', message });
@@ -168,11 +180,12 @@ export async function runInSandbox(
 
     const code = worker.knows.has(konnector.id) ? undefined : { glue: konnector.glue, modules: konnector.modules };
     worker.knows.add(konnector.id);
-    worker.post({ type: 'run', konnectorId: konnector.id, code, port: guestPort, signal, job } satisfies RunMessage);
+    const fuel = konnector.metered ? BigInt(limits.fuel) : null;
+    worker.post({ type: 'run', konnectorId: konnector.id, code, port: guestPort, signal, job, fuel } satisfies RunMessage);
   });
 
   hostPort.close();
   if (workerSound) pool.release(worker);
   else await pool.discard(worker);
-  return { ...outcome, durationMs: Math.round(performance.now() - started), memoryPeakBytes };
+  return { ...outcome, durationMs: Math.round(performance.now() - started), memoryPeakBytes, fuelUsed };
 }

@@ -96,7 +96,7 @@ describe('konnector run refuses bad input with exit code 2', () => {
     });
     const { header } = await readArtifact(probeArtifact);
     const foreign = encodeArtifact(
-      { manifest: header.manifest, engine: header.engine, builtBy: header.builtBy, sourceSha256: header.sourceSha256, component: { bytes: component.length } },
+      { manifest: header.manifest, engine: header.engine, builtBy: header.builtBy, sourceSha256: header.sourceSha256, component: { bytes: component.length }, metering: null },
       component,
     );
     const file = path.join(scratch, 'other-world.kwasm');

@@ -1,7 +1,9 @@
 import { createHash } from 'node:crypto';
 import { createRequire } from 'node:module';
 import { encodeArtifact, writeArtifact } from '../artifact.ts';
+import { UsageError } from '../errors.ts';
 import { readManifest } from '../manifest.ts';
+import { FUEL_INSTRUMENTER_VERSION, instrumentComponentFuel } from '../wasm/fuel.ts';
 import { bundleKonnector } from './bundle.ts';
 import { componentizeBundle, engine } from './componentize.ts';
 
@@ -19,17 +21,29 @@ export interface BuildResult {
  * `konnector build`: manifest + sources -> one artifact file. The same sources
  * give the same bytes.
  */
-export async function buildKonnector(
-  konnectorDir: string,
-  out: string,
-  progress: (step: string) => void = () => {},
-): Promise<BuildResult> {
+export interface BuildOptions {
+  /** Leave the component without fuel metering (benchmarks compare both); the runner refuses it unless told. */
+  unmetered?: boolean;
+  progress?: (step: string) => void;
+}
+
+export async function buildKonnector(konnectorDir: string, out: string, options: BuildOptions = {}): Promise<BuildResult> {
+  const progress = options.progress ?? (() => {});
   progress('reading manifest.konnector');
   const manifest = await readManifest(konnectorDir);
   progress('bundling sources');
   const bundle = await bundleKonnector(konnectorDir);
   progress('compiling to a WebAssembly component');
-  const component = await componentizeBundle(bundle.code);
+  const componentized = await componentizeBundle(bundle.code);
+  let component = componentized;
+  if (!options.unmetered) {
+    progress('metering fuel');
+    try {
+      component = instrumentComponentFuel(componentized);
+    } catch (error) {
+      throw new UsageError('source', `the component cannot be fuel-metered: ${(error as Error).message}`);
+    }
+  }
   const { header, bytes } = encodeArtifact(
     {
       manifest,
@@ -37,6 +51,7 @@ export async function buildKonnector(
       builtBy: { name: self.name, version: self.version },
       sourceSha256: createHash('sha256').update(bundle.code).digest('hex'),
       component: { bytes: component.length },
+      metering: options.unmetered ? null : { fuel: true, instrumenterVersion: FUEL_INSTRUMENTER_VERSION },
     },
     component,
   );

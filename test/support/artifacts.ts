@@ -14,16 +14,17 @@ let outDir: Promise<string> | undefined;
 const built = new Map<string, Promise<string>>();
 
 /** Builds a konnector directory once per test process with the real `konnector build`. */
-export function buildOnce(konnectorDir: string): Promise<string> {
-  let artifact = built.get(konnectorDir);
+export function buildOnce(konnectorDir: string, options: { unmetered?: boolean } = {}): Promise<string> {
+  const key = `${konnectorDir}:${options.unmetered ? 'unmetered' : 'metered'}`;
+  let artifact = built.get(key);
   if (!artifact) {
     outDir ??= mkdtemp(path.join(os.tmpdir(), 'konnector-test-'));
     artifact = outDir.then(async (dir) => {
       const out = path.join(dir, `${path.basename(konnectorDir)}-${built.size}.kwasm`);
-      await buildKonnector(konnectorDir, out);
+      await buildKonnector(konnectorDir, out, options);
       return out;
     });
-    built.set(konnectorDir, artifact);
+    built.set(key, artifact);
   }
   return artifact;
 }

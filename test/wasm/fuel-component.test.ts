@@ -1,27 +1,18 @@
-import { mkdtemp, rm } from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startEmbeddedCouchDB, type CouchServer } from '../../host-api/couchdb-server.ts';
-import type { LogLine } from '../../host-api/log.ts';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { readArtifact, type Artifact } from '../../runner/artifact.ts';
-import { runJob } from '../../runner/job.ts';
-import { defaultLimits, type Limits } from '../../runner/limits.ts';
-import { loadKonnector } from '../../runner/loader.ts';
 import { instrumentComponentFuel, isFuelInstrumented } from '../../runner/wasm/fuel.ts';
 import { mapCoreModules } from '../../runner/wasm/module.ts';
-import { buildOnce, fixtureDir } from '../support/artifacts.ts';
+import { buildOnce } from '../support/artifacts.ts';
 import { prepareGuest, runGuest, type PreparedGuest } from './fuel-guest.ts';
 
 /**
- * Fuel metering on real componentize-js components: the CPU-heavy
- * benchmark konnector run in this thread (where the counter is in reach),
- * and the sandbox probe run through the real sandbox and CouchDB.
+ * Fuel metering on a real componentize-js component: the CPU-heavy
+ * benchmark konnector, built unmetered and metered here, run in this thread
+ * where the counter is in reach. (Metered jobs in the sandbox: test/fuel.test.ts.)
  */
 
 const cpuHeavy = fileURLToPath(new URL('../../bench/fixtures/cpu-heavy/', import.meta.url));
-const probe = fixtureDir('sandbox-probe');
 const ROUNDS = 20;
 
 let artifact: Artifact;
@@ -30,7 +21,7 @@ let plain: PreparedGuest;
 let fueled: PreparedGuest;
 
 beforeAll(async () => {
-  artifact = await readArtifact(await buildOnce(cpuHeavy));
+  artifact = await readArtifact(await buildOnce(cpuHeavy, { unmetered: true }));
   metered = instrumentComponentFuel(artifact.component);
   [plain, fueled] = await Promise.all([prepareGuest(artifact.component), prepareGuest(metered)]);
 });
@@ -83,36 +74,5 @@ describe('a metered konnector component', () => {
     const charged = runGuest(fueled, { rounds: ROUNDS }, { budget: 1n << 40n, logFuelPerByte: 1000n });
     const loggedBytes = BigInt(Buffer.byteLength(free.logs.join('')));
     expect(charged.consumed - free.consumed).toBe(1000n * loggedBytes);
-  });
-});
-
-describe('a metered konnector in the sandbox', () => {
-  let couch: CouchServer;
-  let dataDir: string;
-
-  beforeAll(async () => {
-    dataDir = await mkdtemp(path.join(os.tmpdir(), 'fuel-sandbox-test-'));
-    couch = await startEmbeddedCouchDB({ dataDir });
-  });
-
-  afterAll(async () => {
-    await couch?.stop();
-    await rm(dataDir, { recursive: true, force: true });
-  });
-
-  it('runs a job to its end in the worker, saving to CouchDB, with a budget the worker does not set', async () => {
-    const limits: Limits = { ...defaultLimits, memoryBytes: 64 * 1024 * 1024, wallClockMs: 20_000 };
-    const built = await readArtifact(await buildOnce(probe));
-    // The worker does not set budgets yet: the counter starts with plenty.
-    const component = instrumentComponentFuel(built.component, { initialFuel: 1n << 62n });
-    const konnector = await loadKonnector({ ...built, component }, limits);
-    const lines: LogLine[] = [];
-    const report = await runJob(
-      konnector,
-      { accountId: 'fuel-account', instance: 'fuel.cozy.localhost', fields: {} },
-      { couchUrl: couch.url, limits, onLog: (line) => lines.push(line) },
-    );
-    expect(report).toMatchObject({ state: 'done', error: null, saved: { 'io.cozy.probes': 1 } });
-    expect(lines.some((line) => line.source === 'konnector' && line.message.startsWith('{'))).toBe(true);
   });
 });
