@@ -4,6 +4,7 @@
  */
 import nano from 'nano';
 import { z } from 'zod';
+import { jobScopeSchema } from './job-scope.ts';
 import { BudgetExceeded } from './budget.ts';
 
 export type DocumentsErrorKind = 'forbidden' | 'invalid' | 'conflict' | 'unavailable';
@@ -85,19 +86,13 @@ const HOST_METADATA_KEYS = ['metadataVersion', 'createdAt', 'createdByApp', 'cre
 type Verb = 'GET' | 'POST' | 'PUT' | 'DELETE';
 type JsonObject = Record<string, unknown>;
 
-const optionsSchema = z.object({
-  couchUrl: z.string().url().refine((u) => /^https?:\/\//.test(u), 'must be an http:// or https:// URL'),
-  instance: z.string().regex(/^[a-z0-9]([a-z0-9.-]*[a-z0-9])?(:\d{1,5})?$/i, 'must be a domain, with an optional :port'),
-  slug: z.string().min(1),
-  accountId: z.string().min(1),
-  appVersion: z.string().min(1).optional(),
+const optionsSchema = jobScopeSchema.extend({
   permissions: z.record(z.object({ type: z.string(), verbs: z.array(z.string()).optional() }).passthrough()),
   limits: z.object({
     maxDocuments: z.number().int().nonnegative(),
     maxDocumentBytes: z.number().int().positive(),
     maxFindLimit: z.number().int().positive(),
   }),
-  requestTimeoutMs: z.number().int().positive().optional(),
 });
 
 const docSchema = z

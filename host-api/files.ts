@@ -17,6 +17,7 @@ import { mkdir, rename, rm, stat as statPath, writeFile } from 'node:fs/promises
 import path from 'node:path';
 import nano from 'nano';
 import { z } from 'zod';
+import { jobScopeSchema } from './job-scope.ts';
 import { BudgetExceeded } from './budget.ts';
 import { databaseName } from './documents.ts';
 
@@ -239,12 +240,7 @@ const folderPathSchema = z
   .refine((p) => p.split('/').slice(1).every((s) => s !== '' && s !== '.' && s !== '..' && !/[\u0000-\u001f\u007f]/.test(s)),
     'must have no empty, ".", ".." or control-character segment');
 
-const optionsSchema = z.object({
-  couchUrl: z.string().url().refine((u) => /^https?:\/\//.test(u), 'must be an http:// or https:// URL'),
-  instance: z.string().regex(/^[a-z0-9]([a-z0-9.-]*[a-z0-9])?(:\d{1,5})?$/i, 'must be a domain, with an optional :port'),
-  slug: z.string().min(1),
-  accountId: z.string().min(1),
-  appVersion: z.string().min(1).optional(),
+const optionsSchema = jobScopeSchema.extend({
   folderPath: folderPathSchema.optional(),
   filesDir: z.string().min(1).optional(),
   limits: z.object({
@@ -252,7 +248,6 @@ const optionsSchema = z.object({
     maxTotalBytes: z.number().int().nonnegative(),
     maxFiles: z.number().int().nonnegative(),
   }),
-  requestTimeoutMs: z.number().int().positive().optional(),
 });
 
 // ---------------------------------------------------------------------------------------------------------------
