@@ -273,6 +273,22 @@ interface CouchFailure {
   message?: string;
 }
 
+const pathLocks = new Map<string, Promise<void>>();
+
+/** Waits for the saves of `diskPath` before this one; resolves to the function that lets the next one go. */
+async function lockPath(diskPath: string): Promise<() => void> {
+  const before = pathLocks.get(diskPath) ?? Promise.resolve();
+  let unlock!: () => void;
+  const mine = new Promise<void>((resolve) => (unlock = resolve));
+  const chained = before.then(() => mine);
+  pathLocks.set(diskPath, chained);
+  await before;
+  return () => {
+    unlock();
+    if (pathLocks.get(diskPath) === chained) pathLocks.delete(diskPath);
+  };
+}
+
 /** The document id of the folder or file at a Cozy path: 32 hex digits, like cozy-stack's ids. */
 function nodeId(cozyPath: string): string {
   return createHash('sha256').update(`${FILES_DOCTYPE}\0${cozyPath}`).digest('hex').slice(0, 32);
@@ -495,6 +511,10 @@ export function createFiles(opts: FilesOptions): Files {
           `of ${limits.maxFileBytes} bytes per file`);
       }
       reserve(content.byteLength, operation);
+      // Saves of one file are serialized in this process: between a document
+      // and its content landing on disk, another save would take the file for
+      // one whose content is lost and "repair" it.
+      const unlock = await lockPath(target.diskPath);
       const name = target.segments.at(-1)!;
       const temp = path.join(filesDir!, TEMP_DIR, `${randomUUID()}.part`);
       let tempMayExist = false;
@@ -561,6 +581,7 @@ export function createFiles(opts: FilesOptions): Files {
       } finally {
         release(content.byteLength);
         if (tempMayExist) await rm(temp, { force: true });
+        unlock();
       }
     },
 
