@@ -4,7 +4,7 @@
  */
 import nano from 'nano';
 import { z } from 'zod';
-import { jobScopeSchema } from './job-scope.ts';
+import { databaseName, jobScopeSchema, SESSIONS_DOCTYPE } from './job-scope.ts';
 import { BudgetExceeded } from './budget.ts';
 
 export type DocumentsErrorKind = 'forbidden' | 'invalid' | 'conflict' | 'unavailable';
@@ -46,25 +46,7 @@ export interface Documents {
   readonly saved: Record<string, number>;
 }
 
-/**
- * The name of the database holding `doctype` for `instance`, as it appears in a URL path. This is cozy-stack's
- * rule (pkg/couchdb makeDBName): lowercase(prefix + "/" + doctype) with every "." and ":" replaced by "-", then
- * Go's url.PathEscape. The prefix is the instance domain, so "alice.cozy.example" + "io.cozy.bills" gives
- * "alice-cozy-example%2Fio-cozy-bills"; the database's real name is "alice-cozy-example/io-cozy-bills".
- */
-export function databaseName(instance: string, doctype: string): string {
-  return goPathEscape(`${instance}/${doctype}`.toLowerCase().replace(/[.:]/g, '-'));
-}
-
-/** Go's url.PathEscape: keeps unreserved characters and "$&+:=@", escapes every other byte (including "/"). */
-function goPathEscape(s: string): string {
-  let out = '';
-  for (const byte of Buffer.from(s, 'utf8')) {
-    const c = String.fromCharCode(byte);
-    out += /[A-Za-z0-9\-_.~$&+:=@]/.test(c) ? c : `%${byte.toString(16).toUpperCase().padStart(2, '0')}`;
-  }
-  return out;
-}
+export { databaseName } from './job-scope.ts';
 
 const ACCOUNTS_DOCTYPE = 'io.cozy.accounts';
 const FILES_DOCTYPE = 'io.cozy.files';
@@ -160,6 +142,9 @@ export function createDocuments(opts: DocumentsOptions): Documents {
 
   /** Validates the doctype and names the operation for messages. */
   function operationOn(call: 'save' | 'find', doctype: string): string {
+    if (doctype === SESSIONS_DOCTYPE) {
+      throw new DocumentsError('forbidden', `documents.${call}(${doctype}): the runner's own doctype (vendor sessions) is never served to a konnector`);
+    }
     if (doctype.length > MAX_DOCTYPE_LENGTH || !DOCTYPE_PATTERN.test(doctype)) {
       throw new DocumentsError('invalid', `documents.${call}: ${JSON.stringify(doctype.slice(0, MAX_DOCTYPE_LENGTH))} ` +
         `is not a doctype name: use at most ${MAX_DOCTYPE_LENGTH} lowercase dot-separated words like "io.cozy.bills"`);

@@ -11,7 +11,7 @@ import { receiveMessageOnPort, type MessagePort } from 'node:worker_threads';
 /** Host calls that wait for an answer. */
 export type HostCallOp = 'http.send' | 'documents.save' | 'documents.find' | 'files.save' | 'files.stat';
 /** Host calls that do not. */
-export type HostNoticeOp = 'log.write';
+export type HostNoticeOp = 'log.write' | 'http.keep-session';
 
 /** What the guest has used so far, sent with every message so a job the host stops still has numbers. */
 export interface GuestUsage {

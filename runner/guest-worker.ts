@@ -109,7 +109,10 @@ function runJob(konnector: Konnector, message: RunMessage): GuestOutcome {
         return module;
       },
       {
-        'cozy:konnector/http': { send: (request: unknown) => bridge.call('http.send', [request]) },
+        'cozy:konnector/http': {
+          send: (request: unknown) => bridge.call('http.send', [request]),
+          keepSession: (keep: boolean) => bridge.notify('http.keep-session', [keep]),
+        },
         'cozy:konnector/documents': {
           save: (doctype: string, doc: string) => bridge.call('documents.save', [doctype, doc]),
           find: (doctype: string, selector: string, limit: number) => bridge.call('documents.find', [doctype, selector, limit]),

@@ -4,6 +4,7 @@ import { createDocuments } from '../host-api/documents.ts';
 import { accountName, createFiles, konnectorFolderPath } from '../host-api/files.ts';
 import { createHttp, type ConnectTo } from '../host-api/http/index.ts';
 import { JobLog, type LogLine } from '../host-api/log.ts';
+import { openSessions } from '../host-api/sessions.ts';
 import { UsageError } from './errors.ts';
 import type { Limits } from './limits.ts';
 import type { LoadedKonnector } from './loader.ts';
@@ -69,7 +70,13 @@ export async function runJob(konnector: LoadedKonnector, request: JobRequest, en
   const job = parseJobRequest(request);
   const { manifest } = konnector.artifact.header;
   const log = new JobLog(env.limits.log, env.onLog);
+  const sessions = openSessions({ couchUrl: env.couchUrl, instance: job.instance, slug: manifest.slug, accountId: job.accountId });
+  const session = await sessions.load().catch((error: Error) => {
+    log.write('warning', `the account's vendor session could not be read, starting without it: ${error.message}`, 'runner');
+    return undefined;
+  });
   const http = createHttp({
+    session,
     limits: env.limits.http,
     allowedHosts: manifest.allowed_hosts,
     operatorAllowedHosts: env.allowHosts,
@@ -115,6 +122,14 @@ export async function runJob(konnector: LoadedKonnector, request: JobRequest, en
     );
   } finally {
     await http.close();
+  }
+  // The session is kept only when the konnector asked to (CookieKonnector), and dropped when the vendor refused the login.
+  const loginRejected = /^(LOGIN_FAILED|USER_ACTION_NEEDED)/.test(outcome.error ?? '');
+  const keep = loginRejected ? false : http.sessionWanted;
+  if (keep !== undefined) {
+    await (keep ? sessions.save(http.session()) : sessions.drop()).catch((error: Error) =>
+      log.write('warning', `the account's vendor session could not be ${keep ? 'kept' : 'forgotten'}: ${error.message}`, 'runner'),
+    );
   }
   const { limits } = env;
   const written = Object.values(documents.saved).reduce((sum, n) => sum + n, 0);

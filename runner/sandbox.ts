@@ -51,6 +51,9 @@ async function answer(message: GuestMessage, caps: JobCapabilities): Promise<Hos
       case 'log.write':
         caps.log.write(a as LogLevel, String(b));
         return undefined;
+      case 'http.keep-session':
+        caps.http.keepSession(Boolean(a));
+        return undefined;
       case 'http.send':
         return { ok: await caps.http.send(a as Parameters<Http['send']>[0]) };
       case 'documents.save':

@@ -75,6 +75,8 @@ export interface HttpOptions {
   allowedHosts?: string[];
   /** The operator's list, same syntax: when given, a destination must be in it too. */
   operatorAllowedHosts?: string[];
+  /** The cookie jar the same account's previous job left (`Http.session()`), to resume its vendor session. */
+  session?: string;
   /** Operator exceptions: the listed host:port is sent to ADDR:PORT even if ADDR is loopback or private. */
   connectTo?: ConnectTo[];
   /** DNS; default `dns.promises.lookup(host, { all: true })`. Tests inject a fake resolver. */
@@ -87,6 +89,11 @@ export interface HttpOptions {
 
 export interface Http {
   send(req: HttpRequest): Promise<HttpResponse>;
+  /** The cookie jar as it is now, for the account's next job. */
+  session(): string;
+  /** WIT http.keep-session: what the guest asked for its session; undefined when it did not say. */
+  keepSession(keep: boolean): void;
+  readonly sessionWanted: boolean | undefined;
   readonly stats: { requests: number; bytesIn: number; bytesOut: number };
   /** Aborts what is in flight; later sends fail. */
   close(): Promise<void>;
@@ -175,7 +182,7 @@ export function createHttp(opts: HttpOptions): Http {
     headersTimeout: limits.headersTimeoutMs,
     bodyTimeout: limits.bodyTimeoutMs,
   });
-  const cookies = new CookieStore();
+  let cookies = new CookieStore(opts.session);
   const slots = new Slots(limits.maxConcurrent);
   const stats = { requests: 0, bytesIn: 0, bytesOut: 0 };
   let closed = false;
@@ -286,8 +293,18 @@ export function createHttp(opts: HttpOptions): Http {
     }
   }
 
+  let sessionWanted: boolean | undefined;
   return {
     stats,
+    session: () => cookies.serialize(),
+    keepSession: (keep) => {
+      sessionWanted = keep;
+      // Forgetting the session also ends it for the rest of this job.
+      if (!keep) cookies = new CookieStore();
+    },
+    get sessionWanted() {
+      return sessionWanted;
+    },
     async send(req) {
       const release = await slots.acquire();
       try {

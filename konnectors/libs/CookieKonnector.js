@@ -13,14 +13,14 @@
  * ```
  *
  * The difference that matters: cookies belong to the host, in a jar private
- * to the job, which the guest can neither read nor fill. A session therefore
- * lasts one job: `initSession()` finds none, `testSession()` answers false on
- * a job's first request and the konnector logs in, as it does after a session
- * expired. `saveSession()`/`resetSession()` keep their names and store nothing
- * (there is nothing the guest could replay); the account's RESET_SESSION state
- * is still honoured.
+ * to the job, which the guest can neither read nor fill. `saveSession()` asks
+ * the host to keep that jar for the account's next job (WIT http.keep-session),
+ * which then starts with it and `testSession()` finds the session alive;
+ * `resetSession()` empties the jar and forgets the kept one. The account's
+ * RESET_SESSION state is honoured; a LOGIN_FAILED ending forgets the session.
  */
 import { BaseKonnector } from './BaseKonnector.js';
+import { keepSession } from './host.js';
 import { log as baseLog } from './log.js';
 import { requestFactory } from './request.js';
 
@@ -53,7 +53,10 @@ export class CookieKonnector extends BaseKonnector {
     return requestFactory({ ...options, jar: true });
   }
 
-  /** Clears the account's RESET_SESSION state; resolves with false: no session outlives a job here. */
+  /**
+   * Honours the account's RESET_SESSION state. Resolves with false: whether
+   * the kept session is still alive is for `testSession()` to tell.
+   */
   async initSession() {
     if (this._account && this._account.state === 'RESET_SESSION') {
       log('debug', 'RESET_SESSION state found');
@@ -64,18 +67,17 @@ export class CookieKonnector extends BaseKonnector {
         log('warn', `Could not reset the session: ${error.message}`);
       }
     }
-    log('debug', 'Found no session: the runner keeps cookies for one job only');
     return false;
   }
 
-  /** Nothing to save: the cookies are in the host's jar, which ends with the job. */
+  /** The host keeps the job's cookies for the account's next job. */
   async saveSession() {
-    log('debug', 'the session lives in the job\'s cookie jar and ends with the job');
+    keepSession(true);
   }
 
   async resetSession() {
     log('debug', 'Reset cookie session...');
-    return this.saveSession();
+    keepSession(false);
   }
 
   /** `signin` with `this.request`, so that the konnector's later requests share the session. */

@@ -51,6 +51,11 @@ export function send(request) {
   return call('http', () => http.send(request));
 }
 
+/** Keeps (true) or forgets (false) the job's cookies for the account's next job. */
+export function keepSession(keep) {
+  http.keepSession(keep);
+}
+
 /** Creates or updates one document; resolves with the stored document. */
 export async function saveDocument(doctype, doc) {
   return JSON.parse(await call('documents', () => documents.save(doctype, JSON.stringify(doc))));

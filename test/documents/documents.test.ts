@@ -205,6 +205,15 @@ describe('permissions', () => {
     expect(JSON.parse(await all.find('io.cozy.bills', '{}', 10))).toHaveLength(1);
   });
 
+  it("never serves the runner's own session doctype, even when the manifest asks for it", async () => {
+    const documents = documentsFor(server.url, {
+      permissions: { sessions: { type: 'io.cozy.konnector-runner.sessions' }, bills: { type: 'io.cozy.bills' } },
+    });
+    await expectDocumentsError(documents.find('io.cozy.konnector-runner.sessions', '{}', 10), 'forbidden', /never served to a konnector/);
+    await expectDocumentsError(documents.save('io.cozy.konnector-runner.sessions', '{"cookies":"x"}'), 'forbidden');
+    expect(JSON.parse(await documents.find('io.cozy.bills', '{}', 10))).toEqual([]);
+  });
+
   it('lets a konnector write only its own io.cozy.accounts document', async () => {
     const documents = documentsFor(server.url, {
       permissions: { accounts: { type: 'io.cozy.accounts' }, bills: { type: 'io.cozy.bills' } },

@@ -57,7 +57,7 @@ export interface HttpResponse {
 
 /** The host side, as the guest sees it; every method may return a promise. */
 export interface TestHost {
-  http: { send(req: HttpRequest): Promise<HttpResponse> };
+  http: { send(req: HttpRequest): Promise<HttpResponse>; keepSession?(keep: boolean): void };
   documents: { save(doctype: string, doc: string): Promise<string>; find(doctype: string, selector: string, limit: number): Promise<string> };
   files: { save(path: string, content: Uint8Array, replace: boolean): Promise<string>; stat(path: string): Promise<string | undefined> };
   log: { write(level: string, message: string): void };
@@ -347,7 +347,7 @@ export async function bundleGuest(source: GuestSource): Promise<string> {
   return result.outputFiles[0]!.text;
 }
 
-const hostShape = { http: { send: 0 }, documents: { save: 0, find: 0 }, files: { save: 0, stat: 0 }, log: { write: 0 }, clock: { now: 0 } };
+const hostShape = { http: { send: 0, keepSession: 0 }, documents: { save: 0, find: 0 }, files: { save: 0, stat: 0 }, log: { write: 0 }, clock: { now: 0 } };
 
 /**
  * TextEncoder/TextDecoder built inside the context, so that the bytes they
@@ -394,6 +394,7 @@ export async function loadGuest(source: GuestSource, host: TestHost): Promise<Gu
         const res = await host.http.send(req);
         return { ...res, body: new Uint8ArrayInGuest(res.body) };
       },
+      keepSession: (keep: boolean) => host.http.keepSession?.(keep),
     },
   };
   vm.runInContext(code, context, { filename: 'konnector.bundle.js' });

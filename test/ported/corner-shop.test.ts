@@ -111,17 +111,29 @@ describe('corner-shop, ported unmodified', () => {
     expect(account!.state).toBeNull();
   });
 
-  it('saves nothing twice on the next run (which signs in again: cookies last one job)', async () => {
+  it('saves nothing twice on the next run, which resumes the account\'s vendor session instead of signing in', async () => {
     const loginsBefore = site.logins;
     const billsBefore = await storedDocs(env, INSTANCE, 'io.cozy.bills');
     const filesBefore = await storedFiles(env, INSTANCE);
     const { report } = await run(INSTANCE, site.credentials);
     expect(report).toMatchObject({ state: 'done', saved: {} });
     expect(report.budgets.files.used).toBe(0);
-    expect(site.logins - loginsBefore).toBe(1);
+    expect(site.logins - loginsBefore).toBe(0);
     const revs = (docs: Iterable<Record<string, any>>) => [...docs].map((d) => `${d._id}@${d._rev}`).sort();
     expect(revs(await storedDocs(env, INSTANCE, 'io.cozy.bills'))).toEqual(revs(billsBefore));
     expect(revs((await storedFiles(env, INSTANCE)).values())).toEqual(revs(filesBefore.values()));
+  });
+
+  it('keeps sessions per account: another account of the same konnector signs in on its own', async () => {
+    const loginsBefore = site.logins;
+    const { report } = await runPorted(env, KONNECTOR, {
+      instance: INSTANCE,
+      accountId: 'shop-account-2',
+      fields: site.credentials,
+      vendor: { host: 'shop.example', port: site.port },
+    });
+    expect(report.state).toBe('done');
+    expect(site.logins - loginsBefore).toBe(1);
   });
 
   it('ends with LOGIN_FAILED on a wrong password, logging the shop\'s message, saving nothing', async () => {

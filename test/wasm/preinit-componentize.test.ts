@@ -130,6 +130,7 @@ describe('componentize-js with the deterministic pre-initializer', () => {
           send: () => {
             throw { payload: { kind: 'denied', message: 'no network in this test' } };
           },
+          keepSession: () => {},
         },
         'cozy:konnector/documents': {
           save: (doctype: string, doc: string) => {
