@@ -6,13 +6,11 @@ import { parseAllowedHost, parseConnectTo } from '../host-api/http/index.ts';
 import type { LogLine } from '../host-api/log.ts';
 import { readArtifact } from './artifact.ts';
 import { buildKonnector } from './build/index.ts';
-import { runDemo } from './demo.ts';
 import { UsageError } from './errors.ts';
 import { LimitsSchema, type Limits } from './limits.ts';
 import { describeComponent, loadKonnector } from './loader.ts';
 import { describeIssues } from './manifest.ts';
 import { runJob } from './job.ts';
-import { SERVE_HELP, serveCommand } from './serve/cli.ts';
 
 const EXIT_OK = 0;
 const EXIT_KONNECTOR_ERRORED = 1;
@@ -70,7 +68,6 @@ Exit 0 when the job is done, 1 when the konnector errored, 2 for bad usage or in
 
 Builds konnectors/example-bills, starts its vendor site on 127.0.0.1, runs one job on an
 embedded CouchDB (data under .data/demo-couchdb) and prints the report and the bills saved.`,
-  serve: SERVE_HELP,
 } as const;
 
 type Command = keyof typeof HELP;
@@ -270,9 +267,10 @@ async function main(argv: string[]): Promise<number> {
       return run(rest);
     case 'demo':
       if (rest.includes('--help') || rest.includes('-h')) return help('demo');
-      return runDemo();
+      // Loaded on demand: the demo and the worker host bring dependencies the other commands do not need.
+      return (await import('./demo.ts')).runDemo();
     case 'serve':
-      return serveCommand(rest);
+      return (await import('./serve/cli.ts')).serveCommand(rest);
     case undefined:
     case 'help':
     case '--help':
