@@ -184,7 +184,11 @@ export async function runInSandbox(
     const code = worker.knows.has(konnector.id) ? undefined : { glue: konnector.glue, modules: konnector.modules };
     worker.knows.add(konnector.id);
     const fuel = konnector.metered ? BigInt(limits.fuel) : null;
-    worker.post({ type: 'run', konnectorId: konnector.id, code, port: guestPort, signal, job, fuel } satisfies RunMessage);
+    try {
+      worker.post({ type: 'run', konnectorId: konnector.id, code, port: guestPort, signal, job, fuel } satisfies RunMessage);
+    } catch (error) {
+      end('UNKNOWN_ERROR.CRASH', `the job could not be handed to its worker: ${(error as Error).message}`);
+    }
   });
 
   hostPort.close();
