@@ -1,15 +1,12 @@
-import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { startEmbeddedCouchDB } from '../host-api/couchdb-server.ts';
-import { parseAllowedHost, parseConnectTo } from '../host-api/http/index.ts';
 import type { LogLine } from '../host-api/log.ts';
 import { readArtifact } from './artifact.ts';
 import { buildKonnector } from './build/index.ts';
+import { allowHostArgs, connectToArgs, jsonObjectArg, limitsArg } from './cli-args.ts';
 import { UsageError } from './errors.ts';
-import { LimitsSchema, type Limits } from './limits.ts';
 import { describeComponent, loadKonnector } from './loader.ts';
-import { describeIssues } from './manifest.ts';
 import { runJob } from './job.ts';
 
 const EXIT_OK = 0;
@@ -78,35 +75,6 @@ function parse<T extends NonNullable<ParseArgsConfig['options']>>(command: Comma
   } catch (error) {
     throw new UsageError('bad-arguments', `${(error as Error).message}\n\n${HELP[command]}`);
   }
-}
-
-/** A JSON object given inline or as a file path. */
-async function jsonObjectArg(flag: string, value: string): Promise<Record<string, unknown>> {
-  let text = value;
-  if (!/^\s*[[{"]/.test(value)) {
-    try {
-      text = await readFile(value, 'utf8');
-    } catch {
-      throw new UsageError('job-input', `${flag} ${value}: neither a JSON object nor a readable file`);
-    }
-  }
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch (error) {
-    throw new UsageError('job-input', `${flag} is not valid JSON: ${(error as Error).message}`);
-  }
-  if (typeof json !== 'object' || json === null || Array.isArray(json)) {
-    throw new UsageError('job-input', `${flag} must be a JSON object such as {"login":"...","password":"..."}`);
-  }
-  return json as Record<string, unknown>;
-}
-
-async function limitsArg(file: string | undefined): Promise<Limits> {
-  const overrides = file ? await jsonObjectArg('--limits', file) : {};
-  const parsed = LimitsSchema.safeParse(overrides);
-  if (!parsed.success) throw new UsageError('bad-arguments', `--limits ${file}:\n${describeIssues(parsed.error)}`);
-  return parsed.data;
 }
 
 function onePositional(command: Command, positionals: string[], what: string): string {
@@ -200,25 +168,12 @@ async function run(argv: string[]): Promise<number> {
     json: { type: 'boolean' },
   });
   if (values.help) return help('run');
-  const allowHosts = values['allow-host']?.map((spec) => {
-    try {
-      parseAllowedHost(spec);
-      return spec;
-    } catch (error) {
-      throw new UsageError('bad-arguments', `--allow-host ${spec}: ${(error as Error).message}`);
-    }
-  });
+  const allowHosts = allowHostArgs(values['allow-host']);
   const file = onePositional('run', positionals, 'artifact');
   if (!values.fields) throw new UsageError('bad-arguments', `run needs --fields <json|file>\n\n${HELP.run}`);
   const fields = await jsonObjectArg('--fields', values.fields);
   const parameters = values.parameters ? await jsonObjectArg('--parameters', values.parameters) : {};
-  const connectTo = (values['connect-to'] ?? []).map((spec) => {
-    try {
-      return parseConnectTo(spec);
-    } catch (error) {
-      throw new UsageError('bad-arguments', `--connect-to ${spec}: ${(error as Error).message}`);
-    }
-  });
+  const connectTo = connectToArgs(values['connect-to']);
   const limits = await limitsArg(values.limits);
   const artifact = await readArtifact(file);
   const konnector = await loadKonnector(artifact, limits, { allowUnmetered: values['allow-unmetered'] });

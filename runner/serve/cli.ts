@@ -7,10 +7,8 @@ import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { parseConnectTo } from '../../host-api/http/index.ts';
+import { allowHostArgs, connectToArgs, limitsArg } from '../cli-args.ts';
 import { UsageError } from '../errors.ts';
-import { LimitsSchema, type Limits } from '../limits.ts';
-import { describeIssues } from '../manifest.ts';
 import { ServeError } from './errors.ts';
 import { defaultServeOptions, startServeHost, type ServeOptions } from './host.ts';
 import { parseGoDuration } from './schedule.ts';
@@ -31,6 +29,8 @@ CouchDB, with an HTTP API (docs/openapi.yaml, docs/serve.md).
                           (default .data/serve)
   --limits <file>         JSON limits of each job (as for run; see docs/limits.md)
   --connect-to <H:P:A:P>  send the jobs' requests for H:P to A:P (repeatable)
+  --allow-host <spec>     the jobs reach only hosts in this list too (repeatable; narrows each
+                          manifest's allowed_hosts, never widens it)
   --lease <duration>      how long a running job stays claimed without its host (default 30s)
   --grace <duration>      how long SIGTERM lets running jobs finish (default 300s)
   --max-attempts <n>      executions of a job at most (default 2, as cozy-stack)
@@ -51,19 +51,6 @@ function positiveInt(flag: string, value: string | undefined, fallback: number, 
   const n = Number(value);
   if (!Number.isSafeInteger(n) || n < min) throw new UsageError('bad-arguments', `${flag} ${value}: expected an integer >= ${min}`);
   return n;
-}
-
-async function limitsFile(file: string | undefined): Promise<Limits> {
-  if (!file) return LimitsSchema.parse({});
-  let json: unknown;
-  try {
-    json = JSON.parse(await readFile(file, 'utf8'));
-  } catch (error) {
-    throw new UsageError('bad-arguments', `--limits ${file}: ${(error as Error).message}`);
-  }
-  const parsed = LimitsSchema.safeParse(json);
-  if (!parsed.success) throw new UsageError('bad-arguments', `--limits ${file}:\n${describeIssues(parsed.error)}`);
-  return parsed.data;
 }
 
 /** The token from the environment, or the one kept in the data directory (made once). */
@@ -95,7 +82,7 @@ export async function parseServeArgs(argv: string[]): Promise<ServeOptions | 'he
       options: {
         konnectors: { type: 'string' }, couchdb: { type: 'string' }, redis: { type: 'string' },
         concurrency: { type: 'string' }, host: { type: 'string' }, port: { type: 'string' }, 'data-dir': { type: 'string' },
-        limits: { type: 'string' }, 'connect-to': { type: 'string', multiple: true }, lease: { type: 'string' },
+        limits: { type: 'string' }, 'connect-to': { type: 'string', multiple: true }, 'allow-host': { type: 'string', multiple: true }, lease: { type: 'string' },
         grace: { type: 'string' }, 'max-attempts': { type: 'string' }, 'retry-delay': { type: 'string' },
         'db-prefix': { type: 'string' }, help: { type: 'boolean', short: 'h' },
       },
@@ -110,13 +97,7 @@ export async function parseServeArgs(argv: string[]): Promise<ServeOptions | 'he
   if (port > 65535) throw new UsageError('bad-arguments', `--port ${port}: a port is at most 65535`);
   const prefix = values['db-prefix'] ?? defaults.dbPrefix;
   if (!/^[a-z][a-z0-9_-]*$/.test(prefix)) throw new UsageError('bad-arguments', `--db-prefix ${prefix}: lower-case letters, digits, "-" and "_", starting with a letter`);
-  const connectTo = (values['connect-to'] ?? []).map((spec) => {
-    try {
-      return parseConnectTo(spec);
-    } catch (error) {
-      throw new UsageError('bad-arguments', `--connect-to ${spec}: ${(error as Error).message}`);
-    }
-  });
+  const connectTo = connectToArgs(values['connect-to']);
   for (const [flag, url] of [['--couchdb', values.couchdb], ['--redis', values.redis]] as const) {
     if (url !== undefined && !URL.canParse(url)) throw new UsageError('bad-arguments', `${flag} ${url}: not a URL`);
   }
@@ -131,7 +112,8 @@ export async function parseServeArgs(argv: string[]): Promise<ServeOptions | 'he
     listenHost: values.host ?? defaults.listenHost,
     port,
     token,
-    limits: await limitsFile(values.limits),
+    limits: await limitsArg(values.limits),
+    allowHosts: allowHostArgs(values['allow-host']),
     connectTo,
     dbPrefix: prefix,
     leaseMs: duration('--lease', values.lease, defaults.leaseMs),

@@ -36,6 +36,8 @@ export interface ServeOptions {
   limits: Limits;
   /** How the jobs' HTTP reaches test or vendor servers (see `konnector run --connect-to`). */
   connectTo?: JobEnvironment['connectTo'];
+  /** The operator's allowed hosts (see `konnector run --allow-host`). */
+  allowHosts?: JobEnvironment['allowHosts'];
   resolve?: JobEnvironment['resolve'];
   /** Prefix of the host's database names (cozy-stack style: <prefix>/io-cozy-jobs). */
   dbPrefix: string;
@@ -113,7 +115,7 @@ export async function startServeHost(options: ServeOptions): Promise<ServeHost> 
     const processor = new JobProcessor({
       store, registry, queue, metrics, hostId,
       executor: options.executor,
-      env: { couchUrl, limits: options.limits, connectTo: options.connectTo, resolve: options.resolve, pool, filesDir: path.join(options.dataDir, 'files') },
+      env: { couchUrl, limits: options.limits, connectTo: options.connectTo, allowHosts: options.allowHosts, resolve: options.resolve, pool, filesDir: path.join(options.dataDir, 'files') },
       leaseMs: options.leaseMs,
       retry: options.retry,
       maxInterruptions: options.maxInterruptions,
