@@ -5,10 +5,11 @@
  * by the same http and documents code) against the same vendor site and
  * CouchDB. Both sides are measured in the same run:
  *
- *   - job start latency: from enqueue (POST /jobs; the spawn for the
- *     baseline) to the konnector's first host call, seen as its first log
- *     line, which the SDK writes right after its first call (reading the
- *     account); example-bills, one job at a time;
+ *   - job start latency: from enqueue (the job handed to the queue, its
+ *     document written; the spawn for the baseline) to the konnector's first
+ *     host call, its first log line; example-bills, one job at a time. Also
+ *     from POST /jobs, which adds the API, the account check and the job's
+ *     first write, work the baseline's spawn leaves out;
  *   - memory per concurrently running job: RSS growth per job while
  *     `concurrency` example-bills jobs wait on the vendor's bills page;
  *   - throughput of a trivial konnector (one log line), jobs/s at the host's
@@ -34,6 +35,7 @@ import { entryModuleSource, GUEST_RESOLUTION } from '../runner/build/bundle.ts';
 import { runJob } from '../runner/job.ts';
 import type { JobExecutor } from '../runner/serve/executor.ts';
 import { defaultServeOptions, startServeHost } from '../runner/serve/host.ts';
+import { EmbeddedQueue, type QueueMessage } from '../runner/serve/queue.ts';
 
 const repoRoot = fileURLToPath(new URL('../', import.meta.url));
 const now = () => performance.timeOrigin + performance.now();
@@ -49,7 +51,7 @@ export interface ServeBenchOptions {
 }
 
 export interface ServeBenchResult {
-  latencyMs: { wasm: { median: number; p95: number }; node: { median: number; p95: number } };
+  latencyMs: { wasm: { median: number; p95: number }; node: { median: number; p95: number }; wasmFromApi: { median: number; p95: number } };
   memoryPerJobMiB: { wasm: number; node: number };
   jobsPerSecond: { wasm: number; node: number };
   markdown: string;
@@ -190,10 +192,18 @@ export async function runServeBench(options: ServeBenchOptions): Promise<ServeBe
       return report;
     },
   };
+  // The queue notes when each job is first handed to it.
+  const enqueued = new Map<string, number>();
+  const queue = new (class extends EmbeddedQueue {
+    override add(message: QueueMessage, delayMs?: number) {
+      if (!enqueued.has(message.jobId)) enqueued.set(message.jobId, now());
+      return super.add(message, delayMs);
+    }
+  })(options.concurrency, () => {});
   const host = await startServeHost({
     ...defaultServeOptions(),
     konnectorsDir, couchUrl: couch.url, dataDir: tmp, port: 0, token: 'bench-token-0123456789',
-    concurrency: options.concurrency, connectTo: [parseConnectTo(connectTo)], executor, log: () => {},
+    concurrency: options.concurrency, connectTo: [parseConnectTo(connectTo)], executor, queue, log: () => {},
   });
   const api = async (route: string, body: unknown) => {
     const res = await fetch(`${host.url}${route}`, {
@@ -205,9 +215,9 @@ export async function runServeBench(options: ServeBenchOptions): Promise<ServeBe
   const trivialAccount = (await api('/accounts', { account_type: 'serve-trivial', instance: INSTANCE, auth: {} }))._id;
 
   const wasmJob = async (account: string) => {
-    const enqueued = now();
+    const posted = now();
     const { _id } = await api('/jobs', { account });
-    return { id: _id, enqueued };
+    return { id: _id, posted };
   };
   const reports = new Map<string, string>();
   const wasmDone = async (id: string) => {
@@ -251,11 +261,12 @@ export async function runServeBench(options: ServeBenchOptions): Promise<ServeBe
     for (const which of ['bills', 'trivial'] as const) await nodeJob(which).exit;
 
     process.stderr.write('bench serve: job start latency...\n');
-    const latency = { wasm: [] as number[], node: [] as number[] };
+    const latency = { wasm: [] as number[], node: [] as number[], wasmFromApi: [] as number[] };
     for (let i = 0; i < options.latencyJobs; i++) {
       const job = await wasmJob(billsAccount);
       await wasmDone(job.id);
-      latency.wasm.push(firstLog.get(job.id)! - job.enqueued);
+      latency.wasm.push(firstLog.get(job.id)! - enqueued.get(job.id)!);
+      latency.wasmFromApi.push(firstLog.get(job.id)! - job.posted);
       const baseline = nodeJob('bills');
       await baseline.exit;
       latency.node.push(baseline.firstLog()! - baseline.enqueued);
@@ -304,6 +315,7 @@ export async function runServeBench(options: ServeBenchOptions): Promise<ServeBe
       latencyMs: {
         wasm: { median: quantile(latency.wasm, 0.5), p95: quantile(latency.wasm, 0.95) },
         node: { median: quantile(latency.node, 0.5), p95: quantile(latency.node, 0.95) },
+        wasmFromApi: { median: quantile(latency.wasmFromApi, 0.5), p95: quantile(latency.wasmFromApi, 0.95) },
       },
       memoryPerJobMiB: { wasm: wasmGrowth / MiB, node: nodeRss / MiB },
       jobsPerSecond: { wasm: wasmRate, node: nodeRate },
@@ -324,8 +336,10 @@ function table(r: Omit<ServeBenchResult, 'markdown'>, options: ServeBenchOptions
   return [
     `| measure (${os.cpus().length} CPUs, concurrency ${options.concurrency}) | wasm host | node process per job | ratio | target |`,
     '| --- | --- | --- | --- | --- |',
-    `| job start latency, median (ms) | ${f(r.latencyMs.wasm.median)} | ${f(r.latencyMs.node.median)} | ${ratio(r.latencyMs.node.median, r.latencyMs.wasm.median)} faster | >= 10x faster |`,
-    `| job start latency, p95 (ms) | ${f(r.latencyMs.wasm.p95)} | ${f(r.latencyMs.node.p95)} | ${ratio(r.latencyMs.node.p95, r.latencyMs.wasm.p95)} faster | >= 10x faster |`,
+    `| job start latency from enqueue, median (ms) | ${f(r.latencyMs.wasm.median)} | ${f(r.latencyMs.node.median)} | ${ratio(r.latencyMs.node.median, r.latencyMs.wasm.median)} faster | >= 10x faster |`,
+    `| job start latency from enqueue, p95 (ms) | ${f(r.latencyMs.wasm.p95)} | ${f(r.latencyMs.node.p95)} | ${ratio(r.latencyMs.node.p95, r.latencyMs.wasm.p95)} faster | >= 10x faster |`,
+    `| same from POST /jobs (API, account check, job written), median (ms) | ${f(r.latencyMs.wasmFromApi.median)} | ${f(r.latencyMs.node.median)} | ${ratio(r.latencyMs.node.median, r.latencyMs.wasmFromApi.median)} faster | - |`,
+    `| same from POST /jobs, p95 (ms) | ${f(r.latencyMs.wasmFromApi.p95)} | ${f(r.latencyMs.node.p95)} | ${ratio(r.latencyMs.node.p95, r.latencyMs.wasmFromApi.p95)} faster | - |`,
     `| memory per running job (MiB RSS) | ${f(r.memoryPerJobMiB.wasm)} | ${f(r.memoryPerJobMiB.node)} | ${ratio(r.memoryPerJobMiB.wasm, r.memoryPerJobMiB.node)} of the baseline | <= 0.25x |`,
     `| throughput, trivial konnector (jobs/s) | ${f(r.jobsPerSecond.wasm)} | ${f(r.jobsPerSecond.node)} | ${ratio(r.jobsPerSecond.wasm, r.jobsPerSecond.node)} | - |`,
   ].join('\n');

@@ -1,7 +1,8 @@
 /**
  * A sandbox worker thread. It runs jobs one after another, each in a FRESH
  * component instance; compiled modules and generated glue are kept per
- * konnector so the next job of the same konnector starts in milliseconds.
+ * konnector, and the instance for the konnector's next job is made as soon as
+ * a job ends, so that job starts with its first instruction.
  * The worker has an empty environment; the host terminates it at a job's
  * wall-clock limit and replaces it. Everything a guest can reach is the
  * imports object below: WIT calls that cross to the host over the bridge, plus
@@ -87,58 +88,112 @@ function konnectorFor(message: RunMessage): Konnector {
   return konnector;
 }
 
+/**
+ * One component instance. It is made before its job (see `prepared`), so its
+ * imports reach the job through `bridge`, set when a job takes the instance.
+ * An instance runs one job at most, then is dropped.
+ */
+interface GuestInstance {
+  konnectorId: string;
+  exports: { run(job: GuestJob): unknown };
+  memory: WebAssembly.Memory | undefined;
+  /** The metered core modules' counters of REMAINING fuel (componentize-js components have one). */
+  counters: WebAssembly.Global[];
+  bridge: GuestBridge | undefined;
+}
+
+/**
+ * Fuel counters hold this until a job takes the instance; the job's budget
+ * then replaces it, less what instantiation spent, so that work is charged to
+ * the job as if the instance had been made for it.
+ */
+const UNCLAIMED_FUEL = 1n << 62n;
+
+function instantiate(konnectorId: string, konnector: Konnector): GuestInstance {
+  const guest: GuestInstance = { konnectorId, exports: { run: () => undefined }, memory: undefined, counters: [], bridge: undefined };
+  const bridge = (): GuestBridge => {
+    if (!guest.bridge) throw new Error('the konnector called the host before its job started');
+    return guest.bridge;
+  };
+  guest.exports = konnector.glue.instantiate(
+    (name) => {
+      const module = konnector.modules[name];
+      if (!module) throw new Error(`the glue asked for an unknown core module ${name}`);
+      return module;
+    },
+    {
+      'cozy:konnector/http': {
+        send: (request: unknown) => bridge().call('http.send', [request]),
+        keepSession: (keep: boolean) => bridge().notify('http.keep-session', [keep]),
+      },
+      'cozy:konnector/documents': {
+        save: (doctype: string, doc: string) => bridge().call('documents.save', [doctype, doc]),
+        find: (doctype: string, selector: string, limit: number) => bridge().call('documents.find', [doctype, selector, limit]),
+      },
+      'cozy:konnector/files': {
+        save: (path: string, content: Uint8Array, replace: boolean) => bridge().call('files.save', [path, content, replace]),
+        stat: (path: string) => bridge().call('files.stat', [path]),
+      },
+      'cozy:konnector/log': { write: (level: string, text: string) => bridge().notify('log.write', [level, text]) },
+      'cozy:konnector/clock': clockImports,
+      'wasi:random/random': randomImports,
+    },
+    (module, imports) => {
+      const instance = new WebAssembly.Instance(module, imports);
+      const exported = instance.exports.memory;
+      if (!guest.memory && exported instanceof WebAssembly.Memory) guest.memory = exported;
+      const counter = instance.exports[FUEL_GLOBAL_EXPORT];
+      if (counter instanceof WebAssembly.Global) {
+        counter.value = UNCLAIMED_FUEL;
+        guest.counters.push(counter);
+      }
+      return instance;
+    },
+  );
+  return guest;
+}
+
+/**
+ * The instance the next job of the konnector this worker ran last will take:
+ * made while the worker is idle, so instantiation is not on that job's start.
+ */
+let prepared: GuestInstance | undefined;
+
+function prepareNext(konnectorId: string): void {
+  if (prepared?.konnectorId === konnectorId) return;
+  const konnector = konnectors.get(konnectorId);
+  try {
+    prepared = konnector && instantiate(konnectorId, konnector);
+  } catch {
+    // The job that needs it instantiates it again and reports why it fails.
+    prepared = undefined;
+  }
+}
+
 function runJob(konnector: Konnector, message: RunMessage): GuestOutcome {
-  let memory: WebAssembly.Memory | undefined;
-  // The metered core modules' counters of REMAINING fuel (componentize-js components have one).
-  const counters: WebAssembly.Global[] = [];
+  let guest: GuestInstance | undefined;
   const budget = message.fuel;
   const usage = (): GuestUsage => ({
-    memoryBytes: memory?.buffer.byteLength ?? 0,
-    fuelUsed: budget === null ? null : Number(counters.reduce((used, counter) => used + (budget - (counter.value as bigint)), 0n)),
+    memoryBytes: guest?.memory?.buffer.byteLength ?? 0,
+    fuelUsed: budget === null || !guest ? null : Number(guest.counters.reduce((used, counter) => used + (budget - (counter.value as bigint)), 0n)),
   });
   const charge = (fuel: number) => {
-    for (const counter of counters) counter.value = (counter.value as bigint) - BigInt(fuel);
+    for (const counter of guest?.counters ?? []) counter.value = (counter.value as bigint) - BigInt(fuel);
   };
-  const exhausted = () => counters.some((counter) => (counter.value as bigint) < 0n);
-  const bridge = new GuestBridge(message.port, message.signal, usage, charge);
+  const exhausted = () => guest?.counters.some((counter) => (counter.value as bigint) < 0n) ?? false;
   try {
-    const instance = konnector.glue.instantiate(
-      (name) => {
-        const module = konnector.modules[name];
-        if (!module) throw new Error(`the glue asked for an unknown core module ${name}`);
-        return module;
-      },
-      {
-        'cozy:konnector/http': {
-          send: (request: unknown) => bridge.call('http.send', [request]),
-          keepSession: (keep: boolean) => bridge.notify('http.keep-session', [keep]),
-        },
-        'cozy:konnector/documents': {
-          save: (doctype: string, doc: string) => bridge.call('documents.save', [doctype, doc]),
-          find: (doctype: string, selector: string, limit: number) => bridge.call('documents.find', [doctype, selector, limit]),
-        },
-        'cozy:konnector/files': {
-          save: (path: string, content: Uint8Array, replace: boolean) => bridge.call('files.save', [path, content, replace]),
-          stat: (path: string) => bridge.call('files.stat', [path]),
-        },
-        'cozy:konnector/log': { write: (level: string, text: string) => bridge.notify('log.write', [level, text]) },
-        'cozy:konnector/clock': clockImports,
-        'wasi:random/random': randomImports,
-      },
-      (module, imports) => {
-        const instance = new WebAssembly.Instance(module, imports);
-        const exported = instance.exports.memory;
-        if (!memory && exported instanceof WebAssembly.Memory) memory = exported;
-        const counter = instance.exports[FUEL_GLOBAL_EXPORT];
-        if (budget !== null && counter instanceof WebAssembly.Global) {
-          counter.value = budget;
-          counters.push(counter);
-        }
-        return instance;
-      },
-    );
-    if (budget !== null && counters.length === 0) throw new Error('the component is not fuel-metered but the job has a fuel budget');
-    instance.run(message.job);
+    if (prepared?.konnectorId === message.konnectorId) {
+      guest = prepared;
+      prepared = undefined;
+    } else {
+      guest = instantiate(message.konnectorId, konnector);
+    }
+    if (budget !== null) {
+      if (guest.counters.length === 0) throw new Error('the component is not fuel-metered but the job has a fuel budget');
+      for (const counter of guest.counters) counter.value = budget - (UNCLAIMED_FUEL - (counter.value as bigint));
+    }
+    guest.bridge = new GuestBridge(message.port, message.signal, usage, charge);
+    guest.exports.run(message.job);
     return { type: 'returned', ...usage() };
   } catch (error) {
     // With noComponentErrorWrapping, the glue throws the WIT `err` payload as is.
@@ -152,5 +207,6 @@ function runJob(konnector: Konnector, message: RunMessage): GuestOutcome {
 
 parentPort!.on('message', (message: RunMessage) => {
   parentPort!.postMessage(runJob(konnectorFor(message), message));
+  setImmediate(() => prepareNext(message.konnectorId));
 });
 parentPort!.postMessage({ type: 'ready' });

@@ -71,7 +71,8 @@ export async function runJob(konnector: LoadedKonnector, request: JobRequest, en
   const { manifest } = konnector.artifact.header;
   const log = new JobLog(env.limits.log, env.onLog);
   const sessions = openSessions({ couchUrl: env.couchUrl, instance: job.instance, slug: manifest.slug, accountId: job.accountId });
-  const session = await sessions.load().catch((error: Error) => {
+  // Read while the sandbox starts: only the konnector's first request needs it.
+  const session = sessions.load().catch((error: Error) => {
     log.write('warning', `the account's vendor session could not be read, starting without it: ${error.message}`, 'runner');
     return undefined;
   });
@@ -122,12 +123,14 @@ export async function runJob(konnector: LoadedKonnector, request: JobRequest, en
     );
   } finally {
     await http.close();
+    // A job that made no request did not wait for its session: a read failure still belongs in its log.
+    await session;
   }
   // The session is kept only when the konnector asked to (CookieKonnector), and dropped when the vendor refused the login.
   const loginRejected = /^(LOGIN_FAILED|USER_ACTION_NEEDED)/.test(outcome.error ?? '');
   const keep = loginRejected ? false : http.sessionWanted;
   if (keep !== undefined) {
-    await (keep ? sessions.save(http.session()) : sessions.drop()).catch((error: Error) =>
+    await (keep ? sessions.save(await http.session()) : sessions.drop()).catch((error: Error) =>
       log.write('warning', `the account's vendor session could not be ${keep ? 'kept' : 'forgotten'}: ${error.message}`, 'runner'),
     );
   }

@@ -8,6 +8,8 @@ const workerEntry = new URL('./guest-worker.ts', import.meta.url).href;
 /** One sandbox worker thread and the konnectors whose code it already holds. */
 export class SandboxWorker {
   readonly knows = new Set<string>();
+  /** The konnector whose fresh instance the worker makes after each job (see guest-worker.ts). */
+  prepared: string | undefined;
   readonly ready: Promise<void>;
 
   constructor(readonly thread: Worker) {
@@ -59,9 +61,23 @@ export class SandboxPool {
     this.idle.push(...fresh);
   }
 
-  /** A worker for one job; waits when `size` jobs already run. */
-  async acquire(): Promise<SandboxWorker> {
-    let worker = this.idle.pop() ?? (this.busy < this.size ? this.spawn() : undefined);
+  /** An idle worker for the konnector: one with its instance ready, else one holding its code, else any. */
+  private takeIdle(konnectorId: string): SandboxWorker | undefined {
+    let chosen = this.idle.length - 1;
+    for (let i = this.idle.length - 1; i >= 0; i--) {
+      const worker = this.idle[i]!;
+      if (worker.prepared === konnectorId) {
+        chosen = i;
+        break;
+      }
+      if (worker.knows.has(konnectorId) && !this.idle[chosen]!.knows.has(konnectorId)) chosen = i;
+    }
+    return chosen < 0 ? undefined : this.idle.splice(chosen, 1)[0];
+  }
+
+  /** A worker for one job of the konnector; waits when `size` jobs already run. */
+  async acquire(konnectorId: string): Promise<SandboxWorker> {
+    let worker = this.takeIdle(konnectorId) ?? (this.busy < this.size ? this.spawn() : undefined);
     if (worker) this.busy += 1;
     // A waiter is handed a worker by release/discard, which keep it counted as busy.
     else worker = await new Promise<SandboxWorker>((resolve) => this.waiting.push(resolve));

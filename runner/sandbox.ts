@@ -103,7 +103,7 @@ export async function runInSandbox(
   pool: SandboxPool = sharedPool(),
 ): Promise<JobOutcome> {
   const started = performance.now();
-  const worker = await pool.acquire();
+  const worker = await pool.acquire(konnector.id);
   const { port1: hostPort, port2: guestPort } = new MessageChannel();
   const signal = new SharedArrayBuffer(4);
   let memoryPeakBytes = 0;
@@ -192,7 +192,10 @@ export async function runInSandbox(
   });
 
   hostPort.close();
-  if (workerSound) pool.release(worker);
+  if (workerSound) {
+    worker.prepared = konnector.id;
+    pool.release(worker);
+  }
   else await pool.discard(worker);
   return { ...outcome, durationMs: Math.round(performance.now() - started), memoryPeakBytes, fuelUsed };
 }

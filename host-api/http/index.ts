@@ -75,8 +75,12 @@ export interface HttpOptions {
   allowedHosts?: string[];
   /** The operator's list, same syntax: when given, a destination must be in it too. */
   operatorAllowedHosts?: string[];
-  /** The cookie jar the same account's previous job left (`Http.session()`), to resume its vendor session. */
-  session?: string;
+  /**
+   * The cookie jar the same account's previous job left (`Http.session()`), to
+   * resume its vendor session. A promise lets the job start while it is read:
+   * the first request waits for it.
+   */
+  session?: string | Promise<string | undefined>;
   /** Operator exceptions: the listed host:port is sent to ADDR:PORT even if ADDR is loopback or private. */
   connectTo?: ConnectTo[];
   /** DNS; default `dns.promises.lookup(host, { all: true })`. Tests inject a fake resolver. */
@@ -90,7 +94,7 @@ export interface HttpOptions {
 export interface Http {
   send(req: HttpRequest): Promise<HttpResponse>;
   /** The cookie jar as it is now, for the account's next job. */
-  session(): string;
+  session(): Promise<string>;
   /** WIT http.keep-session: what the guest asked for its session; undefined when it did not say. */
   keepSession(keep: boolean): void;
   readonly sessionWanted: boolean | undefined;
@@ -182,7 +186,7 @@ export function createHttp(opts: HttpOptions): Http {
     headersTimeout: limits.headersTimeoutMs,
     bodyTimeout: limits.bodyTimeoutMs,
   });
-  let cookies = new CookieStore(opts.session);
+  let cookies = Promise.resolve(opts.session).then((saved) => new CookieStore(saved));
   const slots = new Slots(limits.maxConcurrent);
   const stats = { requests: 0, bytesIn: 0, bytesOut: 0 };
   let closed = false;
@@ -223,7 +227,7 @@ export function createHttp(opts: HttpOptions): Http {
     if (closed) throw new HttpError('network', `${where}: the job's http capability is closed`);
     // Refused destinations stop here, before any budget or socket is used.
     policy.check(url.protocol, url.hostname, url.port ? Number(url.port) : defaultPort(url.protocol));
-    const cookie = await cookies.header(url);
+    const cookie = await (await cookies).header(url);
     const sent: [string, string][] = cookie ? [...headers, ['cookie', cookie]] : headers;
     const outBytes = headBytes(method, url, sent) + (body?.byteLength ?? 0);
     if (stats.requests >= limits.maxRequests) {
@@ -251,7 +255,7 @@ export function createHttp(opts: HttpOptions): Http {
         }
         const resBody = await readBody(res.body, where);
         const setCookies = resHeaders.filter(([n]) => n === 'set-cookie').map(([, v]) => v);
-        await cookies.store(url, setCookies);
+        await (await cookies).store(url, setCookies);
         return { status: res.statusCode, headers: resHeaders, body: resBody };
       } finally {
         // An unread body is abandoned: that aborts its connection, which undici
@@ -296,11 +300,11 @@ export function createHttp(opts: HttpOptions): Http {
   let sessionWanted: boolean | undefined;
   return {
     stats,
-    session: () => cookies.serialize(),
+    session: async () => (await cookies).serialize(),
     keepSession: (keep) => {
       sessionWanted = keep;
       // Forgetting the session also ends it for the rest of this job.
-      if (!keep) cookies = new CookieStore();
+      if (!keep) cookies = Promise.resolve(new CookieStore());
     },
     get sessionWanted() {
       return sessionWanted;

@@ -50,6 +50,8 @@ export interface ServeOptions {
   /** How often other hosts' trigger changes are picked up. */
   schedulerReloadMs: number;
   executor: JobExecutor;
+  /** The queue, when the caller brings its own (the benchmark times each enqueue); default embedded, or BullMQ with `redisUrl`. */
+  queue?: JobQueue;
   log: HostLogger;
 }
 
@@ -84,6 +86,7 @@ export interface ServeHost {
 }
 
 async function createQueue(options: ServeOptions): Promise<JobQueue> {
+  if (options.queue) return options.queue;
   if (!options.redisUrl) return new EmbeddedQueue(options.concurrency, options.log);
   const { BullQueue } = await import('./bull-queue.ts');
   return BullQueue.connect(options.redisUrl, options.concurrency, options.dbPrefix, options.log);

@@ -36,6 +36,8 @@ export interface ProcessorOptions {
 
 const isConflict = (e: unknown) => e instanceof ServeError && e.kind === 'conflict';
 const isNotFound = (e: unknown) => e instanceof ServeError && e.kind === 'not-found';
+/** Queued job documents kept in memory for their message (see `enqueue`). */
+const QUEUED_DOCS_KEPT = 10_000;
 const iso = (ms = Date.now()) => new Date(ms).toISOString();
 /** Queued jobs per sweep; the next sweep takes the rest. */
 const SWEEP_BATCH = 1000;
@@ -76,6 +78,7 @@ class RunningJob {
 
 export class JobProcessor {
   private readonly running = new Map<string, { run: RunningJob; done: Promise<void> }>();
+  private readonly queuedDocs = new Map<string, JobDoc>();
   private draining = false;
 
   constructor(private readonly opts: ProcessorOptions) {}
@@ -104,41 +107,100 @@ export class JobProcessor {
       history: [],
       logs: [],
     });
-    await this.enqueue({ jobId: job._id, seq: job.seq });
+    await this.enqueue(job);
     return job;
   }
 
-  /** A queue that fails now leaves the job queued in CouchDB: the sweeper hands it out later. */
-  private async enqueue(message: QueueMessage, delayMs = 0): Promise<void> {
+  /**
+   * Queues a message for the job at its current seq. The document is kept in
+   * memory until its message comes back, so the claim is written without
+   * reading it again. A queue that fails now leaves the job queued in
+   * CouchDB: the sweeper hands it out later.
+   */
+  private async enqueue(job: JobDoc, delayMs = 0): Promise<void> {
+    this.queuedDocs.delete(job._id);
+    this.queuedDocs.set(job._id, job);
+    // Messages handed to other hosts (Redis) are never taken here: keep the newest only.
+    if (this.queuedDocs.size > QUEUED_DOCS_KEPT) this.queuedDocs.delete(this.queuedDocs.keys().next().value!);
     try {
-      await this.opts.queue.add(message, delayMs);
+      await this.opts.queue.add({ jobId: job._id, seq: job.seq }, delayMs);
     } catch (error) {
-      this.opts.log('warning', `job ${message.jobId}: the queue refused it (${(error as Error).message}); the sweeper will queue it again`);
+      this.opts.log('warning', `job ${job._id}: the queue refused it (${(error as Error).message}); the sweeper will queue it again`);
     }
+  }
+
+  /** The job as this host last queued it, or as CouchDB has it; null when it was deleted. */
+  private async queuedDoc(message: QueueMessage, from: 'memory-or-store' | 'store'): Promise<{ job: JobDoc; fromMemory: boolean } | null> {
+    const kept = this.queuedDocs.get(message.jobId);
+    if (from === 'memory-or-store' && kept?.seq === message.seq) {
+      this.queuedDocs.delete(message.jobId);
+      return { job: kept, fromMemory: true };
+    }
+    try {
+      return { job: await this.opts.store.jobs.get(message.jobId), fromMemory: false };
+    } catch (e) {
+      if (isNotFound(e)) return null;
+      throw e;
+    }
+  }
+
+  /** The account a job runs for; null when it was deleted. */
+  private readAccount(id: string): Promise<AccountDoc | null> {
+    const read = this.opts.store.accounts.get(id).catch((e: unknown) => {
+      if (isNotFound(e)) return null;
+      throw e;
+    });
+    read.catch(() => {}); // awaited only when the claim is won
+    return read;
+  }
+
+  /**
+   * Takes the job for this host: a write of the queued revision, which fails
+   * if another host took it first or the job changed. Null when the message
+   * has nothing to run (stale, not due yet, taken by another host). The
+   * job's account is read meanwhile.
+   */
+  private async claim(message: QueueMessage): Promise<{ job: JobDoc; account: Promise<AccountDoc | null> } | null> {
+    let found = await this.queuedDoc(message, 'memory-or-store');
+    while (found) {
+      const { job } = found;
+      if (job.state !== 'queued' || job.seq !== message.seq) {
+        this.opts.metrics.staleMessages.inc();
+        return null;
+      }
+      const wait = Date.parse(job.due_at) - Date.now();
+      if (wait > 0) {
+        await this.enqueue(job, wait);
+        return null;
+      }
+      const account = this.readAccount(job.message.account);
+      const startedAt = Date.now();
+      try {
+        const claimed = await this.opts.store.jobs.put({
+          ...job,
+          state: 'running',
+          attempts: job.attempts + 1,
+          started_at: iso(startedAt),
+          lease: { host: this.opts.hostId, expires_at: iso(startedAt + this.opts.leaseMs) },
+        });
+        return { job: claimed, account };
+      } catch (e) {
+        if (!isConflict(e)) throw e;
+        // The revision kept in memory may be stale: read it before concluding another host has it.
+        found = found.fromMemory ? await this.queuedDoc(message, 'store') : null;
+      }
+    }
+    return null;
   }
 
   /** The queue's handler. */
   async process(message: QueueMessage): Promise<void> {
-    const { store, registry } = this.opts;
+    const { registry } = this.opts;
     if (this.draining) return;
-    let job: JobDoc;
-    try {
-      job = await store.jobs.get(message.jobId);
-    } catch (e) {
-      if (isNotFound(e)) return;
-      throw e;
-    }
-    if (job.state !== 'queued' || job.seq !== message.seq) {
-      this.opts.metrics.staleMessages.inc();
-      return;
-    }
-    const wait = Date.parse(job.due_at) - Date.now();
-    if (wait > 0) return this.enqueue(message, wait);
-
-    const account = await store.accounts.get(job.message.account).catch((e: unknown) => {
-      if (isNotFound(e)) return null;
-      throw e;
-    });
+    const claim = await this.claim(message);
+    if (!claim) return;
+    const { job } = claim;
+    const account = await claim.account;
     if (!account) {
       return this.endUnrun(job, 'HOST.ACCOUNT_NOT_FOUND', `the account ${job.message.account} was deleted before the job ran`);
     }
@@ -149,29 +211,12 @@ export class JobProcessor {
       return this.endUnrun(job, 'HOST.KONNECTOR_NOT_FOUND', `the konnector ${job.message.konnector} cannot be loaded: ${(error as Error).message}`);
     }
     if (!konnector) {
-      return this.endUnrun(job, 'HOST.KONNECTOR_NOT_FOUND',
-        `no artifact in ${registry.dir} is the konnector "${job.message.konnector}"`);
+      return this.endUnrun(job, 'HOST.KONNECTOR_NOT_FOUND', `no artifact in ${registry.dir} is the konnector "${job.message.konnector}"`);
     }
+    this.opts.metrics.queueWait.observe(Math.max(0, Date.parse(job.started_at!) - Date.parse(job.due_at)) / 1000);
 
-    const attempt = job.attempts + 1;
-    const startedAt = Date.now();
-    let claimed: JobDoc;
-    try {
-      claimed = await store.jobs.put({
-        ...job,
-        state: 'running',
-        attempts: attempt,
-        started_at: iso(startedAt),
-        lease: { host: this.opts.hostId, expires_at: iso(startedAt + this.opts.leaseMs) },
-        account_rev: account._rev,
-      });
-    } catch (e) {
-      if (isConflict(e)) return; // another host claimed it first
-      throw e;
-    }
-    this.opts.metrics.queueWait.observe(Math.max(0, startedAt - Date.parse(job.due_at)) / 1000);
-
-    const run = new RunningJob(claimed, attempt, this, Math.max(50, Math.floor(this.opts.leaseMs / 3)));
+    // The account's revision goes with the job's next write: a stop of its trigger lasts while the account stays at it.
+    const run = new RunningJob({ ...job, account_rev: account._rev }, job.attempts, this, Math.max(50, Math.floor(this.opts.leaseMs / 3)));
     const done = this.execute(run, konnector, account);
     this.running.set(job._id, { run, done });
     this.opts.metrics.running.inc();
@@ -256,17 +301,20 @@ export class JobProcessor {
     if (report) this.opts.metrics.observeAttempt(report);
     if (retry) {
       this.opts.metrics.retried.inc({ konnector: slug, error: code! });
-      await this.enqueue({ jobId: saved._id, seq: saved.seq }, delay);
+      await this.enqueue(saved, delay);
     } else {
       this.opts.metrics.finished.inc({ konnector: slug, state: saved.state, error: code ?? '' });
       await this.recordOnTrigger(saved);
     }
   }
 
-  /** Ends a job that cannot run (no account, no konnector), from the queued revision that was read. */
+  /** Ends a claimed job that cannot run (no account, no konnector); the attempt it did not make does not count. */
   private async endUnrun(job: JobDoc, code: HostErrorCode, message: string): Promise<void> {
+    const { lease: _lease, ...rest } = job;
     try {
-      const saved = await this.opts.store.jobs.put({ ...job, state: 'errored', error: code, error_message: message, finished_at: iso() });
+      const saved = await this.opts.store.jobs.put({
+        ...rest, attempts: job.attempts - 1, state: 'errored', error: code, error_message: message, finished_at: iso(),
+      });
       this.opts.metrics.finished.inc({ konnector: job.message.konnector, state: 'errored', error: code });
       await this.recordOnTrigger(saved);
     } catch (e) {
@@ -321,7 +369,7 @@ export class JobProcessor {
       this.opts.metrics.finished.inc({ konnector: doc.message.konnector, state: 'errored', error: 'HOST.INTERRUPTED' });
       await this.recordOnTrigger(saved);
     } else {
-      await this.enqueue({ jobId: saved._id, seq: saved.seq });
+      await this.enqueue(saved);
     }
     return saved;
   }
@@ -341,7 +389,7 @@ export class JobProcessor {
     }
     const dueAt = options.startup ? { $gte: '' } : { $lte: iso(now - options.stuckForMs) };
     const due = await jobs.find({ state: 'queued', due_at: dueAt }, { limit: SWEEP_BATCH, sort: [{ state: 'asc' }, { due_at: 'asc' }] });
-    for (const job of due) await this.enqueue({ jobId: job._id, seq: job.seq }, Date.parse(job.due_at) - now);
+    for (const job of due) await this.enqueue(job, Date.parse(job.due_at) - now);
   }
 
   /**
