@@ -6,8 +6,10 @@
  * CouchDB. Both sides are measured in the same run:
  *
  *   - job start latency: from enqueue (the job handed to the queue, its
- *     document written; the spawn for the baseline) to the konnector's first
- *     host call, its first log line; example-bills, one job at a time. Also
+ *     document written) to the konnector's first host call (its first log
+ *     line, as the host serves it); example-bills, one job at a time. The
+ *     baseline's start is cozy-stack's: the job marked running in CouchDB,
+ *     then the process spawned. Also
  *     from POST /jobs, which adds the API, the account check and the job's
  *     first write, work the baseline's spawn leaves out;
  *   - memory per concurrently running job: RSS growth per job while
@@ -26,6 +28,7 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import * as esbuild from 'esbuild';
+import nano from 'nano';
 import { startEmbeddedCouchDB } from '../host-api/couchdb-server.ts';
 import { konnectorFolderPath } from '../host-api/files.ts';
 import { parseConnectTo } from '../host-api/http/index.ts';
@@ -152,6 +155,7 @@ async function rssOf(pid: number): Promise<number> {
 }
 
 const MiB = 1024 * 1024;
+const SETTLE_MS = 100;
 
 export async function runServeBench(options: ServeBenchOptions): Promise<ServeBenchResult> {
   const tmp = await mkdtemp(path.join(os.tmpdir(), 'bench-serve-'));
@@ -226,10 +230,16 @@ export async function runServeBench(options: ServeBenchOptions): Promise<ServeBe
   };
 
   // The baseline: one node process per job, fields in its environment as cozy-stack passes them.
+  const baselineJobs = nano(couch.url).use<{ state: string }>('node-baseline-jobs');
+  await nano(couch.url).db.create('node-baseline-jobs');
   let nodeJobs = 0;
-  const nodeJob = (which: 'bills' | 'trivial', instance = INSTANCE) => {
+  const nodeJob = async (which: 'bills' | 'trivial', instance = INSTANCE) => {
     const id = `node-${++nodeJobs}`;
+    // As cozy-stack: the job's document is written when it is pushed to the queue, and the worker
+    // marks it running (AckConsumed) before it spawns the konnector.
+    const queued = await baselineJobs.insert({ _id: id, state: 'queued' });
     const enqueued = now();
+    await baselineJobs.insert({ _id: id, _rev: queued.rev, state: 'running' });
     const child = spawn(process.execPath, [nodeBundles[which]], {
       env: {
         PATH: process.env.PATH, COUCH_URL: couch.url, COZY_INSTANCE: instance, COZY_JOB_ID: id, COZY_ACCOUNT: `${which}-account`,
@@ -258,7 +268,7 @@ export async function runServeBench(options: ServeBenchOptions): Promise<ServeBe
   try {
     // Warm-up: the first wasm job compiles the konnector (once per sha256), the first node job warms the disk cache.
     for (const account of [billsAccount, trivialAccount]) await wasmDone((await wasmJob(account)).id);
-    for (const which of ['bills', 'trivial'] as const) await nodeJob(which).exit;
+    for (const which of ['bills', 'trivial'] as const) await (await nodeJob(which)).exit;
 
     process.stderr.write('bench serve: job start latency...\n');
     const latency = { wasm: [] as number[], node: [] as number[], wasmFromApi: [] as number[] };
@@ -267,9 +277,12 @@ export async function runServeBench(options: ServeBenchOptions): Promise<ServeBe
       await wasmDone(job.id);
       latency.wasm.push(firstLog.get(job.id)! - enqueued.get(job.id)!);
       latency.wasmFromApi.push(firstLog.get(job.id)! - job.posted);
-      const baseline = nodeJob('bills');
+      // Each side starts on a quiet machine, not during the other's wind-down (its last writes, a child exiting).
+      await sleep(SETTLE_MS);
+      const baseline = await nodeJob('bills');
       await baseline.exit;
       latency.node.push(baseline.firstLog()! - baseline.enqueued);
+      await sleep(SETTLE_MS);
     }
 
     process.stderr.write('bench serve: memory per running job...\n');
@@ -288,7 +301,7 @@ export async function runServeBench(options: ServeBenchOptions): Promise<ServeBe
     gate.open();
     await Promise.all(wasmHeld.map((job) => wasmDone(job.id)));
     gate.close();
-    const nodeHeld = Array.from({ length: held }, (_, i) => nodeJob('bills', `held${i}.node.${INSTANCE}`));
+    const nodeHeld = await Promise.all(Array.from({ length: held }, (_, i) => nodeJob('bills', `held${i}.node.${INSTANCE}`)));
     await waitUntil('the node jobs to wait on the vendor', () => gate.held() === held);
     await sleep(200);
     const nodeRss = (await Promise.all(nodeHeld.map((job) => rssOf(job.child.pid!)))).reduce((a, b) => a + b, 0) / held;
@@ -306,7 +319,7 @@ export async function runServeBench(options: ServeBenchOptions): Promise<ServeBe
     await Promise.all(Array.from({ length: options.concurrency }, async () => {
       while (next < options.throughputJobs) {
         next++;
-        await nodeJob('trivial').exit;
+        await (await nodeJob('trivial')).exit;
       }
     }));
     const nodeRate = options.throughputJobs / ((now() - nodeStart) / 1000);

@@ -57,6 +57,11 @@ export interface JobEnvironment {
   filesDir?: string;
   /** The worker threads to run on; default the process-wide pool. */
   pool?: SandboxPool;
+  /**
+   * Whether this host owns the job, while its claim is being written: the
+   * konnector starts at once but its host calls wait for it (see runInSandbox).
+   */
+  owned?: Promise<boolean>;
 }
 
 export function parseJobRequest(input: unknown): z.output<typeof JobRequestSchema> {
@@ -71,8 +76,9 @@ export async function runJob(konnector: LoadedKonnector, request: JobRequest, en
   const { manifest } = konnector.artifact.header;
   const log = new JobLog(env.limits.log, env.onLog);
   const sessions = openSessions({ couchUrl: env.couchUrl, instance: job.instance, slug: manifest.slug, accountId: job.accountId });
-  // Read while the sandbox starts: only the konnector's first request needs it.
-  const session = sessions.load().catch((error: Error) => {
+  // Read while the konnector starts, once the job is ours: only its first request needs it.
+  const owned = env.owned ?? Promise.resolve(true);
+  const session = owned.then((yes) => (yes ? sessions.load() : undefined)).catch((error: Error) => {
     log.write('warning', `the account's vendor session could not be read, starting without it: ${error.message}`, 'runner');
     return undefined;
   });
@@ -120,6 +126,7 @@ export async function runJob(konnector: LoadedKonnector, request: JobRequest, en
       { http, documents, files, log },
       env.limits,
       env.pool,
+      owned,
     );
   } finally {
     await http.close();

@@ -43,6 +43,17 @@ class JobEnded extends Error {
   }
 }
 
+/**
+ * The host lost the job before serving any of its konnector's calls (see
+ * `owned` in runInSandbox): the job did not run, and has no outcome.
+ */
+export class JobNotOwned extends Error {
+  constructor() {
+    super('the job was taken by another host before its konnector reached the host');
+    this.name = 'JobNotOwned';
+  }
+}
+
 /** Host calls: which capability answers, with typed errors turned into WIT `err` payloads. */
 async function answer(message: GuestMessage, caps: JobCapabilities): Promise<HostAnswer | undefined> {
   const [a, b, c] = message.args;
@@ -94,6 +105,11 @@ function hitMemoryCap(outcome: { message: string; memoryBytes: number }, limits:
  * with the outcome whatever the guest does: returning, failing with a code,
  * trapping, looping forever or exhausting memory. Never rejects for guest
  * behaviour.
+ *
+ * `owned` lets a job start while the host is still claiming it: the guest
+ * runs, but none of its host calls is served until `owned` resolves true.
+ * False (or a rejection) stops the guest and rejects with JobNotOwned: it
+ * had no effect outside its instance.
  */
 export async function runInSandbox(
   konnector: LoadedKonnector,
@@ -101,6 +117,7 @@ export async function runInSandbox(
   caps: JobCapabilities,
   limits: Limits,
   pool: SandboxPool = sharedPool(),
+  owned: Promise<boolean> = Promise.resolve(true),
 ): Promise<JobOutcome> {
   const started = performance.now();
   const worker = await pool.acquire(konnector.id);
@@ -113,6 +130,8 @@ export async function runInSandbox(
     if (usage.fuelUsed !== null) fuelUsed = Math.max(fuelUsed ?? 0, usage.fuelUsed);
   };
   let workerSound = true;
+  let notOwned = false;
+  const ownedOrNot = owned.catch(() => false);
 
   const outcome = await new Promise<Omit<JobOutcome, 'durationMs' | 'memoryPeakBytes' | 'fuelUsed'>>((resolve) => {
     let settled = false;
@@ -130,6 +149,13 @@ export async function runInSandbox(
       caps.log.write('error', message, 'runner');
       finish({ state: 'errored', error: code, message });
     };
+    void ownedOrNot.then((yes) => {
+      if (yes || settled) return;
+      notOwned = true;
+      workerSound = false;
+      // A placeholder: a job not owned has no outcome (JobNotOwned below).
+      finish({ state: 'errored', error: 'UNKNOWN_ERROR.CRASH', message: 'the job was not owned' });
+    });
     const timer = setTimeout(
       () => end('LIMIT_EXCEEDED.WALL_CLOCK', `the job ran longer than its wall-clock limit of ${limits.wallClockMs} ms`),
       limits.wallClockMs,
@@ -140,7 +166,7 @@ export async function runInSandbox(
       signal,
       async (message) => {
         noteUsage(message);
-        if (settled) return undefined;
+        if (!(await ownedOrNot) || settled) return undefined;
         return answer(message, caps);
       },
       (fault) => {
@@ -192,6 +218,10 @@ export async function runInSandbox(
   });
 
   hostPort.close();
+  if (notOwned) {
+    await pool.discard(worker);
+    throw new JobNotOwned();
+  }
   if (workerSound) {
     worker.prepared = konnector.id;
     pool.release(worker);

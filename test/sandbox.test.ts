@@ -9,6 +9,8 @@ import { defaultLimits, type Limits } from '../runner/limits.ts';
 import { describeComponent } from '../runner/loader.ts';
 import { readArtifact } from '../runner/artifact.ts';
 import { buildOnce, fixtureDir, loadOnce } from './support/artifacts.ts';
+import { databaseName } from '../host-api/job-scope.ts';
+import { JobNotOwned } from '../runner/sandbox.ts';
 
 const probe = fixtureDir('sandbox-probe');
 const MiB = 1024 * 1024;
@@ -28,15 +30,25 @@ afterAll(async () => {
   await rm(dataDir, { recursive: true, force: true });
 });
 
-async function runProbe(fields: Record<string, unknown>, jobLimits: Limits = limits): Promise<{ report: JobReport; lines: LogLine[] }> {
-  const lines: LogLine[] = [];
+async function runProbe(
+  fields: Record<string, unknown>,
+  jobLimits: Limits = limits,
+  more: { jobId?: string; owned?: Promise<boolean>; lines?: LogLine[] } = {},
+): Promise<{ report: JobReport; lines: LogLine[] }> {
+  const lines = more.lines ?? [];
   const konnector = await loadOnce(probe, jobLimits);
   const report = await runJob(
     konnector,
-    { accountId: 'probe-account', instance: 'sandbox.cozy.localhost', fields },
-    { couchUrl: couch.url, limits: jobLimits, onLog: (line) => lines.push(line) },
+    { jobId: more.jobId, accountId: 'probe-account', instance: 'sandbox.cozy.localhost', fields },
+    { couchUrl: couch.url, limits: jobLimits, onLog: (line) => lines.push(line), owned: more.owned },
   );
   return { report, lines };
+}
+
+/** The document the probe's benign run saves under its job id, if any. */
+async function probeDocument(jobId: string): Promise<number> {
+  const db = databaseName('sandbox.cozy.localhost', 'io.cozy.probes');
+  return (await fetch(`${couch.url}/${db}/${encodeURIComponent(jobId)}`)).status;
 }
 
 /** The probe's benign run logs one JSON line describing what it sees. */
@@ -127,6 +139,27 @@ describe('the sandbox', () => {
   it("reports the konnector's own error code", async () => {
     const failed = await runProbe({ mode: 'fail', code: 'user-action-needed-cgu-form' });
     expect(failed.report).toMatchObject({ state: 'errored', error: 'USER_ACTION_NEEDED.CGU_FORM' });
+  });
+
+  it('serves none of the calls of a job the host turns out not to own; an owned twin is served once owned', async () => {
+    const later = (owned: boolean) => new Promise<boolean>((resolve) => setTimeout(() => resolve(owned), 1000));
+    // Warm: the konnector is compiled and its next instance ready, so the guest makes its calls well within the wait.
+    expect((await runProbe({})).report.state).toBe('done');
+    const lost: LogLine[] = [];
+    await expect(runProbe({}, limits, { jobId: 'not-owned', owned: later(false), lines: lost })).rejects.toThrow(JobNotOwned);
+    expect(lost.filter((line) => line.source === 'konnector')).toEqual([]);
+    expect(await probeDocument('not-owned')).toBe(404);
+
+    let ownedAt = Infinity;
+    const owned = later(true).then((yes) => {
+      ownedAt = Date.now();
+      return yes;
+    });
+    const twin = await runProbe({}, limits, { jobId: 'owned', owned });
+    expect(twin.report).toMatchObject({ state: 'done', saved: { 'io.cozy.probes': 1 } });
+    expect(await probeDocument('owned')).toBe(200);
+    const firstLine = twin.lines.find((line) => line.source === 'konnector');
+    expect(Date.parse(firstLine!.time)).toBeGreaterThanOrEqual(ownedAt - 1);
   });
 
   it('keeps a benign job correct while another job spins beside it', async () => {

@@ -8,6 +8,7 @@
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { JobEnvironment, JobReport } from '../job.ts';
+import type { LoadedKonnector } from '../loader.ts';
 import { ServeError, type HostErrorCode } from './errors.ts';
 import type { JobExecutor } from './executor.ts';
 import type { KonnectorRegistry } from './konnectors.ts';
@@ -44,7 +45,6 @@ const SWEEP_BATCH = 1000;
 
 /** One job running in this host. */
 class RunningJob {
-  readonly lines: JobLogLine[] = [];
   /** Set when another host took the job over, or when a drain gave it back: its outcome is not written. */
   released = false;
   private writing: Promise<unknown> = Promise.resolve();
@@ -53,6 +53,8 @@ class RunningJob {
   constructor(
     public doc: JobDoc,
     readonly attempt: number,
+    /** This attempt's log lines, as the konnector writes them. */
+    readonly lines: JobLogLine[],
     private readonly processor: { renew(run: RunningJob): Promise<void> },
     renewEveryMs: number,
   ) {
@@ -146,78 +148,109 @@ export class JobProcessor {
 
   /** The account a job runs for; null when it was deleted. */
   private readAccount(id: string): Promise<AccountDoc | null> {
-    const read = this.opts.store.accounts.get(id).catch((e: unknown) => {
+    return this.opts.store.accounts.get(id).catch((e: unknown) => {
       if (isNotFound(e)) return null;
       throw e;
     });
-    read.catch(() => {}); // awaited only when the claim is won
-    return read;
   }
 
   /**
-   * Takes the job for this host: a write of the queued revision, which fails
-   * if another host took it first or the job changed. Null when the message
-   * has nothing to run (stale, not due yet, taken by another host). The
-   * job's account is read meanwhile.
+   * Starts taking the job the message names for this host. Null when the
+   * message has nothing to run (stale, not due yet, deleted). Otherwise the
+   * claim is being written (the queued revision, so it fails if another host
+   * took the job first or the job changed: `claimed` is then null) and the
+   * job's account is being read.
    */
-  private async claim(message: QueueMessage): Promise<{ job: JobDoc; account: Promise<AccountDoc | null> } | null> {
-    let found = await this.queuedDoc(message, 'memory-or-store');
-    while (found) {
-      const { job } = found;
+  private async claim(message: QueueMessage): Promise<{ job: JobDoc; account: Promise<AccountDoc | null>; claimed: Promise<JobDoc | null> } | null> {
+    const found = await this.queuedDoc(message, 'memory-or-store');
+    const runnable = async (job: JobDoc): Promise<boolean> => {
       if (job.state !== 'queued' || job.seq !== message.seq) {
         this.opts.metrics.staleMessages.inc();
-        return null;
+        return false;
       }
       const wait = Date.parse(job.due_at) - Date.now();
-      if (wait > 0) {
-        await this.enqueue(job, wait);
-        return null;
-      }
-      const account = this.readAccount(job.message.account);
+      if (wait > 0) await this.enqueue(job, wait);
+      return wait <= 0;
+    };
+    if (!found || !(await runnable(found.job))) return null;
+    const write = async (job: JobDoc, fromMemory: boolean): Promise<JobDoc | null> => {
       const startedAt = Date.now();
       try {
-        const claimed = await this.opts.store.jobs.put({
+        return await this.opts.store.jobs.put({
           ...job,
           state: 'running',
           attempts: job.attempts + 1,
           started_at: iso(startedAt),
           lease: { host: this.opts.hostId, expires_at: iso(startedAt + this.opts.leaseMs) },
         });
-        return { job: claimed, account };
       } catch (e) {
         if (!isConflict(e)) throw e;
+        if (!fromMemory) return null; // another host claimed it first
         // The revision kept in memory may be stale: read it before concluding another host has it.
-        found = found.fromMemory ? await this.queuedDoc(message, 'store') : null;
+        const fresh = await this.queuedDoc(message, 'store');
+        return fresh && (await runnable(fresh.job)) ? write(fresh.job, false) : null;
       }
-    }
-    return null;
+    };
+    // The account first: the konnector starts once it is read, and runs while the claim is written.
+    const account = this.readAccount(found.job.message.account);
+    const claimed = write(found.job, found.fromMemory);
+    // Each is awaited only on the paths that need it.
+    claimed.catch(() => {});
+    account.catch(() => {});
+    return { job: found.job, account, claimed };
   }
 
-  /** The queue's handler. */
-  async process(message: QueueMessage): Promise<void> {
+  /** The konnector a job runs, or why it cannot run. */
+  private async konnectorFor(job: JobDoc): Promise<{ konnector: LoadedKonnector } | { unrunnable: string }> {
     const { registry } = this.opts;
+    try {
+      const konnector = await registry.get(job.message.konnector);
+      return konnector ? { konnector } : { unrunnable: `no artifact in ${registry.dir} is the konnector "${job.message.konnector}"` };
+    } catch (error) {
+      return { unrunnable: `the konnector ${job.message.konnector} cannot be loaded: ${(error as Error).message}` };
+    }
+  }
+
+  /**
+   * The queue's handler. The konnector starts while the claim is written,
+   * as soon as its account is read: its host calls wait for the claim, and
+   * it is stopped, having done nothing, if another host has the job.
+   */
+  async process(message: QueueMessage): Promise<void> {
     if (this.draining) return;
     const claim = await this.claim(message);
     if (!claim) return;
+    const [account, found] = await Promise.all([claim.account, this.konnectorFor(claim.job)]);
+    if (!account || 'unrunnable' in found) {
+      const claimed = await claim.claimed;
+      if (!claimed) return;
+      if (!account) return this.endUnrun(claimed, 'HOST.ACCOUNT_NOT_FOUND', `the account ${claimed.message.account} was deleted before the job ran`);
+      return this.endUnrun(claimed, 'HOST.KONNECTOR_NOT_FOUND', (found as { unrunnable: string }).unrunnable);
+    }
+
     const { job } = claim;
-    const account = await claim.account;
-    if (!account) {
-      return this.endUnrun(job, 'HOST.ACCOUNT_NOT_FOUND', `the account ${job.message.account} was deleted before the job ran`);
+    const attempt = job.attempts + 1;
+    const lines: JobLogLine[] = [];
+    const execution = this.opts.executor
+      .execute(
+        found.konnector,
+        { jobId: job._id, accountId: account._id, instance: job.instance, fields: account.auth, parameters: {} },
+        { ...this.opts.env, onLog: (line) => lines.push({ ...line, attempt }), owned: claim.claimed.then(Boolean) },
+      )
+      .then((report) => ({ report }), (error: Error) => ({ failure: error.message }));
+    const claimed = await claim.claimed.catch(async (error: unknown) => {
+      await execution; // stopped before any of its host calls was served
+      throw error;
+    });
+    if (!claimed) {
+      await execution;
+      return;
     }
-    let konnector;
-    try {
-      konnector = await registry.get(job.message.konnector);
-    } catch (error) {
-      return this.endUnrun(job, 'HOST.KONNECTOR_NOT_FOUND', `the konnector ${job.message.konnector} cannot be loaded: ${(error as Error).message}`);
-    }
-    if (!konnector) {
-      return this.endUnrun(job, 'HOST.KONNECTOR_NOT_FOUND', `no artifact in ${registry.dir} is the konnector "${job.message.konnector}"`);
-    }
-    this.opts.metrics.queueWait.observe(Math.max(0, Date.parse(job.started_at!) - Date.parse(job.due_at)) / 1000);
+    this.opts.metrics.queueWait.observe(Math.max(0, Date.parse(claimed.started_at!) - Date.parse(claimed.due_at)) / 1000);
 
     // The account's revision goes with the job's next write: a stop of its trigger lasts while the account stays at it.
-    const run = new RunningJob({ ...job, account_rev: account._rev }, job.attempts, this, Math.max(50, Math.floor(this.opts.leaseMs / 3)));
-    const done = this.execute(run, konnector, account);
+    const run = new RunningJob({ ...claimed, account_rev: account._rev }, attempt, lines, this, Math.max(50, Math.floor(this.opts.leaseMs / 3)));
+    const done = this.complete(run, execution);
     this.running.set(job._id, { run, done });
     this.opts.metrics.running.inc();
     try {
@@ -228,22 +261,12 @@ export class JobProcessor {
     }
   }
 
-  private async execute(run: RunningJob, konnector: NonNullable<Awaited<ReturnType<KonnectorRegistry['get']>>>, account: AccountDoc) {
-    let report: JobReport | undefined;
-    let failure: string | undefined;
-    try {
-      report = await this.opts.executor.execute(
-        konnector,
-        { jobId: run.doc._id, accountId: account._id, instance: run.doc.instance, fields: account.auth, parameters: {} },
-        { ...this.opts.env, onLog: (line) => run.lines.push({ ...line, attempt: run.attempt }) },
-      );
-    } catch (error) {
-      failure = (error as Error).message;
-    } finally {
-      run.stop();
-    }
+  /** Writes the outcome of a job this host owns, once its konnector ends. */
+  private async complete(run: RunningJob, execution: Promise<{ report: JobReport } | { failure: string }>): Promise<void> {
+    const result = await execution;
+    run.stop();
     if (run.released) return;
-    await run.serialize(() => this.finish(run, report, failure));
+    await run.serialize(() => this.finish(run, 'report' in result ? result.report : undefined, 'failure' in result ? result.failure : undefined));
   }
 
   /** Renews the lease and saves the log so far. Losing the job (a conflict) releases it. */
