@@ -5,11 +5,12 @@
  * by the same http and documents code) against the same vendor site and
  * CouchDB. Both sides are measured in the same run:
  *
- *   - job start latency: from enqueue (the job handed to the queue, its
- *     document written) to the konnector's first host call (its first log
- *     line, as the host serves it); example-bills, one job at a time. The
- *     baseline's start is cozy-stack's: the job marked running in CouchDB,
- *     then the process spawned. Also
+ *   - job start latency: from enqueue (the job's document written and the
+ *     job handed to the queue, or straight to a free slot) to the
+ *     konnector's first host call (its first log line, as the host serves
+ *     it); example-bills, one job at a time. The baseline's start is
+ *     cozy-stack's: the job marked running in CouchDB, then the process
+ *     spawned. Also
  *     from POST /jobs, which adds the API, the account check and the job's
  *     first write, work the baseline's spawn leaves out;
  *   - memory per concurrently running job: RSS growth per job while
@@ -179,11 +180,21 @@ export async function runServeBench(options: ServeBenchOptions): Promise<ServeBe
   const gate = await startGate(site.port);
   const connectTo = `${VENDOR_HOST}:80:127.0.0.1:${gate.port}`;
 
+  // The queue notes when each job is first handed to it.
+  const enqueued = new Map<string, number>();
+  const queue = new (class extends EmbeddedQueue {
+    override add(message: QueueMessage, delayMs?: number) {
+      if (!enqueued.has(message.jobId)) enqueued.set(message.jobId, now());
+      return super.add(message, delayMs);
+    }
+  })(options.concurrency, () => {});
   // The wasm side: a host in this process; its executor notes each job's first log line and end.
   const firstLog = new Map<string, number>();
   const ended = new Map<string, number>();
   const executor: JobExecutor = {
     async execute(konnector, req, env) {
+      // A job started at once, its document written running, was never queued: it is handed over now.
+      if (!enqueued.has(req.jobId!)) enqueued.set(req.jobId!, now());
       const report = await runJob(konnector, req, {
         ...env,
         onLog: (line) => {
@@ -196,14 +207,6 @@ export async function runServeBench(options: ServeBenchOptions): Promise<ServeBe
       return report;
     },
   };
-  // The queue notes when each job is first handed to it.
-  const enqueued = new Map<string, number>();
-  const queue = new (class extends EmbeddedQueue {
-    override add(message: QueueMessage, delayMs?: number) {
-      if (!enqueued.has(message.jobId)) enqueued.set(message.jobId, now());
-      return super.add(message, delayMs);
-    }
-  })(options.concurrency, () => {});
   const host = await startServeHost({
     ...defaultServeOptions(),
     konnectorsDir, couchUrl: couch.url, dataDir: tmp, port: 0, token: 'bench-token-0123456789',

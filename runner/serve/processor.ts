@@ -1,6 +1,7 @@
 /**
- * Runs queued jobs: claims a job in CouchDB (a write at the revision read, so
- * one host wins), holds a lease on it while it runs (renewed, with the log so
+ * Runs jobs: claims a queued job in CouchDB (a write at the revision read, so
+ * one host wins; a job created with a slot free is written running at once
+ * instead), holds a lease on it while it runs (renewed, with the log so
  * far), writes its outcome, retries it after a back-off, and updates its
  * trigger's state. The sweeper puts back in the queue the jobs whose host
  * died (lease expired) and the queued jobs no queue message carries.
@@ -42,6 +43,13 @@ const QUEUED_DOCS_KEPT = 10_000;
 const iso = (ms = Date.now()) => new Date(ms).toISOString();
 /** Queued jobs per sweep; the next sweep takes the rest. */
 const SWEEP_BATCH = 1000;
+
+/** A konnector started for a job: its attempt, its log so far, how it ends. */
+interface StartedJob {
+  attempt: number;
+  lines: JobLogLine[];
+  execution: Promise<{ report: JobReport } | { failure: string }>;
+}
 
 /** One job running in this host. */
 class RunningJob {
@@ -89,10 +97,16 @@ export class JobProcessor {
     return this.running.size;
   }
 
-  /** A new job for an account, queued now. `id` makes creation idempotent (scheduled runs). */
+  /**
+   * A new job for an account. `id` makes creation idempotent (scheduled
+   * runs). When this host's own queue has a free slot and nobody waits, the
+   * job is written running and starts at once: one write instead of queued
+   * then claimed, and the account just read. Otherwise it is queued.
+   */
   async createJob(account: AccountDoc, options: { triggerId?: string; manual: boolean; id?: string }): Promise<JobDoc> {
-    const now = iso();
-    const job = await this.opts.store.jobs.put({
+    const at = Date.now();
+    const now = iso(at);
+    const queued: JobDoc = {
       _id: options.id ?? randomUUID().replace(/-/g, ''),
       worker: 'konnector',
       instance: account.instance,
@@ -108,8 +122,25 @@ export class JobProcessor {
       seq: 0,
       history: [],
       logs: [],
-    });
-    await this.enqueue(job);
+    };
+    const slot = this.draining ? undefined : this.opts.queue.takeSlot?.();
+    if (!slot) {
+      const job = await this.opts.store.jobs.put(queued);
+      await this.enqueue(job);
+      return job;
+    }
+    let job: JobDoc;
+    try {
+      job = await this.opts.store.jobs.put({
+        ...queued, state: 'running', attempts: 1, started_at: now, lease: { host: this.opts.hostId, expires_at: iso(at + this.opts.leaseMs) },
+      });
+    } catch (error) {
+      slot();
+      throw error;
+    }
+    void this.runOwned(job, account)
+      .catch((error: Error) => this.opts.log('error', `job ${job._id}: ${error.message} (its lease will expire and the job run again)`))
+      .finally(slot);
     return job;
   }
 
@@ -227,42 +258,57 @@ export class JobProcessor {
       if (!account) return this.endUnrun(claimed, 'HOST.ACCOUNT_NOT_FOUND', `the account ${claimed.message.account} was deleted before the job ran`);
       return this.endUnrun(claimed, 'HOST.KONNECTOR_NOT_FOUND', (found as { unrunnable: string }).unrunnable);
     }
-
-    const { job } = claim;
-    const attempt = job.attempts + 1;
-    const lines: JobLogLine[] = [];
-    const execution = this.opts.executor
-      .execute(
-        found.konnector,
-        { jobId: job._id, accountId: account._id, instance: job.instance, fields: account.auth, parameters: {} },
-        { ...this.opts.env, onLog: (line) => lines.push({ ...line, attempt }), owned: claim.claimed.then(Boolean) },
-      )
-      .then((report) => ({ report }), (error: Error) => ({ failure: error.message }));
+    const started = this.start(claim.job, claim.job.attempts + 1, account, found.konnector, claim.claimed.then(Boolean));
     const claimed = await claim.claimed.catch(async (error: unknown) => {
-      await execution; // stopped before any of its host calls was served
+      await started.execution; // stopped before any of its host calls was served
       throw error;
     });
     if (!claimed) {
-      await execution;
+      await started.execution;
       return;
     }
-    this.opts.metrics.queueWait.observe(Math.max(0, Date.parse(claimed.started_at!) - Date.parse(claimed.due_at)) / 1000);
+    await this.track(claimed, account, started);
+  }
 
+  /** A job written running by this host at its creation: nobody else can have it. */
+  private async runOwned(job: JobDoc, account: AccountDoc): Promise<void> {
+    const found = await this.konnectorFor(job);
+    if ('unrunnable' in found) return this.endUnrun(job, 'HOST.KONNECTOR_NOT_FOUND', found.unrunnable);
+    await this.track(job, account, this.start(job, job.attempts, account, found.konnector, Promise.resolve(true)));
+  }
+
+  /** Starts the job's konnector; its host calls are served once `owned` resolves true. */
+  private start(job: JobDoc, attempt: number, account: AccountDoc, konnector: LoadedKonnector, owned: Promise<boolean>): StartedJob {
+    const lines: JobLogLine[] = [];
+    const execution = this.opts.executor
+      .execute(
+        konnector,
+        { jobId: job._id, accountId: account._id, instance: job.instance, fields: account.auth, parameters: {} },
+        { ...this.opts.env, onLog: (line) => lines.push({ ...line, attempt }), owned },
+      )
+      .then((report) => ({ report }), (error: Error) => ({ failure: error.message }));
+    return { attempt, lines, execution };
+  }
+
+  /** Holds the lease of a job this host owns while its konnector runs, then writes its outcome. */
+  private async track(claimed: JobDoc, account: AccountDoc, started: StartedJob): Promise<void> {
+    this.opts.metrics.queueWait.observe(Math.max(0, Date.parse(claimed.started_at!) - Date.parse(claimed.due_at)) / 1000);
     // The account's revision goes with the job's next write: a stop of its trigger lasts while the account stays at it.
-    const run = new RunningJob({ ...claimed, account_rev: account._rev }, attempt, lines, this, Math.max(50, Math.floor(this.opts.leaseMs / 3)));
-    const done = this.complete(run, execution);
-    this.running.set(job._id, { run, done });
+    const run = new RunningJob({ ...claimed, account_rev: account._rev }, started.attempt, started.lines, this,
+      Math.max(50, Math.floor(this.opts.leaseMs / 3)));
+    const done = this.complete(run, started.execution);
+    this.running.set(claimed._id, { run, done });
     this.opts.metrics.running.inc();
     try {
       await done;
     } finally {
-      this.running.delete(job._id);
+      this.running.delete(claimed._id);
       this.opts.metrics.running.dec();
     }
   }
 
   /** Writes the outcome of a job this host owns, once its konnector ends. */
-  private async complete(run: RunningJob, execution: Promise<{ report: JobReport } | { failure: string }>): Promise<void> {
+  private async complete(run: RunningJob, execution: StartedJob['execution']): Promise<void> {
     const result = await execution;
     run.stop();
     if (run.released) return;

@@ -20,6 +20,12 @@ export interface JobQueue {
   start(handler: QueueHandler): Promise<void>;
   /** Queues a message, to be handed out after `delayMs`. Adding a message already waiting is a no-op. */
   add(message: QueueMessage, delayMs?: number): Promise<void>;
+  /**
+   * A slot for a job this host starts at once, without a message: only a
+   * queue local to this host has them, and only when one is free and no
+   * message waits. Call the returned function when the job ends.
+   */
+  takeSlot?(): (() => void) | undefined;
   /** Stops handing out messages; handlers already running go on. */
   pause(): Promise<void>;
   close(): Promise<void>;
@@ -64,6 +70,18 @@ export class EmbeddedQueue implements JobQueue {
       this.pump();
     }, delayMs);
     this.timers.add(timer);
+  }
+
+  takeSlot(): (() => void) | undefined {
+    if (!this.handler || this.paused || this.active >= this.concurrency || this.ready.length > 0) return undefined;
+    this.active++;
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      this.active--;
+      this.pump();
+    };
   }
 
   private pump(): void {

@@ -161,7 +161,8 @@ describe('running a job', () => {
     const account = await newAccount({ login: 'carol' });
     const created = await api('POST', '/jobs', { account: account._id });
     expect(created.status).toBe(201);
-    expect(created.body).toMatchObject({ state: 'queued', manual: true, attempts: 0, message: { account: account._id, konnector: SLUG } });
+    // A slot is free: the job is written running and starts at once.
+    expect(created.body).toMatchObject({ state: 'running', manual: true, attempts: 1, message: { account: account._id, konnector: SLUG } });
     const job = await settledJob(api, created.body._id);
     expect(job).toMatchObject({ state: 'done', attempts: 1, error: null, report: { state: 'done', slug: SLUG, saved: { 'io.cozy.serveruns': 1 } } });
     expect(job.logs.map((line: { message: string }) => line.message)).toEqual([`job ${job._id} started`, 'saved']);
@@ -183,6 +184,7 @@ describe('running a job', () => {
     await waitFor('both slots busy', async () => host.processor.runningCount === 2);
     const doomed = await newAccount();
     const created = await api('POST', '/jobs', { account: doomed._id });
+    expect(created.body).toMatchObject({ state: 'queued', attempts: 0 });
     expect((await api('DELETE', `/accounts/${doomed._id}`)).status).toBe(204);
     const job = await settledJob(api, created.body._id);
     expect(job).toMatchObject({ state: 'errored', error: 'HOST.ACCOUNT_NOT_FOUND', attempts: 0, history: [] });
