@@ -67,6 +67,14 @@ export class ServeMetrics {
     registers: [this.registry],
   });
 
+  readonly fuel = new Histogram({
+    name: 'konnector_job_fuel_used',
+    help: 'Fuel one attempt of a metered konnector spent (docs/fuel.md)',
+    labelNames: ['konnector'] as const,
+    buckets: [1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12],
+    registers: [this.registry],
+  });
+
   readonly httpRequests = new Counter({
     name: 'konnector_job_http_requests_total',
     help: 'Outgoing HTTP requests konnectors sent',
@@ -96,9 +104,10 @@ export class ServeMetrics {
   }
 
   /** One attempt's report. */
-  observeAttempt(report: Pick<JobReport, 'slug' | 'state' | 'durationMs' | 'memoryPeakBytes' | 'requests' | 'saved'>): void {
+  observeAttempt(report: Pick<JobReport, 'slug' | 'state' | 'durationMs' | 'memoryPeakBytes' | 'fuelUsed' | 'requests' | 'saved'>): void {
     this.duration.observe({ konnector: report.slug, state: report.state }, report.durationMs / 1000);
     this.memoryPeak.observe({ konnector: report.slug }, report.memoryPeakBytes);
+    if (report.fuelUsed !== null) this.fuel.observe({ konnector: report.slug }, report.fuelUsed);
     this.httpRequests.inc({ konnector: report.slug }, report.requests);
     for (const [doctype, count] of Object.entries(report.saved)) this.savedDocuments.inc({ konnector: report.slug, doctype }, count);
   }

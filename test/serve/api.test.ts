@@ -192,13 +192,16 @@ describe('running a job', () => {
     for (const blocker of blockers) expect((await settledJob(api, blocker.body._id)).state).toBe('done');
   });
 
-  it('exposes Prometheus metrics: jobs by state, durations, memory', async () => {
+  it('exposes Prometheus metrics: jobs by state, durations, fuel, memory', async () => {
     const { status, body } = await api('GET', '/metrics');
     expect(status).toBe(200);
     expect(body).toMatch(/^konnector_jobs\{state="done"\} [1-9]/m);
     expect(body).toMatch(/^konnector_jobs_finished_total\{konnector="serve-worker",state="done",error=""\} [1-9]/m);
     expect(body).toMatch(/^konnector_job_duration_seconds_count\{konnector="serve-worker",state="done"\} [1-9]/m);
     expect(body).toMatch(/^konnector_job_memory_peak_bytes_bucket/m);
+    // The test konnector is metered: every attempt spends fuel, well above a million units.
+    expect(body).toMatch(/^konnector_job_fuel_used_count\{konnector="serve-worker"\} [1-9]/m);
+    expect(body).toMatch(/^konnector_job_fuel_used_bucket\{le="1000000",konnector="serve-worker"\} 0$/m);
     expect(body).toMatch(/^process_resident_memory_bytes [1-9]/m);
   });
 });
