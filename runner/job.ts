@@ -3,6 +3,7 @@ import { z } from 'zod';
 import { createDocuments } from '../host-api/documents.ts';
 import { accountName, createFiles, konnectorFolderPath } from '../host-api/files.ts';
 import { createHttp, type ConnectTo } from '../host-api/http/index.ts';
+import { instanceDomainSchema } from '../host-api/job-scope.ts';
 import { JobLog, type LogLine } from '../host-api/log.ts';
 import { openSessions } from '../host-api/sessions.ts';
 import { UsageError } from './errors.ts';
@@ -16,9 +17,7 @@ import { runInSandbox, type JobOutcome } from './sandbox.ts';
 export const JobRequestSchema = z.object({
   jobId: z.string().min(1).default(() => randomUUID()),
   accountId: z.string().min(1),
-  instance: z
-    .string()
-    .regex(/^[a-z0-9]([a-z0-9.-]*[a-z0-9])?(:\d+)?$/, 'a Cozy instance domain such as alice.cozy.example'),
+  instance: instanceDomainSchema,
   fields: z.record(z.unknown()),
   parameters: z.record(z.unknown()).default({}),
 });

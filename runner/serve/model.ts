@@ -4,12 +4,12 @@
  * Inputs are validated here (zod) before anything is stored.
  */
 import { z } from 'zod';
+import { instanceDomainSchema } from '../../host-api/job-scope.ts';
 import type { LogLine } from '../../host-api/log.ts';
 import type { JobReport } from '../job.ts';
 import { TRIGGER_TYPES } from './schedule.ts';
 
 const SLUG = /^[a-z0-9][a-z0-9_-]*$/;
-const INSTANCE = /^[a-z0-9]([a-z0-9.-]*[a-z0-9])?(:\d{1,5})?$/;
 /** Ids the API accepts in paths and bodies: what CouchDB allows, minus the reserved leading "_". */
 export const DOC_ID = /^[A-Za-z0-9][A-Za-z0-9._:@-]{0,199}$/;
 
@@ -20,7 +20,7 @@ export const AccountInputSchema = z
     /** The konnector slug (cozy-stack: account_type). */
     account_type: z.string().regex(SLUG, 'a konnector slug: lower-case letters, digits, "-" and "_"'),
     /** The Cozy instance the konnector's documents go to. */
-    instance: z.string().regex(INSTANCE, 'a Cozy instance domain such as alice.cozy.example'),
+    instance: instanceDomainSchema,
     /** The konnector's fields: login, password... (cozy-stack: auth). */
     auth: jsonObject,
     label: z.string().max(200).optional(),

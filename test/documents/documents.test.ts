@@ -307,7 +307,7 @@ describe('untrusted input', () => {
     expect(() => createDocuments({
       couchUrl: 'http://127.0.0.1:1', instance: 'alice/../bob', slug: 'k', accountId: 'a', permissions: {},
       limits: { maxDocuments: 1, maxDocumentBytes: 1, maxFindLimit: 1 },
-    })).toThrow(/instance: must be a domain/);
+    })).toThrow(/instance: a Cozy instance domain/);
   });
 });
 
