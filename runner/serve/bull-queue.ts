@@ -6,9 +6,9 @@
  * host that dies is noticed by its CouchDB lease, the one recovery path of
  * both queues (processor.ts sweep). Redis is reached through ioredis.
  */
-import { Queue, Worker } from 'bullmq';
+import { Queue, WaitingError, Worker } from 'bullmq';
 import { ServeError } from './errors.ts';
-import { messageKey, type HostLogger, type JobQueue, type QueueHandler, type QueueMessage } from './queue.ts';
+import { MessageDeclined, messageKey, type HostLogger, type JobQueue, type QueueHandler, type QueueMessage } from './queue.ts';
 import { Redis } from 'ioredis';
 
 const QUEUE_NAME = 'konnector-jobs';
@@ -50,10 +50,15 @@ export class BullQueue implements JobQueue {
   async start(handler: QueueHandler): Promise<void> {
     this.worker = new Worker<QueueMessage>(
       QUEUE_NAME,
-      async (job) => {
+      async (job, token) => {
         this.active++;
         try {
           await handler(job.data);
+        } catch (error) {
+          if (!(error instanceof MessageDeclined)) throw error;
+          // Back to the shared queue for another host, rather than completed and gone.
+          await job.moveToWait(token);
+          throw new WaitingError();
         } finally {
           this.active--;
         }

@@ -16,7 +16,7 @@ import type { KonnectorRegistry } from './konnectors.ts';
 import type { ServeMetrics } from './metrics.ts';
 import type { AccountDoc, JobAttempt, JobDoc, JobLogLine, TriggerDoc } from './model.ts';
 import { isRetryable, retryDelayMs, type RetryPolicy } from './policy.ts';
-import type { HostLogger, JobQueue, QueueMessage } from './queue.ts';
+import { MessageDeclined, type HostLogger, type JobQueue, type QueueMessage } from './queue.ts';
 import type { Store } from './store.ts';
 
 export interface ProcessorOptions {
@@ -248,7 +248,7 @@ export class JobProcessor {
    * it is stopped, having done nothing, if another host has the job.
    */
   async process(message: QueueMessage): Promise<void> {
-    if (this.draining) return;
+    if (this.draining) throw new MessageDeclined(message);
     const claim = await this.claim(message);
     if (!claim) return;
     const [account, found] = await Promise.all([claim.account, this.konnectorFor(claim.job)]);

@@ -12,6 +12,18 @@ export interface QueueMessage {
 
 export type QueueHandler = (message: QueueMessage) => Promise<void>;
 
+/**
+ * Thrown by a handler that will not take a message it was handed (its host
+ * is draining): a shared queue hands it to another host at once. The
+ * embedded queue drops it: the job stays queued in CouchDB for the next start.
+ */
+export class MessageDeclined extends Error {
+  constructor(message: QueueMessage) {
+    super(`job ${message.jobId}: declined, this host is draining`);
+    this.name = 'MessageDeclined';
+  }
+}
+
 export type HostLogger = (level: 'info' | 'warning' | 'error', message: string) => void;
 
 export interface JobQueue {
@@ -91,7 +103,9 @@ export class EmbeddedQueue implements JobQueue {
       this.known.delete(messageKey(message));
       this.active++;
       this.handler(message)
-        .catch((error: Error) => this.log('error', `job ${message.jobId}: ${error.message} (the job stays queued and is picked up again)`))
+        .catch((error: Error) => {
+          if (!(error instanceof MessageDeclined)) this.log('error', `job ${message.jobId}: ${error.message} (the job stays queued and is picked up again)`);
+        })
         .finally(() => {
           this.active--;
           this.pump();

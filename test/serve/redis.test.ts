@@ -10,6 +10,8 @@ import nano from 'nano';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { startEmbeddedCouchDB, type CouchServer } from '../../host-api/couchdb-server.ts';
 import { databaseName } from '../../host-api/documents.ts';
+import { BullQueue } from '../../runner/serve/bull-queue.ts';
+import { MessageDeclined, type QueueMessage } from '../../runner/serve/queue.ts';
 import { apiClient, konnectorsDir, settledJob, SLUG, spawnServe, startRedis, startSlowVendor, waitFor, type Api, type ServeProcess } from './support.ts';
 
 let redis: Awaited<ReturnType<typeof startRedis>>;
@@ -70,6 +72,34 @@ describe('two hosts sharing a Redis queue', () => {
     const runs = await savedRuns(instance);
     expect(runs.size).toBe(ids.length);
     for (const id of ids) expect(runs.get(id), id).toBe(1);
+  });
+
+  it('gives a message a draining host had already fetched back to the shared queue; a message taken stays taken', async () => {
+    const seen = async (decline: boolean, prefix: string) => {
+      const [a, b] = await Promise.all([BullQueue.connect(redis.url, 1, prefix, () => {}), BullQueue.connect(redis.url, 1, prefix, () => {})]);
+      const message: QueueMessage = { jobId: `${prefix}-job`, seq: 0 };
+      const byA: QueueMessage[] = [];
+      const byB: QueueMessage[] = [];
+      await a.start(async (m) => {
+        byA.push(m);
+        if (decline) throw new MessageDeclined(m);
+      });
+      await a.add(message);
+      await waitFor('host a to be handed the message', async () => byA.length > 0);
+      await a.pause(); // the drain: host a takes nothing more
+      await b.start(async (m) => {
+        byB.push(m);
+      });
+      if (decline) await waitFor('host b to be handed the declined message', async () => byB.length > 0);
+      else await new Promise((resolve) => setTimeout(resolve, 1000));
+      await Promise.all([a.close(), b.close()]);
+      return { byA, byB, message };
+    };
+    const declined = await seen(true, 'declining');
+    expect(declined.byB).toEqual([declined.message]);
+    const taken = await seen(false, 'taking');
+    expect(taken.byA).toEqual([taken.message]);
+    expect(taken.byB).toEqual([]);
   });
 
   it('gives the jobs of a host killed mid-run to the other one', async () => {
