@@ -57,6 +57,7 @@ function sandboxView(lines: LogLine[]) {
   expect(line, 'the probe logged its view of the sandbox').toBeDefined();
   return JSON.parse(line!.message) as {
     process: string;
+    processEnv: string;
     require: string;
     WebAssembly: string;
     Deno: string;
@@ -75,6 +76,8 @@ describe('the sandbox', () => {
     expect(first.report).toMatchObject({ state: 'done', error: null, saved: { 'io.cozy.probes': 1 } });
     const view = sandboxView(first.lines);
     expect(view).toMatchObject({ process: 'undefined', require: 'undefined', WebAssembly: 'undefined', Deno: 'undefined' });
+    // The konnector's own `process` is the build's stand-in: only what the konnector wrote, nothing of the host.
+    expect(JSON.parse(view.processEnv)).toEqual({ SENTRY_DSN: 'https://sentry.example/1' });
     // The clock is the host's, not the instant the snapshot was taken at build time.
     expect(view.now).toBeGreaterThanOrEqual(before);
     expect(view.now).toBeLessThanOrEqual(after);

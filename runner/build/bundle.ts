@@ -6,6 +6,7 @@ import { UsageError } from '../errors.ts';
 
 const repoRoot = fileURLToPath(new URL('../../', import.meta.url));
 const preludePath = fileURLToPath(new URL('./guest-prelude.js', import.meta.url));
+const processStandIn = fileURLToPath(new URL('./guest-process.js', import.meta.url));
 const guestLibsDir = path.join(repoRoot, 'konnectors/libs');
 
 /** The host interfaces a konnector may import (the world's imports). */
@@ -125,6 +126,9 @@ export async function bundleKonnector(dir: string): Promise<Bundle> {
     result = await esbuild.build({
       stdin: { contents: wrapper, resolveDir: konnectorDir, sourcefile: 'konnector-entry.js', loader: 'js' },
       ...GUEST_RESOLUTION,
+      inject: [processStandIn],
+      // What libraries test to drop their development-only code, as other bundlers do.
+      define: { 'process.env.NODE_ENV': '"production"' },
       write: false,
       format: 'esm',
       plugins: [worldImportsOnly, noNodeBuiltins],
