@@ -1,5 +1,5 @@
 import { readFile } from 'node:fs/promises';
-import { parseAllowedHost, parseConnectTo, type ConnectTo } from '../host-api/http/index.ts';
+import { parseConnectTo, parseOperatorHosts, type ConnectTo, type OperatorHosts } from '../host-api/http/index.ts';
 import { UsageError } from './errors.ts';
 import { LimitsSchema, type Limits } from './limits.ts';
 import { describeIssues } from './manifest.ts';
@@ -19,10 +19,11 @@ function parseEach<T>(flag: string, specs: string[] | undefined, parse: (spec: s
 
 export const connectToArgs = (specs: string[] | undefined): ConnectTo[] => parseEach('--connect-to', specs, parseConnectTo);
 
-/** The operator's allowed hosts, checked now; undefined when none was given (no narrowing). */
-export function allowHostArgs(specs: string[] | undefined): string[] | undefined {
+/** The operator's allowed hosts (`[slug=]spec`), checked now; undefined when none was given (no narrowing). */
+export function allowHostArgs(specs: string[] | undefined): OperatorHosts | undefined {
   if (!specs?.length) return undefined;
-  return parseEach('--allow-host', specs, (spec) => (parseAllowedHost(spec), spec));
+  parseEach('--allow-host', specs, (spec) => parseOperatorHosts([spec]));
+  return parseOperatorHosts(specs);
 }
 
 /** A JSON object given inline or as a file path. */

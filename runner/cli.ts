@@ -55,8 +55,9 @@ Runs one job of the konnector in the sandbox.
   --account <id>            the io.cozy.accounts id of the job (default <slug>-account)
   --connect-to <H:P:A:P>    send requests for host H port P to address A port P (curl syntax, repeatable);
                             the operator's way to reach a test server on this machine
-  --allow-host <spec>       only let the konnector reach this host (repeatable; syntax of allowed_hosts,
-                            e.g. https://*.vendor.example); narrows the manifest's list, never widens it
+  --allow-host [slug=]<spec>  only let the konnector reach this host (repeatable; syntax of allowed_hosts,
+                            e.g. https://*.vendor.example; with slug=, for that konnector only); narrows
+                            the manifest's list, never widens it
   --allow-unmetered         run an artifact built with --unmetered (its CPU use is then bounded by the wall clock only)
   --limits <file>           JSON limits overriding the defaults (see docs/limits.md)
   --json                    log lines as JSON lines, then the report as the LAST stdout line

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
 import { createDocuments } from '../host-api/documents.ts';
 import { accountName, createFiles, konnectorFolderPath } from '../host-api/files.ts';
-import { createHttp, type ConnectTo } from '../host-api/http/index.ts';
+import { createHttp, operatorHostsFor, type ConnectTo, type OperatorHosts } from '../host-api/http/index.ts';
 import { instanceDomainSchema } from '../host-api/job-scope.ts';
 import { JobLog, type LogLine } from '../host-api/log.ts';
 import { openSessions } from '../host-api/sessions.ts';
@@ -47,8 +47,8 @@ export interface JobEnvironment {
   couchUrl: string;
   limits: Limits;
   connectTo?: ConnectTo[];
-  /** The operator's allowed hosts: a konnector reaches only hosts in this list and in its manifest's. */
-  allowHosts?: string[];
+  /** The operator's allowed hosts: a konnector reaches only hosts the operator allows it and its manifest lists. */
+  allowHosts?: OperatorHosts;
   /** DNS for the job's http capability; default the system resolver. Tests inject a fake one. */
   resolve?: (host: string) => Promise<string[]>;
   onLog?: (line: LogLine) => void;
@@ -85,7 +85,7 @@ export async function runJob(konnector: LoadedKonnector, request: JobRequest, en
     session,
     limits: env.limits.http,
     allowedHosts: manifest.allowed_hosts,
-    operatorAllowedHosts: env.allowHosts,
+    operatorAllowedHosts: operatorHostsFor(env.allowHosts, manifest.slug),
     connectTo: env.connectTo,
     resolve: env.resolve,
     onLog: (level, message) => log.write(level, message, 'runner'),

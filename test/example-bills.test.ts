@@ -140,6 +140,15 @@ describe('the example konnector, built and run in the sandbox', () => {
     expect(allowed.code, allowed.stderr).toBe(0);
   });
 
+  it("follows the operator's per-konnector --allow-host: another konnector's list does not open its vendor; its own does", async () => {
+    const refused = await runExample(site.credentials, ['--allow-host', 'riverside-water=energy.example']);
+    expect(refused.code).toBe(1);
+    expect(refused.stdout).toMatch(/http:\/\/energy\.example is not in the operator's allowedHosts \(none\)/);
+
+    const allowed = await runExample(site.credentials, ['--allow-host', 'example-bills=energy.example']);
+    expect(allowed.code, allowed.stderr).toBe(0);
+  });
+
   it('cannot reach its vendor without the operator mapping the host name', async () => {
     const result = await konnectorCli(['run', artifact, '--fields', JSON.stringify(site.credentials), '--couchdb', couch.url, '--json']);
     expect(result.code).toBe(1);

@@ -20,7 +20,9 @@ import { defaultPort, EgressPolicy, parseAllowedHost, parseConnectTo, type Conne
 import { fieldBytes, headBytes, validateRequest } from './request.ts';
 
 export { HttpConfigError, HttpError, type HttpErrorKind } from './errors.ts';
-export { checkAddress, parseAllowedHost, parseConnectTo, type AllowedHost, type ConnectTo } from './policy.ts';
+export {
+  checkAddress, operatorHostsFor, parseAllowedHost, parseConnectTo, parseOperatorHosts, type AllowedHost, type ConnectTo, type OperatorHosts,
+} from './policy.ts';
 
 export interface HttpRequest {
   method: string;

@@ -252,6 +252,42 @@ function denied(rule: string): HttpError {
   return new HttpError('denied', `egress policy: ${rule}`);
 }
 
+/**
+ * The operator's allowed hosts (`--allow-host [slug=]spec`): hosts for every
+ * konnector, and hosts for one konnector by its slug.
+ */
+export interface OperatorHosts {
+  everyKonnector: string[];
+  bySlug: Record<string, string[]>;
+}
+
+const SLUG_PREFIX = /^([a-z0-9][a-z0-9_-]*)=(.+)$/;
+
+/** Parses `--allow-host` values: `spec` for every konnector, `slug=spec` for one. Throws on a bad spec. */
+export function parseOperatorHosts(specs: readonly string[]): OperatorHosts {
+  const hosts: OperatorHosts = { everyKonnector: [], bySlug: {} };
+  for (const value of specs) {
+    const [, slug, spec] = SLUG_PREFIX.exec(value) ?? [undefined, undefined, value];
+    if (!slug && value.includes('=')) {
+      throw new HttpConfigError('invalid-allowed-host',
+        `"${value}": before "=" must be a konnector slug (lower-case letters, digits, "-" and "_"), e.g. "example-bills=energy.example"`);
+    }
+    parseAllowedHost(spec!);
+    if (slug) (hosts.bySlug[slug] ??= []).push(spec!);
+    else hosts.everyKonnector.push(spec!);
+  }
+  return hosts;
+}
+
+/**
+ * What the operator lets the konnector `slug` reach: the hosts given for
+ * every konnector and those given for it. Once the operator gives any, a
+ * konnector none of them names reaches nothing. Undefined: no operator list.
+ */
+export function operatorHostsFor(hosts: OperatorHosts | undefined, slug: string): string[] | undefined {
+  return hosts && [...hosts.everyKonnector, ...(hosts.bySlug[slug] ?? [])];
+}
+
 /** One list of allowed hosts and whose it is, for the refusal message. */
 export interface HostList {
   whose: "the konnector's" | "the operator's";

@@ -29,8 +29,9 @@ CouchDB, with an HTTP API (docs/openapi.yaml, docs/serve.md).
                           (default .data/serve)
   --limits <file>         JSON limits of each job (as for run; see docs/limits.md)
   --connect-to <H:P:A:P>  send the jobs' requests for H:P to A:P (repeatable)
-  --allow-host <spec>     the jobs reach only hosts in this list too (repeatable; narrows each
-                          manifest's allowed_hosts, never widens it)
+  --allow-host [slug=]<spec>  the jobs reach only hosts in this list too (repeatable; slug= gives a
+                          host to one konnector only; a konnector no entry names reaches nothing;
+                          narrows each manifest's allowed_hosts, never widens it)
   --lease <duration>      how long a running job stays claimed without its host (default 30s)
   --grace <duration>      how long SIGTERM lets running jobs finish (default 300s)
   --max-attempts <n>      executions of a job at most (default 2, as cozy-stack)

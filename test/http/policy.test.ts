@@ -1,7 +1,7 @@
 /** The pure parts of the egress policy: address classification and the configuration syntaxes. */
 import { describe, expect, test } from 'vitest';
 import { HttpConfigError } from '../../host-api/http/errors.ts';
-import { checkAddress, EgressPolicy, parseAllowedHost, parseConnectTo } from '../../host-api/http/policy.ts';
+import { checkAddress, EgressPolicy, operatorHostsFor, parseAllowedHost, parseConnectTo, parseOperatorHosts } from '../../host-api/http/policy.ts';
 
 describe('checkAddress', () => {
   test.each([
@@ -75,6 +75,27 @@ describe('parseAllowedHost', () => {
   ])('refuses %j', (spec, message) => {
     expect(() => parseAllowedHost(spec)).toThrow(HttpConfigError);
     expect(() => parseAllowedHost(spec)).toThrow(message);
+  });
+});
+
+describe("the operator's allowed hosts (--allow-host [slug=]spec)", () => {
+  test('gives each konnector the hosts for every konnector and its own; a konnector none names reaches nothing', () => {
+    const hosts = parseOperatorHosts(['https://*.shared.example', 'energy=energy.example', 'energy=api.energy.example:8443', 'water=water.example']);
+    expect(hosts).toEqual({
+      everyKonnector: ['https://*.shared.example'],
+      bySlug: { energy: ['energy.example', 'api.energy.example:8443'], water: ['water.example'] },
+    });
+    expect(operatorHostsFor(hosts, 'energy')).toEqual(['https://*.shared.example', 'energy.example', 'api.energy.example:8443']);
+    expect(operatorHostsFor(hosts, 'other')).toEqual(['https://*.shared.example']);
+    expect(operatorHostsFor(parseOperatorHosts(['water=water.example']), 'energy')).toEqual([]);
+    // No list from the operator: the manifest alone decides.
+    expect(operatorHostsFor(undefined, 'energy')).toBeUndefined();
+  });
+
+  test('refuses a bad spec, for every konnector or for one', () => {
+    expect(() => parseOperatorHosts(['energy=http://'])).toThrow(HttpConfigError);
+    expect(() => parseOperatorHosts(['*'])).toThrow(HttpConfigError);
+    expect(() => parseOperatorHosts(['Energy=energy.example'])).toThrow(/before "=" must be a konnector slug/);
   });
 });
 
