@@ -162,7 +162,7 @@ export interface HostileRun {
   outcomes: Outcome[];
   /** What the runner logged about the job: refusals, limits, crashes. */
   runnerLines: LogLine[];
-  /** TCP sockets the host created while the job ran (meaningful when jobs run one at a time). */
+  /** TCP sockets the host created while the job ran, but its own to CouchDB (meaningful when jobs run one at a time). */
   sockets: number;
 }
 
@@ -176,8 +176,16 @@ export async function runHostile(
   account = `account-${++jobs}`,
 ): Promise<HostileRun> {
   const lines: LogLine[] = [];
+  // The host reads and writes CouchDB for the job (its session, the konnector's documents): those sockets are not the konnector's.
+  const couch = new URL(env.couchUrl);
   let sockets = 0;
-  const onSocket = () => (sockets += 1);
+  const onSocket = (message: unknown) => {
+    sockets += 1;
+    const { socket } = message as { socket: net.Socket };
+    socket.once('connect', () => {
+      if (socket.remotePort === Number(couch.port) && socket.remoteAddress === couch.hostname) sockets -= 1;
+    });
+  };
   dc.subscribe('net.client.socket', onSocket);
   let report: JobReport;
   try {
