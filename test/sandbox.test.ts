@@ -58,6 +58,7 @@ function sandboxView(lines: LogLine[]) {
   return JSON.parse(line!.message) as {
     process: string;
     processEnv: string;
+    performance: unknown;
     require: string;
     WebAssembly: string;
     Deno: string;
@@ -69,7 +70,7 @@ function sandboxView(lines: LogLine[]) {
 }
 
 describe('the sandbox', () => {
-  it('shows the guest no process, require, WebAssembly or host runtime, but a live clock and host randomness', async () => {
+  it('shows the guest no process, require, WebAssembly or host runtime, but a live millisecond clock and host randomness', async () => {
     const before = Date.now();
     const first = await runProbe({});
     const after = Date.now();
@@ -82,6 +83,12 @@ describe('the sandbox', () => {
     expect(view.now).toBeGreaterThanOrEqual(before);
     expect(view.now).toBeLessThanOrEqual(after);
     expect(view.newDate).toBeGreaterThanOrEqual(view.now);
+    // performance.now() counts from the job's start in whole milliseconds: no finer timer reaches the guest.
+    const [t1, t2] = view.performance as number[];
+    expect([Number.isInteger(t1), Number.isInteger(t2), Number.isInteger(view.now)]).toEqual([true, true, true]);
+    expect(t1).toBeGreaterThanOrEqual(0);
+    expect(t2).toBeGreaterThanOrEqual(t1!);
+    expect(t2).toBeLessThanOrEqual(after - before);
 
     const second = sandboxView((await runProbe({})).lines);
     expect(second.randoms).not.toEqual(view.randoms);

@@ -27,8 +27,20 @@ globalThis.Date = new Proxy(HostDate, {
   apply: () => new BuildTimeDate(currentMillis()).toString(),
 });
 
+// The engine's performance.now() reads a WASI clock this world does not
+// import, and would trap the whole instance: count from the job's start on the
+// host clock instead, in whole milliseconds (no finer timer reaches the guest).
+let timeOrigin = BuildTimeDate.now();
+globalThis.performance = {
+  get timeOrigin() {
+    return timeOrigin;
+  },
+  now: () => currentMillis() - timeOrigin,
+};
+
 export function enableHostClock() {
   hostClockOn = true;
+  timeOrigin = currentMillis();
 }
 
 // The engine's own fetch has no network under this world and would trap the
