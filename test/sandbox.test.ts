@@ -146,6 +146,16 @@ describe('the sandbox', () => {
     expect((await runProbe({})).report.state).toBe('done');
   });
 
+  it('fails a konnector that sleeps with a message saying why, instead of trapping; a zero-delay timer runs', async () => {
+    const sleeper = await runProbe({ mode: 'sleep', ms: 1000, quiet: true });
+    expect(sleeper.report).toMatchObject({ state: 'errored', error: 'UNKNOWN_ERROR' });
+    expect(sleeper.report.message).toMatch(/setTimeout\(…, 1000\): the konnector sandbox cannot wait/);
+
+    const twin = await runProbe({ mode: 'sleep', ms: 0, quiet: true });
+    expect(twin.report).toMatchObject({ state: 'done', error: null });
+    expect(twin.lines.some((line) => line.message === 'slept')).toBe(true);
+  });
+
   it("reports the konnector's own error code", async () => {
     const failed = await runProbe({ mode: 'fail', code: 'user-action-needed-cgu-form' });
     expect(failed.report).toMatchObject({ state: 'errored', error: 'USER_ACTION_NEEDED.CGU_FORM' });

@@ -43,6 +43,30 @@ export function enableHostClock() {
   timeOrigin = currentMillis();
 }
 
+// The engine's timers wait on a WASI clock this world does not import: a
+// timer would trap the whole instance. A zero delay (how libraries defer work)
+// runs the callback after the current microtasks; any real wait fails the call
+// with a way out instead.
+const deferred = new Map();
+let nextTimer = 1;
+globalThis.setTimeout = (callback, delay = 0, ...args) => {
+  if (Number(delay) > 0) {
+    throw new TypeError(`setTimeout(…, ${delay}): the konnector sandbox cannot wait; do not sleep between requests (the host enforces timeouts and budgets)`);
+  }
+  const id = nextTimer++;
+  deferred.set(id, true);
+  queueMicrotask(() => {
+    if (deferred.delete(id)) callback(...args);
+  });
+  return id;
+};
+globalThis.clearTimeout = (id) => {
+  deferred.delete(id);
+};
+globalThis.setInterval = () => {
+  throw new TypeError('setInterval() is not available in the konnector sandbox: it cannot wait');
+};
+
 // The engine's own fetch has no network under this world and would trap the
 // whole instance; fail the call instead, with a way out.
 globalThis.fetch = async () => {
