@@ -88,16 +88,18 @@ async function answer(message: GuestMessage, caps: JobCapabilities): Promise<Hos
 
 /**
  * A refused memory.grow surfaces in the guest as SpiderMonkey's catchable "out
- * of memory" error (the konnector then usually fails with it), or as an
- * `unreachable` trap. Either, with linear memory within one large allocation of
- * its cap, is taken for the memory limit. (Fuel metering prices memory.grow
- * and will tell for sure.)
+ * of memory" error, or as an `unreachable` trap. Taken for the memory limit: a
+ * trap near the cap or saying so; a failure the konnector left as the engine's
+ * bare "out of memory" (one allocation larger than what is left under the cap
+ * fails far below it); any "out of memory" failure near the cap.
  */
-function hitMemoryCap(outcome: { message: string; memoryBytes: number }, limits: Limits, trapped: boolean): boolean {
+function hitMemoryCap(outcome: { message: string; memoryBytes: number; code?: string }, limits: Limits, trapped: boolean): boolean {
   const slack = Math.max(16 * 1024 * 1024, limits.memoryBytes / 8);
   const nearCap = outcome.memoryBytes >= limits.memoryBytes - slack;
   const saysOutOfMemory = /out of memory/i.test(outcome.message);
-  return trapped ? nearCap || saysOutOfMemory : nearCap && saysOutOfMemory;
+  if (trapped) return nearCap || saysOutOfMemory;
+  const enginesOwn = outcome.code === 'unknown-error' && outcome.message.trim().toLowerCase() === 'out of memory';
+  return enginesOwn || (nearCap && saysOutOfMemory);
 }
 
 /**

@@ -112,6 +112,15 @@ describe('the sandbox', () => {
     expect(twin.lines.some((l) => l.message === `allocated 2 chunks of ${8 * MiB} bytes`)).toBe(true);
   });
 
+  it('ends one allocation larger than the memory cap as the memory limit, though memory stays far below it; a fitting one succeeds', async () => {
+    const greedy = await runProbe({ mode: 'allocate', chunkBytes: 4 * limits.memoryBytes, chunks: 1 });
+    expect(greedy.report).toMatchObject({ state: 'errored', error: 'LIMIT_EXCEEDED.MEMORY' });
+    expect(greedy.report.memoryPeakBytes).toBeLessThan(limits.memoryBytes / 2);
+
+    const twin = await runProbe({ mode: 'allocate', chunkBytes: limits.memoryBytes / 4, chunks: 1 });
+    expect(twin.report).toMatchObject({ state: 'done', error: null });
+  });
+
   it('ends an endless loop at the wall-clock limit; a bounded loop succeeds', async () => {
     const spinner = await runProbe({ mode: 'spin' });
     expect(spinner.report).toMatchObject({ state: 'errored', error: 'LIMIT_EXCEEDED.WALL_CLOCK' });
