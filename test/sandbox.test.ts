@@ -155,14 +155,30 @@ describe('the sandbox', () => {
     expect((await runProbe({})).report.state).toBe('done');
   });
 
-  it('fails a konnector that sleeps with a message saying why, instead of trapping; a zero-delay timer runs', async () => {
-    const sleeper = await runProbe({ mode: 'sleep', ms: 1000, quiet: true });
-    expect(sleeper.report).toMatchObject({ state: 'errored', error: 'UNKNOWN_ERROR' });
-    expect(sleeper.report.message).toMatch(/setTimeout\(…, 1000\): the konnector sandbox cannot wait/);
+  it('lets a konnector sleep on its timers: the job waits, spends no fuel waiting, and fires timers in order', async () => {
+    const quick = await runProbe({ mode: 'sleep', ms: 0, quiet: true });
+    const sleeper = await runProbe({ mode: 'sleep', ms: 400, quiet: true });
+    for (const run of [quick, sleeper]) {
+      expect(run.report).toMatchObject({ state: 'done', error: null });
+      expect(run.lines.some((line) => line.message === 'slept')).toBe(true);
+    }
+    expect(sleeper.report.durationMs).toBeGreaterThanOrEqual(400);
+    // The same work either way: waiting 400 ms is not computing.
+    expect(sleeper.report.fuelUsed!).toBeLessThan(quick.report.fuelUsed! * 1.05);
 
-    const twin = await runProbe({ mode: 'sleep', ms: 0, quiet: true });
+    const timers = await runProbe({ mode: 'timers', quiet: true });
+    expect(timers.report).toMatchObject({ state: 'done', error: null });
+    expect(timers.lines.map((line) => line.message)).toContain('tick,tick,a,tick,b');
+  });
+
+  it('ends a konnector that sleeps past its wall clock with the wall-clock limit; one that wakes in time is done', async () => {
+    const short = { ...limits, wallClockMs: 1500 };
+    const oversleeper = await runProbe({ mode: 'sleep', ms: 60_000, quiet: true }, short);
+    expect(oversleeper.report).toMatchObject({ state: 'errored', error: 'LIMIT_EXCEEDED.WALL_CLOCK' });
+    expect(oversleeper.report.durationMs).toBeLessThan(10_000);
+
+    const twin = await runProbe({ mode: 'sleep', ms: 100, quiet: true }, short);
     expect(twin.report).toMatchObject({ state: 'done', error: null });
-    expect(twin.lines.some((line) => line.message === 'slept')).toBe(true);
   });
 
   it("reports the konnector's own error code", async () => {

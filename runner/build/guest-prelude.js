@@ -2,7 +2,7 @@
 // clock, so `Date` would be frozen at build time: route it to the host's
 // `clock.now`. Host calls are forbidden while the snapshot is taken at build
 // time, so the host clock is only switched on when a job starts.
-import { now } from 'cozy:konnector/clock@0.1.0';
+import { now, sleep } from 'cozy:konnector/clock@0.1.0';
 
 const BuildTimeDate = Date;
 let hostClockOn = false;
@@ -38,34 +38,69 @@ globalThis.performance = {
   now: () => currentMillis() - timeOrigin,
 };
 
+// Timers. The engine's own wait on a WASI clock this world does not import
+// (they would trap the instance). These fire in order of due time on the host
+// clock, the guest sleeping (clock.sleep) until the next one is due. A timer
+// is a task: it fires after the microtasks pending when its turn comes (the
+// pump yields MICROTASK_TURNS times first; all host calls being synchronous,
+// the guest has no other kind of pending work). Timers set while the build
+// evaluates the konnector wait for its first job.
+const MICROTASK_TURNS = 64;
+const timers = new Map();
+let nextTimer = 1;
+let pumping = false;
+
+function earliestTimer() {
+  let found;
+  for (const entry of timers) if (!found || entry[1].due < found[1].due) found = entry;
+  return found;
+}
+
+async function pumpTimers() {
+  pumping = true;
+  try {
+    while (timers.size > 0) {
+      for (let turn = 0; turn < MICROTASK_TURNS; turn++) await undefined;
+      const next = earliestTimer();
+      if (!next) break;
+      const [id, timer] = next;
+      const wait = timer.due - currentMillis();
+      if (wait > 0) sleep(Math.min(wait, 0xffffffff));
+      if (timer.every === undefined) timers.delete(id);
+      else timer.due += timer.every;
+      try {
+        timer.callback(...timer.args);
+      } catch (error) {
+        // As in a browser: the error is reported (an unhandled rejection), later timers still fire.
+        Promise.reject(error);
+      }
+    }
+  } finally {
+    pumping = false;
+  }
+}
+
+function addTimer(callback, delay, args, repeat) {
+  if (typeof callback !== 'function') throw new TypeError('timers take a function (a string is not evaluated)');
+  const ms = Math.max(0, Math.floor(Number(delay) || 0));
+  const id = nextTimer++;
+  timers.set(id, { ms, due: currentMillis() + ms, every: repeat ? Math.max(1, ms) : undefined, callback, args });
+  if (hostClockOn && !pumping) void pumpTimers();
+  return id;
+}
+
+globalThis.setTimeout = (callback, delay, ...args) => addTimer(callback, delay, args, false);
+globalThis.setInterval = (callback, delay, ...args) => addTimer(callback, delay, args, true);
+globalThis.clearTimeout = (id) => void timers.delete(id);
+globalThis.clearInterval = globalThis.clearTimeout;
+
 export function enableHostClock() {
   hostClockOn = true;
   timeOrigin = currentMillis();
+  // Timers set at build time count from the job's start.
+  for (const timer of timers.values()) timer.due = timeOrigin + timer.ms;
+  if (timers.size > 0 && !pumping) void pumpTimers();
 }
-
-// The engine's timers wait on a WASI clock this world does not import: a
-// timer would trap the whole instance. A zero delay (how libraries defer work)
-// runs the callback after the current microtasks; any real wait fails the call
-// with a way out instead.
-const deferred = new Map();
-let nextTimer = 1;
-globalThis.setTimeout = (callback, delay = 0, ...args) => {
-  if (Number(delay) > 0) {
-    throw new TypeError(`setTimeout(…, ${delay}): the konnector sandbox cannot wait; do not sleep between requests (the host enforces timeouts and budgets)`);
-  }
-  const id = nextTimer++;
-  deferred.set(id, true);
-  queueMicrotask(() => {
-    if (deferred.delete(id)) callback(...args);
-  });
-  return id;
-};
-globalThis.clearTimeout = (id) => {
-  deferred.delete(id);
-};
-globalThis.setInterval = () => {
-  throw new TypeError('setInterval() is not available in the konnector sandbox: it cannot wait');
-};
 
 // The engine's own fetch has no network under this world and would trap the
 // whole instance; fail the call instead, with a way out.

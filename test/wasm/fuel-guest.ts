@@ -79,7 +79,7 @@ export function runGuest(guest: PreparedGuest, fields: Record<string, unknown>, 
           if (options.logFuelPerByte) charge(options.logFuelPerByte * BigInt(Buffer.byteLength(message)));
         },
       },
-      'cozy:konnector/clock': { now: () => 1_700_000_000_000n },
+      'cozy:konnector/clock': { now: () => 1_700_000_000_000n, sleep: () => {} },
       'wasi:random/random': {
         getRandomBytes: (len: bigint) => {
           const bytes = new Uint8Array(Number(len));

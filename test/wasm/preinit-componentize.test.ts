@@ -146,7 +146,7 @@ describe('componentize-js with the deterministic pre-initializer', () => {
           stat: () => undefined,
         },
         'cozy:konnector/log': { write: (level: string, message: string) => logs.push({ level, message }) },
-        'cozy:konnector/clock': { now: () => 1_750_000_000_123n },
+        'cozy:konnector/clock': { now: () => 1_750_000_000_123n, sleep: () => {} },
         'wasi:random/random': hostRandom(randomSeed),
       });
       const result = instance.run({ jobId: 'job-1', accountId: 'acc-1', fields: '{}', parameters: '{}' });
