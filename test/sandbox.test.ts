@@ -171,6 +171,17 @@ describe('the sandbox', () => {
     expect(timers.lines.map((line) => line.message)).toContain('tick,tick,a,tick,b');
   });
 
+  it('ends a job when its konnector returns: timers it left behind never fire; awaited, the same timer does', async () => {
+    const leaver = await runProbe({ mode: 'linger', ms: 3000, quiet: true });
+    expect(leaver.report).toMatchObject({ state: 'done', error: null });
+    expect(leaver.report.durationMs).toBeLessThan(2500);
+    expect(leaver.lines.some((line) => line.message === 'late timer fired')).toBe(false);
+
+    const waiter = await runProbe({ mode: 'linger', ms: 300, wait: true, quiet: true });
+    expect(waiter.report).toMatchObject({ state: 'done', error: null });
+    expect(waiter.lines.some((line) => line.message === 'late timer fired')).toBe(true);
+  });
+
   it('ends a konnector that sleeps past its wall clock with the wall-clock limit; one that wakes in time is done', async () => {
     const short = { ...limits, wallClockMs: 1500 };
     const oversleeper = await runProbe({ mode: 'sleep', ms: 60_000, quiet: true }, short);

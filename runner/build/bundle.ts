@@ -87,17 +87,23 @@ export const GUEST_RESOLUTION = {
 /**
  * The component's `run` export: a konnector built on the SDK (it created a
  * BaseKonnector) runs through the SDK's runtime; otherwise its own `run`.
- * Anything it throws becomes a WIT `failure`.
+ * Anything it throws becomes a WIT `failure`. `hooks` are statements run
+ * before the konnector starts and once its run has settled.
  */
-export function entryModuleSource(konnectorModule: string, beforeRun = ''): string {
+export function entryModuleSource(konnectorModule: string, hooks: { beforeRun?: string; afterRun?: string } = {}): string {
   return [
     `import * as konnector from ${JSON.stringify(konnectorModule)};`,
     `import { runJob, hasKonnector, toFailure } from ${JSON.stringify(path.join(guestLibsDir, 'runtime.js'))};`,
-    `export function run(job) {`,
-    `  ${beforeRun}`,
+    `function runKonnector(job) {`,
     `  if (hasKonnector()) return runJob(job);`,
     `  if (typeof konnector.run === 'function') return Promise.resolve().then(() => konnector.run(job)).catch((e) => { throw toFailure(e); });`,
     `  throw { code: 'unknown-error', message: 'the konnector neither exports run() nor creates a BaseKonnector' };`,
+    `}`,
+    `export function run(job) {`,
+    `  ${hooks.beforeRun ?? ''}`,
+    hooks.afterRun
+      ? `  return Promise.resolve().then(() => runKonnector(job)).finally(() => { ${hooks.afterRun} });`
+      : `  return runKonnector(job);`,
     `}`,
   ].join('\n');
 }
@@ -120,7 +126,10 @@ export async function bundleKonnector(dir: string): Promise<Bundle> {
   } catch {
     throw new UsageError('source', `the konnector entry ${entry} does not exist (set "main" in package.json or add index.js)`);
   }
-  const wrapper = [`import { enableHostClock } from ${JSON.stringify(preludePath)};`, entryModuleSource(entry, 'enableHostClock();')].join('\n');
+  const wrapper = [
+    `import { enableHostClock, dropTimers } from ${JSON.stringify(preludePath)};`,
+    entryModuleSource(entry, { beforeRun: 'enableHostClock();', afterRun: 'dropTimers();' }),
+  ].join('\n');
   let result: esbuild.BuildResult & { outputFiles: esbuild.OutputFile[] };
   try {
     result = await esbuild.build({

@@ -94,6 +94,11 @@ globalThis.setInterval = (callback, delay, ...args) => addTimer(callback, delay,
 globalThis.clearTimeout = (id) => void timers.delete(id);
 globalThis.clearInterval = globalThis.clearTimeout;
 
+/** The job ends when its konnector's run settles: timers still pending never fire (an interval would hold the job to its wall clock). */
+export function dropTimers() {
+  timers.clear();
+}
+
 export function enableHostClock() {
   hostClockOn = true;
   timeOrigin = currentMillis();
