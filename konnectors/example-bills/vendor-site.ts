@@ -10,6 +10,7 @@ import { randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { z } from 'zod';
+import { cookieValue, escapeHtml, readForm, redirect, sendHtml as send, simplePdf, VendorError } from '../vendor-kit.ts';
 
 export interface VendorBill {
   /** ISO date, YYYY-MM-DD (shown as DD/MM/YYYY on the site). */
@@ -45,17 +46,12 @@ const BILLS: readonly VendorBill[] = Object.freeze([
 ]);
 
 const SESSION_COOKIE = 'ee_session';
-const MAX_FORM_BYTES = 16 * 1024;
 
 const loginFormSchema = z.object({
   login: z.string().max(256),
   password: z.string().max(256),
   csrf: z.string().regex(/^[0-9a-f]{32}$/),
 });
-
-function escapeHtml(text: string): string {
-  return text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
-}
 
 function page(title: string, body: string): string {
   return `<!DOCTYPE html>
@@ -80,62 +76,6 @@ function displayAmount(amount: number): string {
   return `${amount.toFixed(2).replace('.', ',')} €`;
 }
 
-/** A minimal, valid one-page PDF naming the bill. */
-function billPdf(bill: VendorBill): Buffer {
-  const text = `Example Energy bill ${bill.vendorRef}: ${displayAmount(bill.amount).replace(' €', ' EUR')}`;
-  const stream = `BT /F1 12 Tf 72 720 Td (${text}) Tj ET`;
-  const objects = [
-    '<< /Type /Catalog /Pages 2 0 R >>',
-    '<< /Type /Pages /Kids [3 0 R] /Count 1 >>',
-    '<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R /Resources << /Font << /F1 5 0 R >> >> >>',
-    `<< /Length ${stream.length} >>\nstream\n${stream}\nendstream`,
-    '<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>',
-  ];
-  let pdf = '%PDF-1.4\n';
-  const offsets: number[] = [];
-  objects.forEach((object, i) => {
-    offsets.push(pdf.length);
-    pdf += `${i + 1} 0 obj\n${object}\nendobj\n`;
-  });
-  const xref = pdf.length;
-  pdf += `xref\n0 ${objects.length + 1}\n0000000000 65535 f \n`;
-  pdf += offsets.map((offset) => `${String(offset).padStart(10, '0')} 00000 n \n`).join('');
-  pdf += `trailer\n<< /Size ${objects.length + 1} /Root 1 0 R >>\nstartxref\n${xref}\n%%EOF\n`;
-  return Buffer.from(pdf, 'latin1');
-}
-
-class BadRequest extends Error {
-  constructor(
-    readonly status: number,
-    message: string,
-  ) {
-    super(message);
-  }
-}
-
-async function readForm(req: IncomingMessage): Promise<URLSearchParams> {
-  const type = req.headers['content-type'] ?? '';
-  if (!type.startsWith('application/x-www-form-urlencoded')) {
-    throw new BadRequest(415, 'the login form must be posted as application/x-www-form-urlencoded');
-  }
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of req) {
-    size += (chunk as Buffer).length;
-    if (size > MAX_FORM_BYTES) throw new BadRequest(413, `the form is larger than ${MAX_FORM_BYTES} bytes`);
-    chunks.push(chunk as Buffer);
-  }
-  return new URLSearchParams(Buffer.concat(chunks).toString('utf8'));
-}
-
-function cookieValue(req: IncomingMessage, name: string): string | undefined {
-  for (const part of (req.headers.cookie ?? '').split(';')) {
-    const [key, ...value] = part.trim().split('=');
-    if (key === name) return value.join('=');
-  }
-  return undefined;
-}
-
 export async function startVendorSite(opts: VendorSiteOptions = {}): Promise<VendorSite> {
   /** session id -> login */
   const sessions = new Map<string, string>();
@@ -143,16 +83,6 @@ export async function startVendorSite(opts: VendorSiteOptions = {}): Promise<Ven
   const csrfTokens = new Set<string>();
 
   const token = () => randomBytes(16).toString('hex');
-
-  function send(res: ServerResponse, status: number, html: string, headers: Record<string, string | string[]> = {}) {
-    res.writeHead(status, { 'Content-Type': 'text/html; charset=utf-8', 'Cache-Control': 'no-store', ...headers });
-    res.end(html);
-  }
-
-  function redirect(res: ServerResponse, location: string, headers: Record<string, string | string[]> = {}) {
-    res.writeHead(302, { Location: location, ...headers });
-    res.end();
-  }
 
   function loginPage(res: ServerResponse, error?: string) {
     const csrf = token();
@@ -178,8 +108,8 @@ ${error ? `<p class="error" role="alert">${escapeHtml(error)}</p>\n` : ''}<form 
     const login = sessionOf(req);
 
     if (pathname === '/login' && method === 'POST') {
-      const parsed = loginFormSchema.safeParse(Object.fromEntries(await readForm(req)));
-      if (!parsed.success) throw new BadRequest(400, 'the login form needs login, password and csrf');
+      const parsed = loginFormSchema.safeParse(await readForm(req));
+      if (!parsed.success) throw new VendorError(400, 'the login form needs login, password and csrf');
       const { csrf, login: user, password } = parsed.data;
       if (!csrfTokens.delete(csrf)) return loginPage(res, 'Your session has expired, please log in again.');
       if (user !== CREDENTIALS.login || password !== CREDENTIALS.password) {
@@ -189,7 +119,7 @@ ${error ? `<p class="error" role="alert">${escapeHtml(error)}</p>\n` : ''}<form 
       sessions.set(id, user);
       return redirect(res, '/', { 'Set-Cookie': `${SESSION_COOKIE}=${id}; Path=/; HttpOnly; SameSite=Lax` });
     }
-    if (method !== 'GET' && method !== 'HEAD') throw new BadRequest(405, `${method} is not allowed on ${pathname}`);
+    if (method !== 'GET' && method !== 'HEAD') throw new VendorError(405, `${method} is not allowed on ${pathname}`);
 
     if (pathname === '/login') return login ? redirect(res, '/') : loginPage(res);
     if (pathname === '/logout') {
@@ -220,14 +150,14 @@ ${rows.join('\n')}
     const bill = pdf && BILLS.find((b) => b.vendorRef === pdf[1]);
     if (bill) {
       res.writeHead(200, { 'Content-Type': 'application/pdf', 'Content-Disposition': `attachment; filename="${bill.vendorRef}.pdf"` });
-      return res.end(billPdf(bill));
+      return res.end(simplePdf(`Example Energy bill ${bill.vendorRef}: ${displayAmount(bill.amount).replace(' €', ' EUR')}`));
     }
     return send(res, 404, page('Not found', '<p>This page does not exist.</p>'));
   }
 
   const server = createServer((req, res) => {
     handle(req, res).catch((error: unknown) => {
-      const status = error instanceof BadRequest ? error.status : 500;
+      const status = error instanceof VendorError ? error.status : 500;
       const message = error instanceof Error ? error.message : String(error);
       if (!res.headersSent) send(res, status, page('Error', `<p class="error">${escapeHtml(message)}</p>`));
       else res.destroy();
