@@ -2,8 +2,10 @@
  * Fuel metering benchmark: builds the CPU-heavy konnector of
  * bench/fixtures/cpu-heavy with `konnector build`, meters a copy of its
  * component, and runs both in this process, interleaved, after a warm-up
- * (V8 compiles wasm lazily and tiers up). Prints the run-time ratio (median
- * of the runs, min-max shown), the instrumentation time and the size growth.
+ * (V8 compiles wasm lazily and tiers up), with the same konnector code run by
+ * Node itself as the baseline for guest CPU speed. Prints the run-time ratios
+ * (median of the runs, min-max shown), the instrumentation time and the size
+ * growth.
  * Wall-clock time is what the ratio is about; process CPU time is printed
  * too, as it is less disturbed when the machine is shared.
  *
@@ -14,6 +16,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
+import { build } from 'esbuild';
 import { readArtifact } from '../runner/artifact.ts';
 import { buildKonnector } from '../runner/build/index.ts';
 import { mapCoreModules } from '../runner/wasm/module.ts';
@@ -40,6 +43,31 @@ const MiB = 1024 * 1024;
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const ms = (x: number) => x.toFixed(0);
 
+interface NodeKonnector {
+  run(job: { fields: string }): void;
+}
+
+/** The fixture's code as Node runs it, its log import answered in this process. */
+async function loadOnNode(logs: string[]): Promise<NodeKonnector> {
+  const bundled = await build({
+    entryPoints: [path.join(fixture, 'index.js')],
+    bundle: true,
+    write: false,
+    format: 'esm',
+    platform: 'node',
+    plugins: [{
+      name: 'log-import',
+      setup(on) {
+        on.onResolve({ filter: /^cozy:konnector\/log@/ }, () => ({ path: 'log', namespace: 'host' }));
+        on.onLoad({ filter: /.*/, namespace: 'host' }, () => ({ contents: 'export const write = (level, message) => globalThis.__benchLog(message);' }));
+      },
+    }],
+  });
+  (globalThis as { __benchLog?: (line: string) => void }).__benchLog = (line) => logs.push(line);
+  const source = Buffer.from(bundled.outputFiles[0]!.contents).toString('base64');
+  return (await import(`data:text/javascript;base64,${source}`)) as NodeKonnector;
+}
+
 const dir = await mkdtemp(path.join(os.tmpdir(), 'fuel-bench-'));
 try {
   console.error('building the cpu-heavy konnector...');
@@ -60,8 +88,19 @@ try {
 
   const plain = await prepareGuest(component);
   const fueled = await prepareGuest(metered);
+  const nodeLogs: string[] = [];
+  const onNode = await loadOnNode(nodeLogs);
   const budget = 1n << 62n;
   const job = { rounds };
+  const onceOnNode = () => {
+    nodeLogs.length = 0;
+    const cpu = process.cpuUsage();
+    const started = performance.now();
+    onNode.run({ fields: JSON.stringify(job) });
+    const elapsed = performance.now() - started;
+    const { user, system } = process.cpuUsage(cpu);
+    return { elapsed, cpu: (user + system) / 1000, checksum: nodeLogs.join('\n') };
+  };
   const once = (guest: PreparedGuest, meteredRun: boolean) => {
     const cpu = process.cpuUsage();
     const started = performance.now();
@@ -76,10 +115,11 @@ try {
   for (let i = 0; i < warmup; i++) {
     once(plain, false);
     once(fueled, true);
+    onceOnNode();
   }
   console.error(`measuring (${runs} runs each, interleaved)...`);
-  const times = { plain: [] as number[], fueled: [] as number[] };
-  const cpuTimes = { plain: [] as number[], fueled: [] as number[] };
+  const times = { plain: [] as number[], fueled: [] as number[], node: [] as number[] };
+  const cpuTimes = { plain: [] as number[], fueled: [] as number[], node: [] as number[] };
   const consumed = new Set<bigint>();
   const checksums = new Set<string>();
   for (let i = 0; i < runs; i++) {
@@ -92,8 +132,12 @@ try {
       checksums.add(result.checksum);
       if (meteredRun) consumed.add(result.consumed);
     }
+    const native = onceOnNode();
+    times.node.push(native.elapsed);
+    cpuTimes.node.push(native.cpu);
+    checksums.add(native.checksum);
   }
-  if (checksums.size !== 1) throw new Error(`metered and unmetered runs computed different results: ${[...checksums].join(' / ')}`);
+  if (checksums.size !== 1) throw new Error(`metered, unmetered and Node runs computed different results: ${[...checksums].join(' / ')}`);
   if (consumed.size !== 1) throw new Error(`the same job consumed different fuel across runs: ${[...consumed].join(', ')}`);
 
   const ratio = median(times.fueled) / median(times.plain);
@@ -102,10 +146,12 @@ try {
   const rows = [
     ['unmetered', ms(median(times.plain)), range(times.plain), ms(median(cpuTimes.plain))],
     ['metered', ms(median(times.fueled)), range(times.fueled), ms(median(cpuTimes.fueled))],
+    ['node', ms(median(times.node)), range(times.node), ms(median(cpuTimes.node))],
   ];
   const facts = [
     ['run-time ratio (median metered / median unmetered)', `${ratio.toFixed(3)} (min/min ${(Math.min(...times.fueled) / Math.min(...times.plain)).toFixed(3)})`],
     ['CPU-time ratio (medians)', (median(cpuTimes.fueled) / median(cpuTimes.plain)).toFixed(3)],
+    ['guest CPU against Node (median metered / median node)', `${(median(times.fueled) / median(times.node)).toFixed(2)}x slower (unmetered ${(median(times.plain) / median(times.node)).toFixed(2)}x)`],
     ['fuel per run (identical in every run)', `${fuel} units (${(Number(fuel) / median(times.fueled) / 1000).toFixed(0)} M units/s)`],
     ['instrumentation time (component, 3 runs)', `${ms(median(instrumentMs))} ms (${ms(Math.min(...instrumentMs))}-${ms(Math.max(...instrumentMs))})`],
     ['component size', `${(component.length / MiB).toFixed(2)} MiB -> ${(metered.length / MiB).toFixed(2)} MiB (+${((metered.length / component.length - 1) * 100).toFixed(1)}%)`],
