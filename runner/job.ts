@@ -9,6 +9,7 @@ import { openSessions } from '../host-api/sessions.ts';
 import { UsageError } from './errors.ts';
 import type { Limits } from './limits.ts';
 import type { LoadedKonnector } from './loader.ts';
+import { JobGate } from './job-gate.ts';
 import { describeIssues } from './manifest.ts';
 import type { SandboxPool } from './pool.ts';
 import { runInSandbox, type JobOutcome } from './sandbox.ts';
@@ -57,10 +58,11 @@ export interface JobEnvironment {
   /** The worker threads to run on; default the process-wide pool. */
   pool?: SandboxPool;
   /**
-   * Whether this host owns the job, while its claim is being written: the
-   * konnector starts at once but its host calls wait for it (see runInSandbox).
+   * Whether this host may act for the job: the konnector starts at once but
+   * its host calls wait for the gate to open, and stop when it is revoked
+   * (see runInSandbox). Default: open.
    */
-  owned?: Promise<boolean>;
+  gate?: JobGate;
 }
 
 export function parseJobRequest(input: unknown): z.output<typeof JobRequestSchema> {
@@ -76,8 +78,8 @@ export async function runJob(konnector: LoadedKonnector, request: JobRequest, en
   const log = new JobLog(env.limits.log, env.onLog);
   const sessions = openSessions({ couchUrl: env.couchUrl, instance: job.instance, slug: manifest.slug, accountId: job.accountId });
   // Read while the konnector starts, once the job is ours: only its first request needs it.
-  const owned = env.owned ?? Promise.resolve(true);
-  const session = owned.then((yes) => (yes ? sessions.load() : undefined)).catch((error: Error) => {
+  const gate = env.gate ?? new JobGate();
+  const session = gate.opened.then((yes) => (yes ? sessions.load() : undefined)).catch((error: Error) => {
     log.write('warning', `the account's vendor session could not be read, starting without it: ${error.message}`, 'runner');
     return undefined;
   });
@@ -125,7 +127,7 @@ export async function runJob(konnector: LoadedKonnector, request: JobRequest, en
       { http, documents, files, log },
       env.limits,
       env.pool,
-      owned,
+      gate,
     );
   } finally {
     await http.close();
@@ -135,7 +137,8 @@ export async function runJob(konnector: LoadedKonnector, request: JobRequest, en
   // The session is kept only when the konnector asked to (CookieKonnector), and dropped when the vendor refused the login.
   const loginRejected = /^(LOGIN_FAILED|USER_ACTION_NEEDED)/.test(outcome.error ?? '');
   const keep = loginRejected ? false : http.sessionWanted;
-  if (keep !== undefined) {
+  // A job the host lost meanwhile writes nothing more: the attempt that owns it keeps the session.
+  if (keep !== undefined && gate.revoked === undefined) {
     await (keep ? sessions.save(await http.session()) : sessions.drop()).catch((error: Error) =>
       log.write('warning', `the account's vendor session could not be ${keep ? 'kept' : 'forgotten'}: ${error.message}`, 'runner'),
     );

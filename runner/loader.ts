@@ -1,10 +1,10 @@
-import { transpileBytes } from '@bytecodealliance/jco-transpile';
+import { Worker } from 'node:worker_threads';
 import { componentWit } from '@bytecodealliance/jco-transpile/wasm-tools';
 import type { Artifact } from './artifact.ts';
 import { UsageError } from './errors.ts';
 import { WASM_PAGE_BYTES, type Limits } from './limits.ts';
 import { isFuelInstrumented } from './wasm/fuel.ts';
-import { capMemory } from './wasm/memory-cap.ts';
+import type { TranspileAnswer, TranspileRequest } from './transpile-worker.ts';
 
 /** Interfaces a konnector component may import (unversioned, as the glue names them). */
 export const ALLOWED_IMPORTS = new Set([
@@ -43,17 +43,9 @@ export async function loadKonnector(
   limits: Pick<Limits, 'memoryBytes'>,
   options: LoadOptions = {},
 ): Promise<LoadedKonnector> {
-  let transpiled: Awaited<ReturnType<typeof transpileBytes>>;
-  try {
-    transpiled = await transpileBytes(artifact.component, {
-      name: 'konnector',
-      instantiation: 'sync',
-      wasiShim: false,
-      noComponentErrorWrapping: true,
-    });
-  } catch (error) {
-    throw new UsageError('artifact', `the artifact's component is not a valid WebAssembly component: ${(error as Error).message}`);
-  }
+  const maxPages = Math.floor(limits.memoryBytes / WASM_PAGE_BYTES);
+  const transpiled = await transpileOffThread({ component: artifact.component, maxPages });
+  if (!transpiled.ok) throw new UsageError('artifact', `the artifact's component is not a valid WebAssembly component: ${transpiled.message}`);
   const foreign = transpiled.imports.filter((name) => !ALLOWED_IMPORTS.has(name));
   if (foreign.length > 0) {
     throw new UsageError(
@@ -71,15 +63,27 @@ export async function loadKonnector(
   if (!metered && !options.allowUnmetered) {
     throw new UsageError('artifact', 'the component is not fuel-metered (built with --unmetered): its CPU use could not be bounded; rebuild it without --unmetered, or pass --allow-unmetered to run it anyway');
   }
-  const maxPages = Math.floor(limits.memoryBytes / WASM_PAGE_BYTES);
   const modules: Record<string, WebAssembly.Module> = {};
-  for (const [name, bytes] of Object.entries(transpiled.files)) {
-    if (name.endsWith('.wasm')) modules[name] = await WebAssembly.compile(capMemory(new Uint8Array(bytes), maxPages));
-  }
-  return { id: `${artifact.header.sha256}:${maxPages}`, artifact, metered, glue: Buffer.from(transpiled.files['konnector.js']!).toString('utf8'), modules };
+  for (const [name, bytes] of Object.entries(transpiled.modules)) modules[name] = await WebAssembly.compile(bytes as Uint8Array<ArrayBuffer>);
+  return { id: `${artifact.header.sha256}:${maxPages}`, artifact, metered, glue: transpiled.glue, modules };
 }
 
-/** The component's imports and exports as WIT declares them, with versions. */
+const workerBoot = new URL('./worker-boot.mjs', import.meta.url);
+const transpileEntry = new URL('./transpile-worker.ts', import.meta.url).href;
+
+/** Runs runner/transpile-worker.ts once: the main thread stays free while jco works. */
+function transpileOffThread(request: TranspileRequest): Promise<TranspileAnswer> {
+  return new Promise((resolve, reject) => {
+    const worker = new Worker(workerBoot, { workerData: { entry: transpileEntry, request }, env: {} });
+    worker.once('message', (answer: TranspileAnswer) => {
+      resolve(answer);
+      void worker.terminate();
+    });
+    worker.once('error', reject);
+    worker.once('exit', (code) => reject(new Error(`the transpile worker exited (code ${code}) without an answer`)));
+  });
+}
+
 export async function describeComponent(component: Uint8Array): Promise<{ imports: string[]; exports: string[]; wit: string }> {
   let wit: string;
   try {

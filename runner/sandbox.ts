@@ -6,6 +6,7 @@ import { HttpError } from '../host-api/http/errors.ts';
 import type { Http } from '../host-api/http/index.ts';
 import { BudgetExceeded } from '../host-api/budget.ts';
 import { JobLog, type LogLevel } from '../host-api/log.ts';
+import { JobGate } from './job-gate.ts';
 import { serveGuest, type GuestMessage, type GuestUsage, type HostAnswer } from './bridge.ts';
 import { cozyErrorCode, type CozyErrorCode, type SandboxErrorCode } from './error-codes.ts';
 import type { GuestJob, GuestOutcome, RunMessage } from './guest-worker.ts';
@@ -44,12 +45,12 @@ class JobEnded extends Error {
 }
 
 /**
- * The host lost the job before serving any of its konnector's calls (see
- * `owned` in runInSandbox): the job did not run, and has no outcome.
+ * The host did not get the job, or lost it while its konnector ran (see the
+ * gate in runInSandbox): this attempt has no outcome of its own.
  */
 export class JobNotOwned extends Error {
-  constructor() {
-    super('the job was taken by another host before its konnector reached the host');
+  constructor(reason: string) {
+    super(reason);
     this.name = 'JobNotOwned';
   }
 }
@@ -108,10 +109,11 @@ function hitMemoryCap(outcome: { message: string; memoryBytes: number; code?: st
  * trapping, looping forever or exhausting memory. Never rejects for guest
  * behaviour.
  *
- * `owned` lets a job start while the host is still claiming it: the guest
- * runs, but none of its host calls is served until `owned` resolves true.
- * False (or a rejection) stops the guest and rejects with JobNotOwned: it
- * had no effect outside its instance.
+ * The gate lets a job start while the host is still claiming it: the guest
+ * runs, but none of its host calls is served until the gate opens. A gate
+ * that never opens stops the guest and rejects with JobNotOwned: it had no
+ * effect outside its instance. A revoked gate (the host lost the job) serves
+ * no further call and stops the guest at once, rejecting with JobNotOwned too.
  */
 export async function runInSandbox(
   konnector: LoadedKonnector,
@@ -119,7 +121,7 @@ export async function runInSandbox(
   caps: JobCapabilities,
   limits: Limits,
   pool: SandboxPool = sharedPool(),
-  owned: Promise<boolean> = Promise.resolve(true),
+  gate: JobGate = new JobGate(),
 ): Promise<JobOutcome> {
   const started = performance.now();
   const worker = await pool.acquire(konnector.id);
@@ -132,8 +134,7 @@ export async function runInSandbox(
     if (usage.fuelUsed !== null) fuelUsed = Math.max(fuelUsed ?? 0, usage.fuelUsed);
   };
   let workerSound = true;
-  let notOwned = false;
-  const ownedOrNot = owned.catch(() => false);
+  let disowned: string | undefined;
 
   const outcome = await new Promise<Omit<JobOutcome, 'durationMs' | 'memoryPeakBytes' | 'fuelUsed'>>((resolve) => {
     let settled = false;
@@ -141,6 +142,7 @@ export async function runInSandbox(
       if (settled) return;
       settled = true;
       clearTimeout(timer);
+      stopListening();
       worker.thread.off('message', onOutcome).off('error', onError).off('exit', onExit);
       resolve(result);
     };
@@ -151,13 +153,15 @@ export async function runInSandbox(
       caps.log.write('error', message, 'runner');
       finish({ state: 'errored', error: code, message });
     };
-    void ownedOrNot.then((yes) => {
-      if (yes || settled) return;
-      notOwned = true;
+    /** The host does not, or no longer, own the job: it has no outcome (JobNotOwned below). */
+    const disown = (reason: string) => {
+      if (settled) return;
+      disowned = reason;
       workerSound = false;
-      // A placeholder: a job not owned has no outcome (JobNotOwned below).
-      finish({ state: 'errored', error: 'UNKNOWN_ERROR.CRASH', message: 'the job was not owned' });
-    });
+      finish({ state: 'errored', error: 'UNKNOWN_ERROR.CRASH', message: reason }); // a placeholder, never reported
+    };
+    void gate.opened.then((yes) => yes || disown('the host did not get the job'));
+    const stopListening = gate.onRevoke((reason) => disown(`the host lost the job: ${reason}`));
     const timer = setTimeout(
       () => end('LIMIT_EXCEEDED.WALL_CLOCK', `the job ran longer than its wall-clock limit of ${limits.wallClockMs} ms`),
       limits.wallClockMs,
@@ -168,7 +172,7 @@ export async function runInSandbox(
       signal,
       async (message) => {
         noteUsage(message);
-        if (!(await ownedOrNot) || settled) return undefined;
+        if (!(await gate.allows()) || settled) return undefined;
         return answer(message, caps);
       },
       (fault) => {
@@ -220,9 +224,9 @@ export async function runInSandbox(
   });
 
   hostPort.close();
-  if (notOwned) {
+  if (disowned !== undefined) {
     await pool.discard(worker);
-    throw new JobNotOwned();
+    throw new JobNotOwned(disowned);
   }
   if (workerSound) {
     worker.prepared = konnector.id;

@@ -10,6 +10,7 @@ import { describeComponent } from '../runner/loader.ts';
 import { readArtifact } from '../runner/artifact.ts';
 import { buildOnce, fixtureDir, loadOnce } from './support/artifacts.ts';
 import { databaseName } from '../host-api/job-scope.ts';
+import { JobGate } from '../runner/job-gate.ts';
 import { JobNotOwned } from '../runner/sandbox.ts';
 
 const probe = fixtureDir('sandbox-probe');
@@ -33,14 +34,17 @@ afterAll(async () => {
 async function runProbe(
   fields: Record<string, unknown>,
   jobLimits: Limits = limits,
-  more: { jobId?: string; owned?: Promise<boolean>; lines?: LogLine[] } = {},
+  more: { jobId?: string; gate?: JobGate; lines?: LogLine[]; onLog?: (line: LogLine) => void } = {},
 ): Promise<{ report: JobReport; lines: LogLine[] }> {
   const lines = more.lines ?? [];
   const konnector = await loadOnce(probe, jobLimits);
   const report = await runJob(
     konnector,
     { jobId: more.jobId, accountId: 'probe-account', instance: 'sandbox.cozy.localhost', fields },
-    { couchUrl: couch.url, limits: jobLimits, onLog: (line) => lines.push(line), owned: more.owned },
+    { couchUrl: couch.url, limits: jobLimits, gate: more.gate, onLog: (line) => {
+      lines.push(line);
+      more.onLog?.(line);
+    } },
   );
   return { report, lines };
 }
@@ -202,7 +206,7 @@ describe('the sandbox', () => {
     // Warm: the konnector is compiled and its next instance ready, so the guest makes its calls well within the wait.
     expect((await runProbe({})).report.state).toBe('done');
     const lost: LogLine[] = [];
-    await expect(runProbe({}, limits, { jobId: 'not-owned', owned: later(false), lines: lost })).rejects.toThrow(JobNotOwned);
+    await expect(runProbe({}, limits, { jobId: 'not-owned', gate: new JobGate(later(false)), lines: lost })).rejects.toThrow(JobNotOwned);
     expect(lost.filter((line) => line.source === 'konnector')).toEqual([]);
     expect(await probeDocument('not-owned')).toBe(404);
 
@@ -211,11 +215,27 @@ describe('the sandbox', () => {
       ownedAt = Date.now();
       return yes;
     });
-    const twin = await runProbe({}, limits, { jobId: 'owned', owned });
+    const twin = await runProbe({}, limits, { jobId: 'owned', gate: new JobGate(owned) });
     expect(twin.report).toMatchObject({ state: 'done', saved: { 'io.cozy.probes': 1 } });
     expect(await probeDocument('owned')).toBe(200);
     const firstLine = twin.lines.find((line) => line.source === 'konnector');
     expect(Date.parse(firstLine!.time)).toBeGreaterThanOrEqual(ownedAt - 1);
+  });
+
+  it('stops a job whose gate is revoked mid-run and serves none of its later calls; an unrevoked twin saves', async () => {
+    const gate = new JobGate();
+    const lines: LogLine[] = [];
+    // Revoked once the konnector is running (its first line), while it sleeps before saving.
+    const revoked = runProbe({ mode: 'sleep', ms: 30_000 }, limits, {
+      jobId: 'revoked', gate, lines, onLog: (line) => line.message === 'sleeping' && gate.revoke('its lease lapsed'),
+    });
+    await expect(revoked).rejects.toThrow(/the host lost the job: its lease lapsed/);
+    expect(lines.map((line) => line.message)).not.toContain('slept');
+    expect(await probeDocument('revoked')).toBe(404);
+
+    const twin = await runProbe({ mode: 'sleep', ms: 10 }, limits, { jobId: 'not-revoked', gate: new JobGate() });
+    expect(twin.report).toMatchObject({ state: 'done', saved: { 'io.cozy.probes': 1 } });
+    expect(await probeDocument('not-revoked')).toBe(200);
   });
 
   it('keeps a benign job correct while another job spins beside it', async () => {

@@ -9,6 +9,7 @@
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { JobEnvironment, JobReport } from '../job.ts';
+import { JobGate } from '../job-gate.ts';
 import type { LoadedKonnector } from '../loader.ts';
 import { ServeError, type HostErrorCode } from './errors.ts';
 import type { JobExecutor } from './executor.ts';
@@ -51,22 +52,47 @@ interface StartedJob {
   execution: Promise<{ report: JobReport } | { failure: string }>;
 }
 
-/** One job running in this host. */
+/**
+ * One job this host holds, from the moment its claim lands (while its
+ * konnector still loads) until its outcome is written. The lease is renewed
+ * on its own timer every third of its length; if no renewal has landed a
+ * sixth of the lease before it would lapse, the host gives the job up at
+ * once (its gate revoked: the konnector stops and no further call is
+ * served), since another host may then take it: a job's side effects come
+ * from one attempt.
+ */
 class RunningJob {
-  /** Set when another host took the job over, or when a drain gave it back: its outcome is not written. */
+  /** Set when the host gave the job up (lease lost or lapsing, drain): its outcome is not written. */
   released = false;
+  /** The account's revision, written with the job's outcome (a trigger's stop lasts while the account stays at it). */
+  accountRev: string | undefined;
   private writing: Promise<unknown> = Promise.resolve();
-  private readonly timer: NodeJS.Timeout;
+  private readonly renewal: NodeJS.Timeout;
+  private lapse: NodeJS.Timeout | undefined;
+  private settle!: () => void;
+  /** Resolves once the host is done with the job: outcome written, or given up. */
+  readonly done = new Promise<void>((resolve) => (this.settle = resolve));
 
   constructor(
     public doc: JobDoc,
     readonly attempt: number,
     /** This attempt's log lines, as the konnector writes them. */
     readonly lines: JobLogLine[],
-    private readonly processor: { renew(run: RunningJob): Promise<void> },
-    renewEveryMs: number,
+    readonly gate: JobGate,
+    private readonly holder: { renew(run: RunningJob): Promise<void>; giveUp(run: RunningJob, why: string): void; leaseMs: number },
   ) {
-    this.timer = setInterval(() => void this.serialize(() => this.processor.renew(this)), renewEveryMs);
+    this.renewal = setInterval(() => void this.serialize(() => this.holder.renew(this)), Math.max(50, Math.floor(holder.leaseMs / 3)));
+    this.leaseWrittenAt(Date.parse(doc.lease!.expires_at) - holder.leaseMs);
+  }
+
+  /** A lease write started at `startedAt` landed: the job is ours until a sixth of the lease before it lapses. */
+  leaseWrittenAt(startedAt: number): void {
+    clearTimeout(this.lapse);
+    const giveUpAt = startedAt + this.holder.leaseMs - Math.ceil(this.holder.leaseMs / 6);
+    this.lapse = setTimeout(
+      () => this.holder.giveUp(this, `no lease renewal landed within ${Date.now() - startedAt} ms (lease ${this.holder.leaseMs} ms): the host is too busy or CouchDB too slow`),
+      Math.max(0, giveUpAt - Date.now()),
+    );
   }
 
   /** Writes of one job's document one after the other, so each is based on the revision of the one before. */
@@ -77,7 +103,14 @@ class RunningJob {
   }
 
   stop(): void {
-    clearInterval(this.timer);
+    clearInterval(this.renewal);
+    clearTimeout(this.lapse);
+  }
+
+  /** The host is done with the job. */
+  end(): void {
+    this.stop();
+    this.settle();
   }
 
   /** The stored log plus the lines of this attempt not written yet. */
@@ -87,7 +120,7 @@ class RunningJob {
 }
 
 export class JobProcessor {
-  private readonly running = new Map<string, { run: RunningJob; done: Promise<void> }>();
+  private readonly running = new Map<string, RunningJob>();
   private readonly queuedDocs = new Map<string, JobDoc>();
   private draining = false;
 
@@ -245,93 +278,118 @@ export class JobProcessor {
   /**
    * The queue's handler. The konnector starts while the claim is written,
    * as soon as its account is read: its host calls wait for the claim, and
-   * it is stopped, having done nothing, if another host has the job.
+   * it is stopped, having done nothing, if another host has the job. The
+   * lease is held from the moment the claim lands.
    */
   async process(message: QueueMessage): Promise<void> {
     if (this.draining) throw new MessageDeclined(message);
     const claim = await this.claim(message);
     if (!claim) return;
+    const attempt = claim.job.attempts + 1;
+    const lines: JobLogLine[] = [];
+    const gate = new JobGate(claim.claimed.then(Boolean));
+    const held = claim.claimed.then((claimed) => claimed && this.hold(claimed, attempt, lines, gate));
+    held.catch(() => {});
     const [account, found] = await Promise.all([claim.account, this.konnectorFor(claim.job)]);
     if (!account || 'unrunnable' in found) {
-      const claimed = await claim.claimed;
-      if (!claimed) return;
-      if (!account) return this.endUnrun(claimed, 'HOST.ACCOUNT_NOT_FOUND', `the account ${claimed.message.account} was deleted before the job ran`);
-      return this.endUnrun(claimed, 'HOST.KONNECTOR_NOT_FOUND', (found as { unrunnable: string }).unrunnable);
+      const run = await held;
+      if (!run) return;
+      if (!account) return this.endUnrun(run, 'HOST.ACCOUNT_NOT_FOUND', `the account ${run.doc.message.account} was deleted before the job ran`);
+      return this.endUnrun(run, 'HOST.KONNECTOR_NOT_FOUND', (found as { unrunnable: string }).unrunnable);
     }
-    const started = this.start(claim.job, claim.job.attempts + 1, account, found.konnector, claim.claimed.then(Boolean));
-    const claimed = await claim.claimed.catch(async (error: unknown) => {
+    const started = this.start(claim.job, attempt, account, found.konnector, gate, lines);
+    const run = await held.catch(async (error: unknown) => {
       await started.execution; // stopped before any of its host calls was served
       throw error;
     });
-    if (!claimed) {
+    if (!run) {
       await started.execution;
       return;
     }
-    await this.track(claimed, account, started);
+    await this.track(run, account, started);
   }
 
   /** A job written running by this host at its creation: nobody else can have it. */
   private async runOwned(job: JobDoc, account: AccountDoc): Promise<void> {
+    const lines: JobLogLine[] = [];
+    const gate = new JobGate();
+    const run = this.hold(job, job.attempts, lines, gate);
     const found = await this.konnectorFor(job);
-    if ('unrunnable' in found) return this.endUnrun(job, 'HOST.KONNECTOR_NOT_FOUND', found.unrunnable);
-    await this.track(job, account, this.start(job, job.attempts, account, found.konnector, Promise.resolve(true)));
+    if ('unrunnable' in found) return this.endUnrun(run, 'HOST.KONNECTOR_NOT_FOUND', found.unrunnable);
+    await this.track(run, account, this.start(job, job.attempts, account, found.konnector, gate, lines));
   }
 
-  /** Starts the job's konnector; its host calls are served once `owned` resolves true. */
-  private start(job: JobDoc, attempt: number, account: AccountDoc, konnector: LoadedKonnector, owned: Promise<boolean>): StartedJob {
-    const lines: JobLogLine[] = [];
+  /** Holds the lease of a job whose claim landed: renewed from now on, and no sweep of this host requeues it. */
+  private hold(claimed: JobDoc, attempt: number, lines: JobLogLine[], gate: JobGate): RunningJob {
+    const run = new RunningJob(claimed, attempt, lines, gate, this);
+    this.running.set(claimed._id, run);
+    this.opts.metrics.running.inc();
+    return run;
+  }
+
+  /** The host is done with a job it held. */
+  private letGo(run: RunningJob): void {
+    if (this.running.get(run.doc._id) === run) this.running.delete(run.doc._id);
+    this.opts.metrics.running.dec();
+    run.end();
+  }
+
+  /** Starts the job's konnector; its host calls are served while the gate is open. */
+  private start(job: JobDoc, attempt: number, account: AccountDoc, konnector: LoadedKonnector, gate: JobGate, lines: JobLogLine[]): StartedJob {
     const execution = this.opts.executor
       .execute(
         konnector,
         { jobId: job._id, accountId: account._id, instance: job.instance, fields: account.auth, parameters: {} },
-        { ...this.opts.env, onLog: (line) => lines.push({ ...line, attempt }), owned },
+        { ...this.opts.env, onLog: (line) => lines.push({ ...line, attempt }), gate },
       )
       .then((report) => ({ report }), (error: Error) => ({ failure: error.message }));
     return { attempt, lines, execution };
   }
 
-  /** Holds the lease of a job this host owns while its konnector runs, then writes its outcome. */
-  private async track(claimed: JobDoc, account: AccountDoc, started: StartedJob): Promise<void> {
-    this.opts.metrics.queueWait.observe(Math.max(0, Date.parse(claimed.started_at!) - Date.parse(claimed.due_at)) / 1000);
-    // The account's revision goes with the job's next write: a stop of its trigger lasts while the account stays at it.
-    const run = new RunningJob({ ...claimed, account_rev: account._rev }, started.attempt, started.lines, this,
-      Math.max(50, Math.floor(this.opts.leaseMs / 3)));
-    const done = this.complete(run, started.execution);
-    this.running.set(claimed._id, { run, done });
-    this.opts.metrics.running.inc();
+  /** Holds the lease while the konnector runs, then writes its outcome. */
+  private async track(run: RunningJob, account: AccountDoc, started: StartedJob): Promise<void> {
+    run.accountRev = account._rev;
+    this.opts.metrics.queueWait.observe(Math.max(0, Date.parse(run.doc.started_at!) - Date.parse(run.doc.due_at)) / 1000);
     try {
-      await done;
+      const result = await started.execution;
+      run.stop();
+      if (run.released) return;
+      await run.serialize(() => this.finish(run, 'report' in result ? result.report : undefined, 'failure' in result ? result.failure : undefined));
     } finally {
-      this.running.delete(claimed._id);
-      this.opts.metrics.running.dec();
+      this.letGo(run);
     }
   }
 
-  /** Writes the outcome of a job this host owns, once its konnector ends. */
-  private async complete(run: RunningJob, execution: StartedJob['execution']): Promise<void> {
-    const result = await execution;
-    run.stop();
+  /** Stops renewing and gives the job up: its konnector stops, its outcome is not written; another host may run it. */
+  giveUp(run: RunningJob, why: string): void {
     if (run.released) return;
-    await run.serialize(() => this.finish(run, 'report' in result ? result.report : undefined, 'failure' in result ? result.failure : undefined));
+    run.released = true;
+    run.stop();
+    run.gate.revoke(why);
+    this.opts.log('warning', `job ${run.doc._id}: given up, ${why}; its konnector is stopped and its outcome dropped (the job runs again after its lease)`);
   }
 
-  /** Renews the lease and saves the log so far. Losing the job (a conflict) releases it. */
+  get leaseMs(): number {
+    return this.opts.leaseMs;
+  }
+
+  /** Renews the lease and saves the log so far. Losing the job (a conflict) gives it up. */
   async renew(run: RunningJob): Promise<void> {
     if (run.released) return;
+    const startedAt = Date.now();
     try {
       run.doc = await this.opts.store.jobs.put({
         ...run.doc,
-        lease: { host: this.opts.hostId, expires_at: iso(Date.now() + this.opts.leaseMs) },
+        lease: { host: this.opts.hostId, expires_at: iso(startedAt + this.opts.leaseMs) },
         logs: run.logs(),
       });
+      if (!run.released) run.leaseWrittenAt(startedAt);
     } catch (e) {
       if (!isConflict(e)) {
         this.opts.log('warning', `job ${run.doc._id}: cannot renew its lease (${(e as Error).message}); trying again`);
         return;
       }
-      run.released = true;
-      run.stop();
-      this.opts.log('warning', `job ${run.doc._id}: its lease was taken over by another host; this run's outcome is dropped`);
+      this.giveUp(run, 'another host took its lease over');
     }
   }
 
@@ -350,6 +408,7 @@ export class JobProcessor {
     const { lease: _lease, ...rest } = doc;
     const next: JobDoc = {
       ...rest,
+      ...(run.accountRev ? { account_rev: run.accountRev } : {}),
       state: ok ? 'done' : retry ? 'queued' : 'errored',
       error: code,
       error_message: message,
@@ -377,17 +436,23 @@ export class JobProcessor {
     }
   }
 
-  /** Ends a claimed job that cannot run (no account, no konnector); the attempt it did not make does not count. */
-  private async endUnrun(job: JobDoc, code: HostErrorCode, message: string): Promise<void> {
-    const { lease: _lease, ...rest } = job;
+  /** Ends a held job that cannot run (no account, no konnector); the attempt it did not make does not count. */
+  private async endUnrun(run: RunningJob, code: HostErrorCode, message: string): Promise<void> {
+    run.stop();
     try {
-      const saved = await this.opts.store.jobs.put({
-        ...rest, attempts: job.attempts - 1, state: 'errored', error: code, error_message: message, finished_at: iso(),
+      await run.serialize(async () => {
+        if (run.released) return;
+        const { lease: _lease, ...rest } = run.doc;
+        const saved = await this.opts.store.jobs.put({
+          ...rest, attempts: run.doc.attempts - 1, state: 'errored', error: code, error_message: message, finished_at: iso(),
+        });
+        this.opts.metrics.finished.inc({ konnector: run.doc.message.konnector, state: 'errored', error: code });
+        await this.recordOnTrigger(saved);
       });
-      this.opts.metrics.finished.inc({ konnector: job.message.konnector, state: 'errored', error: code });
-      await this.recordOnTrigger(saved);
     } catch (e) {
       if (!isConflict(e)) throw e;
+    } finally {
+      this.letGo(run);
     }
   }
 
@@ -469,15 +534,17 @@ export class JobProcessor {
     this.draining = true;
     await this.opts.queue.pause();
     const inFlight = [...this.running.values()];
-    const allDone = Promise.allSettled(inFlight.map((entry) => entry.done));
+    const allDone = Promise.allSettled(inFlight.map((run) => run.done));
     const timer = sleep(graceMs, 'timeout' as const, { ref: false });
     if ((await Promise.race([allDone.then(() => 'done' as const), timer])) === 'done') return { finished: inFlight.length, requeued: 0 };
     let requeued = 0;
-    for (const [id, { run }] of this.running) {
+    for (const [id, run] of this.running) {
       run.stop();
       await run.serialize(async () => {
         if (run.released) return;
         run.released = true;
+        // Stopped before it is given back, so nothing it does lands after another host has it.
+        run.gate.revoke(`drained: its host stopped after a ${graceMs} ms grace period`);
         const saved = await this.requeueInterrupted(run.doc, `drained: its host stopped after a ${graceMs} ms grace period`, run.logs());
         if (saved) requeued++;
         else this.opts.log('warning', `job ${id}: could not give it back to the queue: it changed meanwhile`);

@@ -6,10 +6,11 @@ import { copyFile, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import nano from 'nano';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { startEmbeddedCouchDB, type CouchServer } from '../../host-api/couchdb-server.ts';
 import { databaseName } from '../../host-api/documents.ts';
 import { konnectorCli } from '../support/cli.ts';
+import { saturateCpu, type CpuLoad } from '../support/cpu-load.ts';
 import { apiClient, konnectorsDir, settledJob, SLUG, spawnServe, startSlowVendor, waitFor, type Api, type ServeProcess } from './support.ts';
 
 let couch: CouchServer;
@@ -23,8 +24,15 @@ beforeAll(async () => {
   [couch, vendor, dir] = await Promise.all([startEmbeddedCouchDB({ dataDir: couchDir }), startSlowVendor(), konnectorsDir()]);
 });
 
-afterEach(() => {
+// Failover must hold on a machine with no idle CPU: every test here runs with every core busy.
+let load: CpuLoad | undefined;
+beforeEach(() => {
+  load = saturateCpu();
+});
+
+afterEach(async () => {
   for (const p of processes.splice(0)) p.child.kill('SIGKILL');
+  await load?.stop();
 });
 
 afterAll(async () => {
@@ -36,7 +44,7 @@ afterAll(async () => {
 /** A host on the shared CouchDB, each test in its own databases (--db-prefix). */
 async function serve(prefix: string, extra: string[] = []): Promise<{ proc: ServeProcess; api: Api }> {
   const proc = await spawnServe(['--konnectors', dir, '--couchdb', couch.url, '--db-prefix', prefix, '--concurrency', '2',
-    '--lease', '2s', '--retry-delay', '50ms', '--data-dir', path.join(couchDir, prefix),
+    '--lease', '5s', '--retry-delay', '50ms', '--data-dir', path.join(couchDir, prefix),
     '--connect-to', `wait.example:80:127.0.0.1:${vendor.port}`, ...extra]);
   processes.push(proc);
   return { proc, api: apiClient(proc.url) };
@@ -90,38 +98,37 @@ describe('kill -9 of the host mid-run', () => {
 
 describe('SIGTERM', () => {
   it('drains: no new job, running jobs finish within the grace period, the rest go back to the queue', async () => {
-    const first = await serve('drained', ['--grace', '2500ms']);
+    const first = await serve('drained', ['--grace', '6s']);
     const instance = 'frank.cozy.example';
     const short = await newAccount(first.api, instance, { login: 'short', waitUrl: 'http://wait.example/wait?ms=1000' });
-    const long = await newAccount(first.api, instance, { login: 'long', waitUrl: 'http://wait.example/wait?ms=5000' });
+    const long = await newAccount(first.api, instance, { login: 'long', waitUrl: 'http://wait.example/wait?ms=12000' });
     const shortJob = (await first.api('POST', '/jobs', { account: short })).body._id as string;
     const longJob = (await first.api('POST', '/jobs', { account: long })).body._id as string;
     await waitFor('both jobs to run', async () => (await runningCount(first.api)) === 2);
     const waitingJob = (await first.api('POST', '/jobs', { account: short })).body._id as string;
 
     first.proc.child.kill('SIGTERM');
-    // Until the signal lands, jobs are still accepted: they must end like the others.
-    const acceptedMeanwhile: string[] = [];
-    const refused = await waitFor('the host to refuse new jobs', async () => {
-      const answer = await first.api('POST', '/jobs', { account: short }).catch(() => null);
-      if (answer?.status === 201) acceptedMeanwhile.push(answer.body._id);
-      return answer && answer.status === 503 ? answer : null;
-    });
+    await waitFor('the host to start draining', async () => /SIGTERM: draining/.test(first.proc.output()));
+    const refused = await first.api('POST', '/jobs', { account: short });
+    expect(refused.status).toBe(503);
     expect(refused.body.error.message).toMatch(/draining/);
     expect(await first.proc.exited).toBe(0);
-    expect(first.proc.output()).toMatch(/drained: 1 job\(s\) finished, 1 given back to the queue/);
+    // Every core is busy: which jobs finish within the grace depends on the machine, the accounting does not.
+    const [, finished, givenBack] = /drained: (\d+) job\(s\) finished, (\d+) given back to the queue/.exec(first.proc.output()) ?? [];
+    expect(Number(givenBack)).toBeGreaterThanOrEqual(1);
+    expect(Number(finished) + Number(givenBack)).toBeLessThanOrEqual(2);
 
     const jobsDb = nano(couch.url).use<{ state: string; interruptions: number; attempts: number }>(
       decodeURIComponent(databaseName('drained', 'io.cozy.jobs')));
-    expect(await jobsDb.get(shortJob)).toMatchObject({ state: 'done', interruptions: 0 });
+    // The 12 s job outlives the 6 s grace: given back, its attempt not counted.
     expect(await jobsDb.get(longJob)).toMatchObject({ state: 'queued', interruptions: 1, attempts: 0 });
-    expect(await jobsDb.get(waitingJob)).toMatchObject({ state: 'queued', interruptions: 0 });
+    for (const id of [shortJob, waitingJob]) expect(['done', 'queued']).toContain((await jobsDb.get(id)).state);
 
     const second = await serve('drained');
-    for (const id of [longJob, waitingJob, ...acceptedMeanwhile]) {
+    for (const id of [shortJob, longJob, waitingJob]) {
       expect(await settledJob(second.api, id, 60_000), id).toMatchObject({ state: 'done', attempts: 1 });
     }
-    const all = [shortJob, longJob, waitingJob, ...acceptedMeanwhile];
+    const all = [shortJob, longJob, waitingJob];
     const runs = await savedRuns(instance);
     expect([...runs.keys()].sort()).toEqual(all.sort());
     expect([...runs.values()]).toEqual(all.map(() => 1));
