@@ -34,6 +34,8 @@ export interface ProcessorOptions {
   maxInterruptions: number;
   metrics: ServeMetrics;
   log: HostLogger;
+  /** Each log line of the jobs this host runs, as the konnector writes it (My Accounts follows jobs live). */
+  onLogLine?: (jobId: string, line: JobLogLine) => void;
 }
 
 const isConflict = (e: unknown) => e instanceof ServeError && e.kind === 'conflict';
@@ -284,7 +286,11 @@ export class JobProcessor {
       .execute(
         konnector,
         { jobId: job._id, accountId: account._id, instance: job.instance, fields: account.auth, parameters: {} },
-        { ...this.opts.env, onLog: (line) => lines.push({ ...line, attempt }), owned },
+        { ...this.opts.env, onLog: (line) => {
+          const tagged = { ...line, attempt };
+          lines.push(tagged);
+          this.opts.onLogLine?.(job._id, tagged);
+        }, owned },
       )
       .then((report) => ({ report }), (error: Error) => ({ failure: error.message }));
     return { attempt, lines, execution };
