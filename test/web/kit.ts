@@ -12,7 +12,7 @@ import { chromium, type Browser, type BrowserContext, type Page } from 'playwrig
 import { SMTPServer } from 'smtp-server';
 import { startVendorSite, type VendorSite } from '../../konnectors/example-bills/vendor-site.ts';
 import type { ServeHost } from '../../runner/serve/host.ts';
-import { defaultMyAccountsOptions } from '../../runner/serve/web/index.ts';
+import { defaultMyAccountsOptions, type MyAccountsOptions } from '../../runner/serve/web/index.ts';
 import { buildOnce, repoRoot } from '../support/artifacts.ts';
 import { apiClient, startTestHost, TOKEN } from '../serve/support.ts';
 
@@ -27,6 +27,8 @@ export interface Mail {
 export interface SmtpSink {
   url: string;
   mails: Mail[];
+  /** Holds every mail at its RCPT TO until the returned function is called. */
+  hold(): () => void;
   /** The next mail to `to` (or one already there and not taken yet); fails after the deadline. */
   nextMail(to: string, timeoutMs?: number): Promise<Mail>;
   stop(): Promise<void>;
@@ -40,10 +42,14 @@ export async function startSmtpSink(): Promise<SmtpSink> {
   const mails: Mail[] = [];
   const taken = new Set<Mail>();
   const waiters = new Set<() => void>();
+  let gate: Promise<void> = Promise.resolve();
   const server = new SMTPServer({
     authOptional: true,
     disabledCommands: ['STARTTLS'],
     logger: false,
+    onRcptTo(_address, _session, callback) {
+      void gate.then(() => callback());
+    },
     onData(stream, session, callback) {
       const chunks: Buffer[] = [];
       stream.on('data', (chunk: Buffer) => chunks.push(chunk));
@@ -59,6 +65,11 @@ export async function startSmtpSink(): Promise<SmtpSink> {
   return {
     url: `smtp://127.0.0.1:${port}`,
     mails,
+    hold() {
+      let release!: () => void;
+      gate = new Promise((resolve) => (release = resolve));
+      return release;
+    },
     nextMail(to, timeoutMs = 30_000) {
       return new Promise((resolve, reject) => {
         const look = () => {
@@ -111,7 +122,7 @@ export interface MyAccountsHost {
 export const EXAMPLE_BILLS = path.join(repoRoot, 'konnectors/example-bills');
 
 /** A host with the example konnector (built with the real build), its vendor site, and an SMTP sink for the links. */
-export async function startMyAccountsHost(rateLimit?: { perAddress: number; perClient: number; windowMs: number }): Promise<MyAccountsHost> {
+export async function startMyAccountsHost(options: Partial<Pick<MyAccountsOptions, 'rateLimit' | 'publicUrl'>> = {}): Promise<MyAccountsHost> {
   const [artifact, site, smtp] = await Promise.all([buildOnce(EXAMPLE_BILLS), startVendorSite(), startSmtpSink()]);
   const dir = await mkdtemp(path.join(os.tmpdir(), 'my-accounts-'));
   const konnectors = path.join(dir, 'konnectors');
@@ -125,7 +136,7 @@ export async function startMyAccountsHost(rateLimit?: { perAddress: number; perC
     concurrency: 2,
     connectTo: [{ host: 'energy.example', port: 80, toAddress: '127.0.0.1', toPort: site.port }],
     retry: { maxAttempts: 1, baseDelayMs: 50 },
-    myAccounts: { ...defaults, smtpUrl: smtp.url, mailFrom: 'My Accounts <accounts@serve.test>', now: clock.now, rateLimit: rateLimit ?? defaults.rateLimit },
+    myAccounts: { ...defaults, smtpUrl: smtp.url, mailFrom: 'My Accounts <accounts@serve.test>', now: clock.now, ...options },
   });
   return {
     host, url: host.url, site, smtp, clock,
