@@ -5,9 +5,11 @@
  * screens docs/my-accounts.md shows.
  */
 import path from 'node:path';
+import nano from 'nano';
 import * as OTPAuth from 'otpauth';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, expect, it } from 'vitest';
+import { databaseName } from '../../host-api/documents.ts';
 import { LINK_SENT } from '../../runner/serve/web/index.ts';
 import { LINK_MS } from '../../runner/serve/web/auth.ts';
 import { CHROMIUM, describeWithService } from '../support/services.ts';
@@ -46,7 +48,7 @@ describeWithService(CHROMIUM, 'My Accounts in chromium', (executable) => {
     await page.getByRole('heading', { name: 'Your accounts' }).waitFor();
   }
 
-  it('the operator connects an account, follows the run live, sees the bills saved, then provokes LOGIN_FAILED and fixes the password', async () => {
+  it('the operator connects an account, follows the run live, sees the bills saved, provokes LOGIN_FAILED and fixes the password, pauses and resumes the schedule, deletes the account', async () => {
     const { context, page } = await newPage(browser);
     // Each log line notes the run's state shown when it arrived: a line arriving while "Running" shows the log is live.
     await page.addInitScript(() => {
@@ -119,6 +121,53 @@ describeWithService(CHROMIUM, 'My Accounts in chromium', (executable) => {
     // The password never comes back, from the app's API nor the host's.
     const accounts = await env.operator('GET', '/accounts');
     expect(JSON.stringify(accounts.body)).not.toContain(env.site.credentials.password);
+    const [account] = accounts.body.accounts;
+
+    // Pause, then resume daily.
+    const schedule = async (choice: string, words: string) => {
+      await page.getByLabel('Runs').selectOption(choice);
+      await page.getByRole('button', { name: 'Save the schedule' }).click();
+      await page.getByRole('status').filter({ hasText: `Schedule: ${words}.` }).waitFor();
+    };
+    await schedule('paused', 'Paused');
+    expect((await env.host.store.triggers.find({ 'message.account': account.id })).map((t) => t.type)).toEqual(['@manual']);
+    await schedule('daily', 'Every day');
+    expect((await env.host.store.triggers.find({ 'message.account': account.id })).map((t) => t.type)).toEqual(['@daily']);
+
+    // Delete: the account and its trigger go, the bills it saved stay.
+    await page.getByRole('button', { name: 'Delete this account' }).click();
+    await page.getByRole('button', { name: 'Yes, delete it' }).click();
+    await page.getByRole('heading', { name: 'Your accounts' }).waitFor();
+    expect(await page.getByText('No account yet.').count()).toBe(1);
+    expect(await env.host.store.triggers.find({ 'message.account': account.id })).toEqual([]);
+    const bills = nano(env.host.couchUrl).use(decodeURIComponent(databaseName('alice.cozy.example', 'io.cozy.bills')));
+    expect((await bills.find({ selector: { vendor: 'Example Energy' } })).docs).toHaveLength(6);
+    await context.close();
+  });
+
+  it('can be used with the keyboard alone, and shows what a konnector or a person typed as text, never as markup', async () => {
+    const { context, page } = await newPage(browser, 390);
+    await page.goto(`${env.url}/app/`);
+    const email = page.getByLabel('Your e-mail address');
+    await email.waitFor();
+    for (let tabs = 0; tabs < 6 && !(await email.evaluate((input) => input === document.activeElement)); tabs++) await page.keyboard.press('Tab');
+    await page.keyboard.type('someone@mail.test');
+    await page.keyboard.press('Enter');
+    expect(await page.getByRole('status').textContent()).toBe(LINK_SENT);
+
+    const label = '<img src=x onerror="window.pwned=1">Home <b>bills</b>';
+    await env.operator('PUT', '/instances/kim.cozy.example', { email: 'kim@mail.test' });
+    const connect = await env.operator('POST', '/accounts', { konnector: 'example-bills', instance: 'kim.cozy.example', frequency: 'weekly', label,
+      fields: { login: env.site.credentials.login, password: env.site.credentials.password } });
+    expect(connect.status).toBe(201);
+    await page.goto(`${env.url}/app/`);
+    await page.getByLabel('Your e-mail address').fill('kim@mail.test');
+    await page.getByRole('button', { name: 'Send me a sign-in link' }).click();
+    await page.goto(linkIn(await env.smtp.nextMail('kim@mail.test')));
+    await page.getByRole('link', { name: label }).click();
+    await page.getByRole('heading', { name: label }).waitFor();
+    expect(await page.locator('main img, main b').count()).toBe(0);
+    expect(await page.evaluate(() => (window as unknown as { pwned?: number }).pwned)).toBeUndefined();
     await context.close();
   });
 

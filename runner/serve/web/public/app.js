@@ -198,6 +198,7 @@ async function accountView(id) {
   const schedule = onSubmit(h('form', { class: 'inline' }, scheduleField(account.schedule, true), h('button', { type: 'submit' }, 'Save the schedule')),
     async (data) => {
       const answer = await api('PUT', `/accounts/${encodeURIComponent(id)}/schedule`, { frequency: data.get('frequency') });
+      schedule.querySelector('.notice')?.remove();
       schedule.append(notice(`Schedule: ${SCHEDULE_WORDS[answer.schedule] ?? answer.schedule}.`));
     });
   const edit = konnector ? onSubmit(h('form', {},
