@@ -222,8 +222,21 @@ describeWithService(CHROMIUM, 'My Accounts in chromium', (executable) => {
   });
 
   it('when the instance has 2FA on, the link leads to a TOTP step before the session exists', async () => {
-    const { body } = await env.operator('PUT', '/instances/bob.cozy.example', { email: 'bob@mail.test', twoFactor: true });
-    const totp = OTPAuth.URI.parse(body.totpUri) as OTPAuth.TOTP;
+    // The operator records the owner on the Owners page, and gets the TOTP key once.
+    const operator = await newPage(browser);
+    await signInAsOperator(operator.page);
+    await operator.page.getByRole('link', { name: 'Owners' }).click();
+    await operator.page.getByLabel('Cozy instance').fill('bob.cozy.example');
+    await operator.page.getByLabel('Owner\'s e-mail address').fill('bob@mail.test');
+    await operator.page.getByLabel('Two-factor sign-in').check();
+    await operator.page.getByRole('button', { name: 'Save' }).click();
+    const uri = await operator.page.locator('.secret').textContent();
+    const totp = OTPAuth.URI.parse(uri!) as OTPAuth.TOTP;
+    await operator.page.reload();
+    await operator.page.getByRole('cell', { name: 'bob@mail.test' }).waitFor();
+    expect(await operator.page.locator('.secret').count()).toBe(0);
+    await screenshot(operator.page, 'owners');
+    await operator.context.close();
     await askForLink('bob@mail.test');
     const bob = await newPage(browser);
     await bob.page.goto(linkIn(await env.smtp.nextMail('bob@mail.test')));

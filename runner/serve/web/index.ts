@@ -303,6 +303,7 @@ export async function createMyAccounts(ctx: MyAccountsContext): Promise<MyAccoun
   });
 
   // The operator's records of the instances' owners
+  route('GET', '/instances', async () => ({ status: 200, body: { instances: await owners.list() } }), 'operator');
   route('PUT', '/instances/:instance', async ({ req, params }) => {
     const instance = validate(instanceDomainSchema, params.instance, 'instance');
     return { status: 200, body: await owners.put(instance, validate(InstanceInputSchema, await readJson(req), 'instance record')) };

@@ -45,6 +45,12 @@ export class Owners {
     return docs.map((doc) => ({ instance: doc._id, email: doc.email, ...(doc.two_factor && doc.totp_secret ? { totpSecret: doc.totp_secret } : {}) }));
   }
 
+  /** Every record, without its TOTP secret. */
+  async list(): Promise<Array<{ instance: string; email: string; twoFactor: boolean }>> {
+    const docs = await this.records.find({}, { limit: 10_000 });
+    return docs.map((doc) => ({ instance: doc._id, email: doc.email, twoFactor: doc.two_factor }));
+  }
+
   /** Creates or changes an instance's record; the TOTP URI comes back only when 2FA is turned on now. */
   async put(instance: string, input: z.output<typeof InstanceInputSchema>): Promise<{ instance: string; email: string; twoFactor: boolean; totpUri?: string }> {
     const current = await this.records.get(instance).catch((e: unknown) => {

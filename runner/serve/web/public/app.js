@@ -52,7 +52,8 @@ function renderNav() {
     location.hash = '#/';
     route();
   } }, 'Sign out');
-  nav.replaceChildren(h('a', { href: '#/' }, 'Accounts'), h('a', { href: '#/catalog' }, 'Connect an account'), h('span', { class: 'who' }, who), signOut);
+  nav.replaceChildren(h('a', { href: '#/' }, 'Accounts'), h('a', { href: '#/catalog' }, 'Connect an account'),
+    me.principal.kind === 'operator' ? h('a', { href: '#/owners' }, 'Owners') : null, h('span', { class: 'who' }, who), signOut);
 }
 
 function signedIn(answer) {
@@ -232,6 +233,31 @@ async function accountView(id) {
     h('h2', {}, 'Delete'), remove);
 }
 
+// The operator's records of who owns each instance
+
+async function ownersView() {
+  const { instances } = await api('GET', '/instances');
+  const result = h('div', {});
+  const form = onSubmit(h('form', {},
+    field('owner-instance', 'Cozy instance', { name: 'instance', attributes: { type: 'text', required: true, placeholder: 'alice.cozy.example' } }),
+    field('owner-email', 'Owner\'s e-mail address', { name: 'email', attributes: { type: 'email', required: true } }),
+    h('div', { class: 'check' }, h('input', { type: 'checkbox', id: 'owner-2fa', name: 'twoFactor' }),
+      h('label', { for: 'owner-2fa' }, 'Two-factor sign-in (a code from an authenticator app)')),
+    h('button', { type: 'submit' }, 'Save')), async (data) => {
+    const saved = await api('PUT', `/instances/${encodeURIComponent(data.get('instance'))}`,
+      { email: data.get('email'), twoFactor: data.get('twoFactor') === 'on' });
+    result.replaceChildren(notice(`Saved: ${saved.instance} belongs to ${saved.email}.`),
+      saved.totpUri ? h('div', {}, h('p', {}, 'Give the owner this key for their authenticator app; it is shown only now:'),
+        h('p', { class: 'secret' }, saved.totpUri)) : null);
+  });
+  show('Owners',
+    h('p', {}, 'An instance\'s owner signs in with this e-mail address, and sees only the accounts of their instance.'),
+    instances.length ? h('table', {}, h('caption', {}, 'Instances'),
+      h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, 'Instance'), h('th', { scope: 'col' }, 'Owner'), h('th', { scope: 'col' }, 'Two-factor'))),
+      h('tbody', {}, instances.map((i) => h('tr', {}, h('td', {}, i.instance), h('td', {}, i.email), h('td', {}, i.twoFactor ? 'On' : 'Off'))))) : null,
+    h('h2', {}, 'Add or change an owner'), result, form);
+}
+
 // A run, live
 
 function budgetWords(usage, format = String) {
@@ -300,6 +326,7 @@ async function route() {
   const [, page, id] = /^#\/([a-z]*)\/?(.*)$/.exec(location.hash) ?? [];
   try {
     if (page === 'catalog') return await catalogView();
+    if (page === 'owners') return await ownersView();
     if (page === 'connect') return await connectView(decodeURIComponent(id));
     if (page === 'accounts' && id) return await accountView(decodeURIComponent(id));
     if (page === 'jobs' && id) return jobView(decodeURIComponent(id));
