@@ -34,8 +34,8 @@ export interface ProcessorOptions {
   maxInterruptions: number;
   metrics: ServeMetrics;
   log: HostLogger;
-  /** Each log line of the jobs this host runs, as the konnector writes it (My Accounts follows jobs live). */
-  onLogLine?: (jobId: string, line: JobLogLine) => void;
+  /** Called when a job this host runs writes a log line (My Accounts follows jobs live; see `logSoFar`). */
+  onLogLine?: (jobId: string) => void;
 }
 
 const isConflict = (e: unknown) => e instanceof ServeError && e.kind === 'conflict';
@@ -97,6 +97,11 @@ export class JobProcessor {
 
   get runningCount(): number {
     return this.running.size;
+  }
+
+  /** The whole log of a job this host runs, with the lines not saved yet; undefined for other jobs. */
+  logSoFar(jobId: string): JobLogLine[] | undefined {
+    return this.running.get(jobId)?.run.logs();
   }
 
   /**
@@ -287,9 +292,8 @@ export class JobProcessor {
         konnector,
         { jobId: job._id, accountId: account._id, instance: job.instance, fields: account.auth, parameters: {} },
         { ...this.opts.env, onLog: (line) => {
-          const tagged = { ...line, attempt };
-          lines.push(tagged);
-          this.opts.onLogLine?.(job._id, tagged);
+          lines.push({ ...line, attempt });
+          this.opts.onLogLine?.(job._id);
         }, owned },
       )
       .then((report) => ({ report }), (error: Error) => ({ failure: error.message }));

@@ -40,6 +40,14 @@ describeWithService(CHROMIUM, 'My Accounts in chromium', (executable) => {
     await expect.poll(() => page.getByRole('status').first().textContent(), { timeout: RUN_DEADLINE }).toMatch(new RegExp(`^${state}`));
   }
 
+  /** The run page shows every line of the job's log, once each, in order. */
+  async function logShownWhole(page: Page): Promise<void> {
+    const jobId = decodeURIComponent(/#\/jobs\/(.+)$/.exec(page.url())![1]!);
+    const { body: job } = await env.operator('GET', `/jobs/${jobId}`);
+    const shown = await page.getByRole('list', { name: 'Log of the run' }).locator('li').allTextContents();
+    expect(shown).toEqual(job.logs.map((line: { level: string; message: string }) => `${line.level} ${line.message}`));
+  }
+
   async function signInAsOperator(page: Page): Promise<void> {
     await page.goto(`${env.url}/app/`);
     await page.getByText('Operator of this host').click();
@@ -87,6 +95,7 @@ describeWithService(CHROMIUM, 'My Accounts in chromium', (executable) => {
 
     await page.getByRole('list', { name: 'Log of the run' }).getByText('Successfully logged in').waitFor({ timeout: RUN_DEADLINE });
     await runEnds(page, 'Done');
+    await logShownWhole(page);
     const statesAtLines = await page.evaluate(() => (window as unknown as { statesAtLogLines: string[] }).statesAtLogLines);
     expect(statesAtLines.length).toBeGreaterThan(3);
     expect(statesAtLines).toContain('Running');
@@ -101,6 +110,7 @@ describeWithService(CHROMIUM, 'My Accounts in chromium', (executable) => {
     await page.getByLabel('Password').fill('not the password');
     await page.getByRole('button', { name: 'Save and run' }).click();
     await runEnds(page, 'Failed');
+    await logShownWhole(page);
     const explanation = page.getByRole('alert');
     expect(await explanation.textContent()).toContain('The vendor refused the login or the password.');
     expect(await explanation.textContent()).toContain('Update your password');

@@ -94,6 +94,8 @@ const SECURITY_HEADERS = {
 /** The words of every e-mail sign-in answer, whether the address has an instance or not. */
 export const LINK_SENT = 'If this address owns an instance here, a sign-in link is on its way to it. The link works once, for 10 minutes.';
 export const TOO_MANY = 'Too many sign-in attempts: wait a few minutes, then try again.';
+/** How often a followed job's document is read for its state. */
+const STATE_POLL_MS = 500;
 /** How many past runs an account's page shows. */
 const HISTORY_RUNS = 10;
 
@@ -396,39 +398,49 @@ export async function createMyAccounts(ctx: MyAccountsContext): Promise<MyAccoun
     let job = await jobFor(request.principal!, request.params.id!);
     res.writeHead(200, { ...SECURITY_HEADERS, 'content-type': 'text/event-stream; charset=utf-8', connection: 'keep-alive' });
     const event = (name: string, data: unknown) => res.write(`event: ${name}\ndata: ${JSON.stringify(data)}\n\n`);
-    // Lines sent per attempt: a line arrives live first, then again in the saved document.
+    // Lines sent per attempt. Each source (the running job, its document) holds every line of an
+    // attempt up to some point, so the lines past that count are the new ones.
     const sent = new Map<number, number>();
-    const sendLine = (line: JobDoc['logs'][number]) => {
-      sent.set(line.attempt, (sent.get(line.attempt) ?? 0) + 1);
-      event('log', line);
-    };
-    const sendSaved = (logs: JobDoc['logs']) => {
+    const sendNew = (logs: JobDoc['logs']) => {
       const seen = new Map<number, number>();
       for (const line of logs) {
         const index = (seen.get(line.attempt) ?? 0) + 1;
         seen.set(line.attempt, index);
-        if (index > (sent.get(line.attempt) ?? 0)) sendLine(line);
+        if (index > (sent.get(line.attempt) ?? 0)) {
+          sent.set(line.attempt, index);
+          event('log', line);
+        }
       }
     };
-    const unfollow = ctx.liveLogs.follow(job._id, sendLine);
+    let wake: (() => void) | undefined;
+    const unfollow = ctx.liveLogs.follow(job._id, () => {
+      sendNew(ctx.processor.logSoFar(job._id) ?? []);
+    });
     let closed = false;
     res.on('close', () => {
       closed = true;
-      unfollow();
+      wake?.();
     });
     let lastState = '';
-    while (!closed) {
-      sendSaved(job.logs);
-      const view = jobView(job);
-      const key = `${view.state}:${view.attempts}`;
-      if (key !== lastState) event('job', view);
-      lastState = key;
-      if (job.state === 'done' || job.state === 'errored') break;
-      await new Promise((resolve) => setTimeout(resolve, 500));
-      job = await store.jobs.get(job._id);
+    try {
+      while (!closed) {
+        sendNew(job.logs);
+        const view = jobView(job);
+        const key = `${view.state}:${view.attempts}`;
+        if (key !== lastState) event('job', view);
+        lastState = key;
+        if (job.state === 'done' || job.state === 'errored') break;
+        // The state is read again from the document: the job may run on another host.
+        await new Promise<void>((resolve) => {
+          wake = resolve;
+          setTimeout(resolve, STATE_POLL_MS);
+        });
+        job = await store.jobs.get(job._id);
+      }
+    } finally {
+      unfollow();
+      res.end();
     }
-    unfollow();
-    res.end();
   };
 
   const sendFile = (res: ServerResponse, name: string) => {

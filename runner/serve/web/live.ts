@@ -1,10 +1,10 @@
 /**
- * A job's log lines as this host's konnectors write them, for the pages that
- * follow the job live. Lines of jobs run by another host reach the page
- * through the job document, which its host saves every third of the lease.
+ * Wakes the pages that follow a job live when a konnector this host runs
+ * writes a log line; they then read the job's whole log so far from the
+ * processor. Lines of jobs run by another host reach the page through the job
+ * document, which its host saves every third of the lease.
  */
 import { EventEmitter } from 'node:events';
-import type { JobLogLine } from '../model.ts';
 
 export class LiveLogs {
   private readonly emitter = new EventEmitter();
@@ -14,12 +14,12 @@ export class LiveLogs {
     this.emitter.setMaxListeners(0);
   }
 
-  readonly publish = (jobId: string, line: JobLogLine): void => {
-    this.emitter.emit(jobId, line);
+  readonly publish = (jobId: string): void => {
+    this.emitter.emit(jobId);
   };
 
-  /** Calls `listener` with each new line of the job; returns the unsubscribe. */
-  follow(jobId: string, listener: (line: JobLogLine) => void): () => void {
+  /** Calls `listener` each time the job writes a line; returns the unsubscribe. */
+  follow(jobId: string, listener: () => void): () => void {
     this.emitter.on(jobId, listener);
     return () => this.emitter.off(jobId, listener);
   }
