@@ -126,6 +126,7 @@ describeWithService(CHROMIUM, 'My Accounts in chromium', (executable) => {
     await history.waitFor();
     const outcomes = await history.locator('tbody tr td:nth-child(2)').allTextContents();
     expect(outcomes).toEqual(['Done', 'Failed: The vendor refused the login or the password.', 'Done']);
+    expect(await page.locator('body').textContent()).not.toMatch(/\b(null|undefined|NaN)\b/);
     await screenshot(page, 'account');
 
     // The password never comes back, from the app's API nor the host's.
@@ -195,6 +196,8 @@ describeWithService(CHROMIUM, 'My Accounts in chromium', (executable) => {
 
   it('an owner signs in with a link sent by e-mail: once, within 10 minutes, and an unknown address reads the same', async () => {
     expect((await env.operator('PUT', '/instances/alice.cozy.example', { email: 'alice@mail.test' })).status).toBe(200);
+    expect((await env.operator('POST', '/accounts', { konnector: 'example-bills', instance: 'alice.cozy.example', frequency: 'weekly',
+      label: 'Home energy', fields: env.site.credentials })).status).toBe(201);
     expect(await askForLink('nobody@mail.test')).toBe(LINK_SENT);
     expect(await askForLink('alice@mail.test')).toBe(LINK_SENT);
     const link = linkIn(await env.smtp.nextMail('alice@mail.test'));
@@ -206,6 +209,8 @@ describeWithService(CHROMIUM, 'My Accounts in chromium', (executable) => {
     await alice.page.getByRole('heading', { name: 'Your accounts' }).waitFor();
     expect(alice.page.url()).toBe(`${env.url}/app/#/`); // the token left the address bar
     expect(await alice.page.getByRole('navigation').textContent()).toContain('alice.cozy.example');
+    await alice.page.getByRole('link', { name: 'Home energy' }).waitFor();
+    expect(await alice.page.locator('body').textContent()).not.toMatch(/\b(null|undefined|NaN)\b/);
     await screenshot(alice.page, 'accounts-phone');
     const cookies = await alice.context.cookies();
     expect(cookies.find((c) => c.name === 'ma_session')).toMatchObject({ httpOnly: true, sameSite: 'Strict' });

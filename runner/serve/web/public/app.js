@@ -1,5 +1,5 @@
 // My Accounts: the pages, one per address after the "#" (docs/my-accounts.md).
-import { api, ApiError, field, formatBytes, formatDate, h, notice, setCsrf, show } from './dom.js';
+import { api, ApiError, field, fill, formatBytes, formatDate, h, notice, setCsrf, show } from './dom.js';
 
 let me = null;
 
@@ -52,7 +52,7 @@ function renderNav() {
     location.hash = '#/';
     route();
   } }, 'Sign out');
-  nav.replaceChildren(h('a', { href: '#/' }, 'Accounts'), h('a', { href: '#/catalog' }, 'Connect an account'),
+  fill(nav, h('a', { href: '#/' }, 'Accounts'), h('a', { href: '#/catalog' }, 'Connect an account'),
     me.principal.kind === 'operator' ? h('a', { href: '#/owners' }, 'Owners') : null, h('span', { class: 'who' }, who), signOut);
 }
 

@@ -16,10 +16,15 @@ export function h(tag, attributes = {}, ...children) {
   return element;
 }
 
+/** Replaces an element's content, leaving out the children a condition made null, undefined or false. */
+export function fill(element, ...children) {
+  element.replaceChildren(...children.flat().filter((child) => child !== null && child !== undefined && child !== false));
+}
+
 /** Replaces the content of `main` and moves the focus there, so keyboard and screen-reader users follow. */
 export function show(title, ...children) {
   const main = document.getElementById('main');
-  main.replaceChildren(h('h1', {}, title), ...children);
+  fill(main, h('h1', {}, title), ...children);
   document.title = `${title} - My Accounts`;
   main.focus();
 }
