@@ -204,8 +204,12 @@ describeWithService(CHROMIUM, 'My Accounts in chromium', (executable) => {
     expect(new URL(link).searchParams.get('token')).toMatch(/^[A-Za-z0-9_-]{43}$/); // 256 bits
     expect(env.smtp.mails.flatMap((m) => m.to)).not.toContain('nobody@mail.test');
 
+    // Alice clicks the link in her webmail: a page of another site.
     const alice = await newPage(browser, 390);
-    await alice.page.goto(link);
+    const opened = alice.page.waitForRequest((request) => request.url() === link);
+    await alice.page.setContent(`<a href="${link}">Sign in to My Accounts</a>`);
+    await alice.page.getByRole('link', { name: 'Sign in to My Accounts' }).click();
+    expect((await (await opened).allHeaders())['sec-fetch-site']).toBe('cross-site');
     await alice.page.getByRole('heading', { name: 'Your accounts' }).waitFor();
     expect(alice.page.url()).toBe(`${env.url}/app/#/`); // the token left the address bar
     expect(await alice.page.getByRole('navigation').textContent()).toContain('alice.cozy.example');

@@ -132,6 +132,12 @@ describe('cross-origin requests', () => {
     expect((await send('GET', '/accounts', { headers: bearer, origin: PUBLIC_URL })).status).toBe(200);
     expect((await send('GET', '/accounts', { headers: bearer })).status).toBe(200);
     expect(refused.headers.get('access-control-allow-origin')).toBeNull();
+    // The app's data is refused to another site's page; its pages open from anywhere (a link clicked in a webmail).
+    const crossSite = { 'sec-fetch-site': 'cross-site' };
+    expect((await send('GET', '/app/api/me', { headers: crossSite })).status).toBe(403);
+    expect((await send('GET', '/app/api/me', { headers: { 'sec-fetch-site': 'same-origin' } })).status).toBe(200);
+    expect((await send('GET', '/app/signin?token=x', { headers: { ...crossSite, 'sec-fetch-mode': 'navigate' } })).status).toBe(200);
+    expect((await send('POST', '/app/signin', { headers: crossSite })).status).toBe(403);
   });
 });
 

@@ -487,8 +487,10 @@ export async function createMyAccounts(ctx: MyAccountsContext): Promise<MyAccoun
   return {
     async handle(req, res, url) {
       try {
+        const isPage = (req.method === 'GET' || req.method === 'HEAD') && (url.pathname === '/' || /^\/app(\/(?!api\/)|$)/.test(url.pathname));
         // Every route of the host, the API's too, answers only its own origin's pages (and clients that are no page).
-        refuseCrossOrigin(req, options.publicUrl);
+        // The pages themselves may be opened from anywhere: a sign-in link is clicked in a webmail.
+        if (!isPage) refuseCrossOrigin(req, options.publicUrl);
         if (url.pathname === '/') {
           res.writeHead(302, { location: '/app/' }).end();
           return true;
