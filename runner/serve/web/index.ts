@@ -159,13 +159,16 @@ interface Request {
   session?: Session;
   principal?: Principal;
 }
-type Handler = (request: Request) => Promise<Reply>;
+/** A route's answer, or null when it answered on `res` itself (a stream). */
+type Handler = (request: Request, res: ServerResponse) => Promise<Reply | null>;
 
 export async function createMyAccounts(ctx: MyAccountsContext): Promise<MyAccounts> {
   const { store, options } = ctx;
   const publicFiles = await loadPublicFiles();
   const catalog = new Catalog(ctx.registry);
   const owners = await Owners.open(ctx.couchUrl, ctx.dbPrefix);
+  // An account's last runs, newest first, without reading its whole history.
+  await store.jobs.ensure([['message.account', 'queued_at']]);
   const sessions = new Sessions(options.now);
   const perAddress = new RateLimiter(options.rateLimit.perAddress, options.rateLimit.windowMs, options.now);
   const perClient = new RateLimiter(options.rateLimit.perClient, options.rateLimit.windowMs, options.now);
@@ -198,11 +201,11 @@ export async function createMyAccounts(ctx: MyAccountsContext): Promise<MyAccoun
 
   const triggerOf = async (accountId: string): Promise<TriggerDoc | undefined> =>
     (await store.triggers.find({ 'message.account': accountId }, { limit: 1 }))[0];
-  const recentJobs = async (accountId: string): Promise<JobSummary[]> => {
-    const jobs = await store.jobs.find({ 'message.account': accountId }, { limit: 1000,
-      fields: ['_id', 'instance', 'message', 'state', 'queued_at', 'started_at', 'finished_at', 'attempts', 'max_attempts', 'error', 'report'] }) as JobSummary[];
-    return jobs.sort((a, b) => b.queued_at.localeCompare(a.queued_at)).slice(0, HISTORY_RUNS);
-  };
+  const recentJobs = async (accountId: string): Promise<JobSummary[]> =>
+    await store.jobs.find({ 'message.account': accountId, queued_at: { $gt: '' } }, {
+      limit: HISTORY_RUNS, sort: [{ 'message.account': 'desc' }, { queued_at: 'desc' }],
+      fields: ['_id', 'instance', 'message', 'state', 'queued_at', 'started_at', 'finished_at', 'attempts', 'max_attempts', 'error', 'report'],
+    }) as JobSummary[];
   const scheduleOfTrigger = (trigger: TriggerDoc | undefined) =>
     !trigger ? 'none' : trigger.type === '@daily' ? 'daily' : trigger.type === '@weekly' ? 'weekly' : trigger.type === '@manual' ? 'paused' : trigger.type;
 
@@ -254,10 +257,10 @@ export async function createMyAccounts(ctx: MyAccountsContext): Promise<MyAccoun
     }
   };
 
-  const routes: Array<{ method: string; path: RegExp; signedIn: boolean; operatorOnly?: boolean; handler: Handler }> = [];
-  const route = (method: string, pattern: string, handler: Handler, access: 'public' | 'signed-in' | 'operator' = 'signed-in') => {
-    routes.push({ method, path: new RegExp(`^/app/api${pattern.replace(/:(\w+)/g, '(?<$1>[^/]+)')}$`), signedIn: access !== 'public',
-      operatorOnly: access === 'operator', handler });
+  type Access = 'public' | 'signed-in' | 'operator';
+  const routes: Array<{ method: string; path: RegExp; access: Access; handler: Handler }> = [];
+  const route = (method: string, pattern: string, handler: Handler, access: Access = 'signed-in') => {
+    routes.push({ method, path: new RegExp(`^/app/api${pattern.replace(/:(\w+)/g, '(?<$1>[^/]+)')}$`), access, handler });
   };
 
   // Sign-in and out
@@ -394,8 +397,8 @@ export async function createMyAccounts(ctx: MyAccountsContext): Promise<MyAccoun
    * host's as the konnector writes them, another host's as its document
    * gets them), `job` whenever the state changes; the stream ends with the job.
    */
-  const followJob = async (request: Request, res: ServerResponse) => {
-    let job = await jobFor(request.principal!, request.params.id!);
+  route('GET', '/jobs/:id/events', async ({ principal, params }, res) => {
+    let job = await jobFor(principal!, params.id!);
     res.writeHead(200, { ...SECURITY_HEADERS, 'content-type': 'text/event-stream; charset=utf-8', connection: 'keep-alive' });
     const event = (name: string, data: unknown) => res.write(`event: ${name}\ndata: ${JSON.stringify(data)}\n\n`);
     // Lines sent per attempt. Each source (the running job, its document) holds every line of an
@@ -441,7 +444,8 @@ export async function createMyAccounts(ctx: MyAccountsContext): Promise<MyAccoun
       unfollow();
       res.end();
     }
-  };
+    return null;
+  });
 
   const sendFile = (res: ServerResponse, name: string) => {
     const file = publicFiles.get(name)!;
@@ -458,30 +462,28 @@ export async function createMyAccounts(ctx: MyAccountsContext): Promise<MyAccoun
   };
 
   const serveApi = async (req: IncomingMessage, res: ServerResponse, url: URL) => {
-    const matching = routes.map((r) => ({ r, m: r.path.exec(url.pathname) })).filter((x) => x.m !== null);
-    const found = matching.find((x) => x.r.method === req.method);
-    const eventsMatch = /^\/app\/api\/jobs\/([^/]+)\/events$/.exec(url.pathname);
-    if (!found && !(eventsMatch && req.method === 'GET')) {
-      throw new ServeError('not-found', `no ${req.method} ${url.pathname} in My Accounts`);
-    }
+    const found = routes.map((r) => ({ r, m: r.path.exec(url.pathname) })).find((x) => x.m !== null && x.r.method === req.method);
+    if (!found) throw new ServeError('not-found', `no ${req.method} ${url.pathname} in My Accounts`);
     const { session, principal } = authenticate(req);
-    const needsSignIn = eventsMatch ? true : found!.r.signedIn;
-    if (needsSignIn && !principal) throw new WebError(401, 'sign in first');
-    if (found?.r.operatorOnly && principal?.kind !== 'operator') throw new WebError(403, 'only the operator may do this');
+    const { access } = found.r;
+    if (access !== 'public' && !principal) throw new WebError(401, 'sign in first');
+    if (access === 'operator' && principal?.kind !== 'operator') throw new WebError(403, 'only the operator may do this');
     if (req.method !== 'GET' && session && !sameSecret(String(req.headers['x-csrf-token'] ?? ''), session.csrf)) {
       throw new WebError(403, 'missing or wrong CSRF token: reload the page');
     }
-    const groups = (found ? found.m!.groups : { id: eventsMatch![1]! }) ?? {};
     const params: Record<string, string> = {};
-    for (const [key, value] of Object.entries(groups)) {
-      const decoded = decodeURIComponent(value);
+    for (const [key, value] of Object.entries(found.m!.groups ?? {})) {
+      let decoded: string;
+      try {
+        decoded = decodeURIComponent(value);
+      } catch {
+        throw new ServeError('invalid', `${key}: not a valid %-encoding`, [`${key}: bad encoding`]);
+      }
       if (key !== 'instance' && !DOC_ID.test(decoded)) throw new ServeError('invalid', `${key}: not an id`, [`${key}: not an id`]);
       params[key] = decoded;
     }
-    const request: Request = { req, url, params, session, principal };
-    if (eventsMatch) return followJob(request, res);
-    const reply = await found!.r.handler(request);
-    sendJson(res, reply.status, reply.body, reply.headers);
+    const reply = await found.r.handler({ req, url, params, session, principal }, res);
+    if (reply)     sendJson(res, reply.status, reply.body, reply.headers);
   };
 
   return {
