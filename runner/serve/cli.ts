@@ -104,8 +104,13 @@ export async function parseServeArgs(argv: string[]): Promise<ServeOptions | 'he
   const prefix = values['db-prefix'] ?? defaults.dbPrefix;
   if (!/^[a-z][a-z0-9_-]*$/.test(prefix)) throw new UsageError('bad-arguments', `--db-prefix ${prefix}: lower-case letters, digits, "-" and "_", starting with a letter`);
   const connectTo = connectToArgs(values['connect-to']);
-  for (const [flag, url] of [['--couchdb', values.couchdb], ['--redis', values.redis], ['--public-url', values['public-url']], ['--smtp', values.smtp]] as const) {
+  for (const [flag, url] of [['--couchdb', values.couchdb], ['--redis', values.redis]] as const) {
     if (url !== undefined && !URL.canParse(url)) throw new UsageError('bad-arguments', `${flag} ${url}: not a URL`);
+  }
+  for (const [flag, url, schemes] of [['--public-url', values['public-url'], ['http:', 'https:']], ['--smtp', values.smtp, ['smtp:', 'smtps:']]] as const) {
+    if (url !== undefined && !(URL.canParse(url) && (schemes as readonly string[]).includes(new URL(url).protocol))) {
+      throw new UsageError('bad-arguments', `${flag} ${url}: expected a URL starting with ${schemes.map((s) => `${s}//`).join(' or ')}`);
+    }
   }
   const { token, source } = await apiToken(dataDir);
   const options: ServeOptions = {
