@@ -10,6 +10,7 @@ import { Agent, fetch } from 'undici';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { COZY_ERROR_CODES } from '../../runner/error-codes.ts';
 import { CONTENT_SECURITY_POLICY, LINK_SENT, TOO_MANY } from '../../runner/serve/web/index.ts';
+import { SESSION_MS } from '../../runner/serve/web/auth.ts';
 import { explain, LIMIT_NAMES } from '../../runner/serve/web/explanations.ts';
 import { repoRoot } from '../support/artifacts.ts';
 import { apiClient } from '../serve/support.ts';
@@ -108,6 +109,13 @@ describe('sessions', () => {
     const paused = await send('PUT', schedule, { cookie, csrf, body: { frequency: 'paused' } });
     expect(paused).toMatchObject({ status: 200, body: { schedule: 'paused' } });
     expect((await send('PUT', schedule, { cookie, csrf, body: { frequency: 'daily' } })).body.schedule).toBe('daily');
+  });
+
+  it('end after 8 hours', async () => {
+    const { cookie } = await operatorSession();
+    expect((await send('GET', '/app/api/accounts', { cookie })).status).toBe(200);
+    env.clock.advance(SESSION_MS);
+    expect((await send('GET', '/app/api/accounts', { cookie })).status).toBe(401);
   });
 
   it('end at sign-out', async () => {
@@ -218,12 +226,16 @@ describe('e-mail sign-in', () => {
 });
 
 describe('owners', () => {
-  it('cannot manage the instances\' records; the operator can', async () => {
+  it('connect accounts to their own instance only, and cannot manage the instances\' records; the operator can', async () => {
     await env.operator('PUT', '/instances/jack.cozy.example', { email: 'jack@mail.test' });
     await send('POST', '/app/api/session/email', { body: { email: 'jack@mail.test' } });
     const token = new URL(linkIn(await env.smtp.nextMail('jack@mail.test'))).searchParams.get('token');
     const used = await send('POST', '/app/api/session/link', { body: { token } });
     const cookie = sessionCookie(used).split(';')[0]!;
+    // An account an owner connects goes to their instance, whatever the request says.
+    const connect = await send('POST', '/app/api/accounts', { cookie, csrf: used.body.csrf, body: { konnector: 'example-bills',
+      instance: 'other.cozy.example', frequency: 'weekly', fields: { login: 'jack@example.org', password: 'p' } } });
+    expect([connect.status, connect.body.account.instance]).toEqual([201, 'jack.cozy.example']);
     const change = { email: 'jack@mail.test', twoFactor: false };
     expect((await send('PUT', '/app/api/instances/other.cozy.example', { cookie, csrf: used.body.csrf, body: change })).status).toBe(403);
     expect((await env.operator('PUT', '/instances/other.cozy.example', change)).status).toBe(200);
