@@ -416,10 +416,17 @@ export async function createMyAccounts(ctx: MyAccountsContext): Promise<MyAccoun
       }
     };
     let wake: (() => void) | undefined;
-    const unfollow = ctx.liveLogs.follow(job._id, () => {
-      sendNew(ctx.processor.logSoFar(job._id) ?? []);
-    });
     let closed = false;
+    // Lines written together (a burst) are sent together: the log so far is read once per turn of the event loop.
+    let catchingUp = false;
+    const unfollow = ctx.liveLogs.follow(job._id, () => {
+      if (catchingUp) return;
+      catchingUp = true;
+      setImmediate(() => {
+        catchingUp = false;
+        if (!res.writableEnded) sendNew(ctx.processor.logSoFar(job._id) ?? []);
+      });
+    });
     res.on('close', () => {
       closed = true;
       wake?.();
