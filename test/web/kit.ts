@@ -5,7 +5,7 @@
  * chromium driven by playwright-core.
  */
 import { copyFile, mkdir, mkdtemp, rm } from 'node:fs/promises';
-import type { AddressInfo } from 'node:net';
+import net, { type AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
@@ -102,6 +102,46 @@ export function linkIn(mail: Mail): string {
   return link;
 }
 
+export interface Gate {
+  port: number;
+  /** Holds every new connection until the returned function is called. */
+  hold(): () => void;
+  stop(): Promise<void>;
+}
+
+/** A TCP relay to 127.0.0.1:`targetPort` that the test can hold shut (a vendor that does not answer yet). */
+export async function startGate(targetPort: number): Promise<Gate> {
+  let gate: Promise<void> = Promise.resolve();
+  const sockets = new Set<net.Socket>();
+  const server = net.createServer((client) => {
+    sockets.add(client);
+    client.on('close', () => sockets.delete(client));
+    client.pause();
+    void gate.then(() => {
+      const upstream = net.connect(targetPort, '127.0.0.1');
+      sockets.add(upstream);
+      upstream.on('close', () => sockets.delete(upstream));
+      client.pipe(upstream).pipe(client);
+      client.resume();
+      upstream.on('error', () => client.destroy());
+      client.on('error', () => upstream.destroy());
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    port: (server.address() as AddressInfo).port,
+    hold() {
+      let release!: () => void;
+      gate = new Promise((resolve) => (release = resolve));
+      return release;
+    },
+    stop: () => new Promise((resolve) => {
+      for (const socket of sockets) socket.destroy();
+      server.close(() => resolve());
+    }),
+  };
+}
+
 /** A clock the tests move forward (links and sessions expire by it). */
 export function testClock() {
   let offset = 0;
@@ -112,6 +152,8 @@ export interface MyAccountsHost {
   host: ServeHost;
   url: string;
   site: VendorSite;
+  /** The way from the konnectors to the vendor site: hold it to keep a run waiting on the vendor. */
+  vendorGate: Gate;
   smtp: SmtpSink;
   clock: ReturnType<typeof testClock>;
   /** The web app's API with the operator's bearer token. */
@@ -124,6 +166,7 @@ export const EXAMPLE_BILLS = path.join(repoRoot, 'konnectors/example-bills');
 /** A host with the example konnector (built with the real build), its vendor site, and an SMTP sink for the links. */
 export async function startMyAccountsHost(options: Partial<Pick<MyAccountsOptions, 'rateLimit' | 'publicUrl'>> = {}): Promise<MyAccountsHost> {
   const [artifact, site, smtp] = await Promise.all([buildOnce(EXAMPLE_BILLS), startVendorSite(), startSmtpSink()]);
+  const vendorGate = await startGate(site.port);
   const dir = await mkdtemp(path.join(os.tmpdir(), 'my-accounts-'));
   const konnectors = path.join(dir, 'konnectors');
   await mkdir(konnectors);
@@ -134,16 +177,16 @@ export async function startMyAccountsHost(options: Partial<Pick<MyAccountsOption
     konnectorsDir: konnectors,
     dataDir: path.join(dir, 'data'),
     concurrency: 2,
-    connectTo: [{ host: 'energy.example', port: 80, toAddress: '127.0.0.1', toPort: site.port }],
+    connectTo: [{ host: 'energy.example', port: 80, toAddress: '127.0.0.1', toPort: vendorGate.port }],
     retry: { maxAttempts: 1, baseDelayMs: 50 },
     myAccounts: { ...defaults, smtpUrl: smtp.url, mailFrom: 'My Accounts <accounts@serve.test>', now: clock.now, ...options },
   });
   return {
-    host, url: host.url, site, smtp, clock,
+    host, url: host.url, site, vendorGate, smtp, clock,
     operator: apiClient(`${host.url}/app/api`),
     async stop() {
       await host.drain(0);
-      await Promise.all([site.stop(), smtp.stop()]);
+      await Promise.all([vendorGate.stop(), site.stop(), smtp.stop()]);
       await rm(dir, { recursive: true, force: true });
     },
   };

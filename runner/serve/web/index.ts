@@ -434,12 +434,17 @@ export async function createMyAccounts(ctx: MyAccountsContext): Promise<MyAccoun
     let lastState = '';
     try {
       while (!closed) {
-        sendNew(job.logs);
         const view = jobView(job);
         const key = `${view.state}:${view.attempts}`;
-        if (key !== lastState) event('job', view);
+        // An ended job's last lines go before its end: the page stops listening at the end.
+        const ended = job.state === 'done' || job.state === 'errored';
+        if (!ended && key !== lastState) event('job', view);
+        sendNew(job.logs);
+        if (ended) {
+          event('job', view);
+          break;
+        }
         lastState = key;
-        if (job.state === 'done' || job.state === 'errored') break;
         // The state is read again from the document: the job may run on another host.
         await new Promise<void>((resolve) => {
           wake = resolve;
