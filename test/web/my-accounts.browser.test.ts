@@ -48,6 +48,14 @@ describeWithService(CHROMIUM, 'My Accounts in chromium', (executable) => {
     expect(shown).toEqual(job.logs.map((line: { level: string; message: string }) => `${line.level} ${line.message}`));
   }
 
+  /** Every form control of the page has a label a screen reader says. */
+  async function everyControlLabelled(page: Page): Promise<void> {
+    const unlabelled = await page.evaluate(() => Array.from(document.querySelectorAll('input, select, textarea'))
+      .filter((control) => (control as HTMLInputElement).labels?.length === 0 && !control.getAttribute('aria-label'))
+      .map((control) => control.outerHTML));
+    expect(unlabelled).toEqual([]);
+  }
+
   async function signInAsOperator(page: Page): Promise<void> {
     await page.goto(`${env.url}/app/`);
     await page.getByText('Operator of this host').click();
@@ -60,6 +68,7 @@ describeWithService(CHROMIUM, 'My Accounts in chromium', (executable) => {
     const { context, page } = await newPage(browser);
     await page.goto(`${env.url}/app/`);
     await page.getByRole('heading', { name: 'Sign in' }).waitFor();
+    await everyControlLabelled(page);
     await screenshot(page, 'sign-in');
     await signInAsOperator(page);
 
@@ -76,6 +85,7 @@ describeWithService(CHROMIUM, 'My Accounts in chromium', (executable) => {
     await page.getByLabel('Cozy instance').fill('alice.cozy.example');
     // The manifest says weekly: the form proposes it.
     expect(await page.getByLabel('Runs').inputValue()).toBe('weekly');
+    await everyControlLabelled(page);
     await screenshot(page, 'connect');
     // The vendor does not answer yet: the lines the konnector wrote before it must show while the run goes on.
     const releaseVendor = env.vendorGate.hold();
@@ -114,6 +124,7 @@ describeWithService(CHROMIUM, 'My Accounts in chromium', (executable) => {
     const outcomes = await history.locator('tbody tr td:nth-child(2)').allTextContents();
     expect(outcomes).toEqual(['Done', 'Failed: The vendor refused the login or the password.', 'Done']);
     expect(await page.locator('body').textContent()).not.toMatch(/\b(null|undefined|NaN)\b/);
+    await everyControlLabelled(page);
     await screenshot(page, 'account');
 
     // The password never comes back, from the app's API nor the host's.
