@@ -304,6 +304,13 @@ describeWithService(CHROMIUM, 'My Accounts in chromium', (executable) => {
     expect(answers.others).toEqual([404, 404, 404, 404, 404, 404]);
     expect(answers.own).toEqual([200, 200]);
     expect((await env.operator('GET', `/accounts/${others.account.id}`)).status).toBe(200); // still there
+
+    // The account deleted meanwhile (another tab, the operator): Run now says so on the page.
+    await carol.page.goto(`${env.url}/app/#/accounts/${own.account.id}`);
+    await carol.page.getByRole('button', { name: 'Run now' }).waitFor();
+    expect((await env.operator('DELETE', `/accounts/${own.account.id}`)).status).toBe(204);
+    await carol.page.getByRole('button', { name: 'Run now' }).click();
+    expect(await carol.page.getByRole('alert').textContent()).toContain(`there is no io.cozy.accounts document "${own.account.id}"`);
     await carol.context.close();
   });
 });

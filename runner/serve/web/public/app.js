@@ -40,18 +40,34 @@ function onSubmit(form, action) {
   return form;
 }
 
+/** A button that runs `action`, disabled meanwhile, its error shown next to it. */
+function actionButton(label, action, className) {
+  const button = h('button', { type: 'button', class: className, onclick: async () => {
+    button.disabled = true;
+    if (button.nextElementSibling?.classList.contains('action-error')) button.nextElementSibling.remove();
+    try {
+      await action();
+    } catch (error) {
+      button.after(h('div', { class: 'action-error' }, failure(error)));
+    } finally {
+      button.disabled = false;
+    }
+  } }, label);
+  return button;
+}
+
 function renderNav() {
   const nav = document.getElementById('nav');
   if (!me?.principal) return nav.replaceChildren();
   const who = me.principal.kind === 'operator' ? 'Operator' : me.principal.instance;
-  const signOut = h('button', { type: 'button', class: 'link', onclick: async () => {
+  const signOut = actionButton('Sign out', async () => {
     await api('DELETE', '/session');
     me = null;
     setCsrf(null);
     renderNav();
     location.hash = '#/';
     route();
-  } }, 'Sign out');
+  }, 'link');
   fill(nav, h('a', { href: '#/' }, 'Accounts'), h('a', { href: '#/catalog' }, 'Connect an account'),
     me.principal.kind === 'operator' ? h('a', { href: '#/owners' }, 'Owners') : null, h('span', { class: 'who' }, who), signOut);
 }
@@ -192,10 +208,10 @@ async function connectView(slug) {
 async function accountView(id) {
   const [account, { konnectors }] = await Promise.all([api('GET', `/accounts/${encodeURIComponent(id)}`), api('GET', '/catalog')]);
   const konnector = konnectors.find((k) => k.slug === account.konnector);
-  const runNow = h('button', { type: 'button', onclick: async () => {
+  const runNow = actionButton('Run now', async () => {
     const job = await api('POST', `/accounts/${encodeURIComponent(id)}/run`);
     location.hash = `#/jobs/${encodeURIComponent(job.id)}`;
-  } }, 'Run now');
+  });
   const schedule = onSubmit(h('form', { class: 'inline' }, scheduleField(account.schedule, true), h('button', { type: 'submit' }, 'Save the schedule')),
     async (data) => {
       const answer = await api('PUT', `/accounts/${encodeURIComponent(id)}/schedule`, { frequency: data.get('frequency') });
@@ -212,10 +228,10 @@ async function accountView(id) {
   }) : notice('This host does not have the konnector any more.', 'error');
   const remove = h('button', { type: 'button', class: 'danger', onclick: () => {
     remove.replaceWith(h('p', {}, 'The account and its schedule go; the documents it saved stay in your Cozy. ',
-      h('button', { type: 'button', class: 'danger', onclick: async () => {
+      actionButton('Yes, delete it', async () => {
         await api('DELETE', `/accounts/${encodeURIComponent(id)}`);
         location.hash = '#/';
-      } }, 'Yes, delete it')));
+      }, 'danger')));
   } }, 'Delete this account');
   const history = h('table', {}, h('caption', {}, 'Last runs'),
     h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, 'Started'), h('th', { scope: 'col' }, 'Outcome'), h('th', { scope: 'col' }, 'Saved'))),
