@@ -46,7 +46,7 @@ interface RawReply {
   contentType: string;
 }
 
-const STATUS: Record<ServeError['kind'], number> = { invalid: 400, unauthorized: 401, 'not-found': 404, conflict: 409, unavailable: 503 };
+export const STATUS: Record<ServeError['kind'], number> = { invalid: 400, unauthorized: 401, 'not-found': 404, conflict: 409, unavailable: 503 };
 
 function describeZod(error: z.ZodError): string[] {
   return error.issues.map((issue) => `${issue.path.length ? issue.path.join('.') : '(body)'}: ${issue.message}`);

@@ -14,7 +14,6 @@ export interface Session {
   id: string;
   csrf: string;
   principal: Principal;
-  expiresAt: number;
 }
 
 export const SESSION_MS = 8 * 60 * 60 * 1000;
@@ -24,12 +23,15 @@ export const SECOND_STEP_MS = 5 * 60 * 1000;
 const SECOND_STEP_TRIES = 5;
 
 /** 256 bits, URL-safe. */
-export const randomToken = () => randomBytes(32).toString('base64url');
+const randomToken = () => randomBytes(32).toString('base64url');
 const digest = (text: string) => createHash('sha256').update(text).digest();
 
 export function sameSecret(given: string, expected: string): boolean {
   return timingSafeEqual(digest(given), digest(expected));
 }
+
+/** Entries kept before expired ones are swept. */
+const SWEEP_ABOVE = 10_000;
 
 /** Fixed-window counters: `limit` attempts per key and window. */
 export class RateLimiter {
@@ -40,7 +42,7 @@ export class RateLimiter {
   /** Counts an attempt; false once the key used its attempts for this window. */
   take(key: string): boolean {
     const at = this.now();
-    if (this.windows.size > 100_000) for (const [k, w] of this.windows) if (w.resetAt <= at) this.windows.delete(k);
+    if (this.windows.size >= SWEEP_ABOVE) for (const [k, w] of this.windows) if (w.resetAt <= at) this.windows.delete(k);
     const window = this.windows.get(key);
     if (!window || window.resetAt <= at) {
       this.windows.set(key, { count: 1, resetAt: at + this.windowMs });
@@ -58,6 +60,8 @@ class Expiring<T> {
   constructor(private readonly now: () => number) {}
 
   put(secret: string, value: T, ttlMs: number): void {
+    // Entries nobody asks for again (links never opened, sessions never closed) go once they expired.
+    if (this.entries.size >= SWEEP_ABOVE) for (const [key, entry] of this.entries) if (entry.expiresAt <= this.now()) this.entries.delete(key);
     this.entries.set(digest(secret).toString('hex'), { value, expiresAt: this.now() + ttlMs });
   }
 
@@ -105,7 +109,7 @@ export class Sessions {
   }
 
   open(principal: Principal): Session {
-    const session = { id: randomToken(), csrf: randomToken(), principal, expiresAt: this.now() + SESSION_MS };
+    const session = { id: randomToken(), csrf: randomToken(), principal };
     this.sessions.put(session.id, session, SESSION_MS);
     return session;
   }

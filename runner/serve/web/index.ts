@@ -12,7 +12,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import nodemailer from 'nodemailer';
 import { z } from 'zod';
-import { readJson, validate } from '../api.ts';
+import { readJson, STATUS, validate } from '../api.ts';
 import { ServeError } from '../errors.ts';
 import type { KonnectorRegistry } from '../konnectors.ts';
 import { DOC_ID, type AccountDoc, type JobDoc, type JobSummary, type TriggerDoc } from '../model.ts';
@@ -74,15 +74,14 @@ export class WebError extends Error {
   }
 }
 
-const SERVE_STATUS: Record<ServeError['kind'], number> = { invalid: 400, unauthorized: 401, 'not-found': 404, conflict: 409, unavailable: 503 };
 const SESSION_COOKIE = 'ma_session';
 const SECOND_STEP_COOKIE = 'ma_second_step';
 const PUBLIC_DIR = fileURLToPath(new URL('./public/', import.meta.url));
 const CONTENT_TYPES: Record<string, string> = {
-  '.html': 'text/html; charset=utf-8', '.js': 'text/javascript; charset=utf-8', '.css': 'text/css; charset=utf-8', '.svg': 'image/svg+xml',
+  '.html': 'text/html; charset=utf-8', '.js': 'text/javascript; charset=utf-8', '.css': 'text/css; charset=utf-8',
 };
 /** The pages' only sources are this origin's files: no inline script or style, no framing. */
-export const CONTENT_SECURITY_POLICY = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; " +
+export const CONTENT_SECURITY_POLICY = "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; " +
   "form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 const SECURITY_HEADERS = {
   'content-security-policy': CONTENT_SECURITY_POLICY,
@@ -128,7 +127,7 @@ function ownOrigin(req: IncomingMessage, publicUrl: string | undefined): string 
  * Refuses a request a page of another origin sent (its Origin says so, or the
  * browser's Sec-Fetch-Site does): the API and the app answer their own pages only.
  */
-export function refuseCrossOrigin(req: IncomingMessage, publicUrl?: string): void {
+function refuseCrossOrigin(req: IncomingMessage, publicUrl?: string): void {
   const origin = req.headers.origin;
   const site = req.headers['sec-fetch-site'];
   if ((origin !== undefined && origin !== ownOrigin(req, publicUrl)) || site === 'cross-site' || site === 'same-site') {
@@ -526,7 +525,7 @@ export async function createMyAccounts(ctx: MyAccountsContext): Promise<MyAccoun
         } else if (error instanceof WebError) {
           sendJson(res, error.status, { error: { kind: 'refused', message: error.message, issues: [] } });
         } else if (error instanceof ServeError) {
-          sendJson(res, SERVE_STATUS[error.kind], { error: { kind: error.kind, message: error.message, issues: error.issues } });
+          sendJson(res, STATUS[error.kind], { error: { kind: error.kind, message: error.message, issues: error.issues } });
         } else {
           ctx.log('error', `My Accounts: ${(error as Error).stack ?? error}`);
           sendJson(res, 500, { error: { kind: 'internal', message: 'internal error: see the host\'s log', issues: [] } });
