@@ -205,6 +205,17 @@ export async function createMyAccounts(ctx: MyAccountsContext): Promise<MyAccoun
       limit: HISTORY_RUNS, sort: [{ 'message.account': 'desc' }, { queued_at: 'desc' }],
       fields: ['_id', 'instance', 'message', 'state', 'queued_at', 'started_at', 'finished_at', 'attempts', 'max_attempts', 'error', 'report'],
     }) as JobSummary[];
+  /** Gives the account's trigger this type (a new trigger when it has none), and tells the scheduler. */
+  const scheduleAccount = async (account: AccountDoc, type: TriggerDoc['type']): Promise<TriggerDoc> => {
+    const existing = await triggerOf(account._id);
+    const at = now();
+    const trigger = existing
+      ? (await store.triggers.modify(existing._id, (current) => ({ ...current, type, arguments: '', cozyMetadata: { ...current.cozyMetadata, updatedAt: at } })))!
+      : await store.triggers.put({ _id: randomUUID().replace(/-/g, ''), type, arguments: '', worker: 'konnector',
+        message: { account: account._id, konnector: account.account_type }, current_state: { status: 'never' }, cozyMetadata: { createdAt: at, updatedAt: at } });
+    ctx.scheduler.upsert(trigger);
+    return trigger;
+  };
   const scheduleOfTrigger = (trigger: TriggerDoc | undefined) =>
     !trigger ? 'none' : trigger.type === '@daily' ? 'daily' : trigger.type === '@weekly' ? 'weekly' : trigger.type === '@manual' ? 'paused' : trigger.type;
 
@@ -332,10 +343,7 @@ export async function createMyAccounts(ctx: MyAccountsContext): Promise<MyAccoun
     const at = now();
     const account = await store.accounts.put({ _id: randomUUID().replace(/-/g, ''), account_type: entry.slug, instance, auth: fields,
       ...(input.label ? { label: input.label } : {}), cozyMetadata: { createdAt: at, updatedAt: at } });
-    const trigger = await store.triggers.put({ _id: randomUUID().replace(/-/g, ''), type: TRIGGER_TYPE[input.frequency], arguments: '',
-      worker: 'konnector', message: { account: account._id, konnector: entry.slug }, current_state: { status: 'never' },
-      cozyMetadata: { createdAt: at, updatedAt: at } });
-    ctx.scheduler.upsert(trigger);
+    const trigger = await scheduleAccount(account, TRIGGER_TYPE[input.frequency]);
     const job = await ctx.processor.createJob(account, { triggerId: trigger._id, manual: true });
     return { status: 201, body: { account: await accountView(account, await catalogBySlug()), job: jobView(job) } };
   });
@@ -364,15 +372,8 @@ export async function createMyAccounts(ctx: MyAccountsContext): Promise<MyAccoun
   route('PUT', '/accounts/:id/schedule', async ({ req, principal, params }) => {
     const account = await accountFor(principal!, params.id!);
     const { frequency } = validate(ScheduleSchema, await readJson(req), 'schedule');
-    const type = frequency === 'paused' ? '@manual' : TRIGGER_TYPE[frequency];
-    const existing = await triggerOf(account._id);
-    const at = now();
-    const trigger = existing
-      ? await store.triggers.modify(existing._id, (current) => ({ ...current, type, arguments: '', cozyMetadata: { ...current.cozyMetadata, updatedAt: at } }))
-      : await store.triggers.put({ _id: randomUUID().replace(/-/g, ''), type, arguments: '', worker: 'konnector',
-        message: { account: account._id, konnector: account.account_type }, current_state: { status: 'never' }, cozyMetadata: { createdAt: at, updatedAt: at } });
-    ctx.scheduler.upsert(trigger!);
-    return { status: 200, body: { schedule: scheduleOfTrigger(trigger!) } };
+    const trigger = await scheduleAccount(account, frequency === 'paused' ? '@manual' : TRIGGER_TYPE[frequency]);
+    return { status: 200, body: { schedule: scheduleOfTrigger(trigger) } };
   });
   route('DELETE', '/accounts/:id', async ({ principal, params }) => {
     const account = await accountFor(principal!, params.id!);
