@@ -290,19 +290,20 @@ describeWithService(CHROMIUM, 'My Accounts in chromium', (executable) => {
       const csrf = (await (await fetch('/app/api/me')).json()).csrf as string;
       const status = async (method: string, path: string) =>
         (await fetch(`/app/api${path}`, { method, headers: { 'x-csrf-token': csrf, 'content-type': 'application/json' },
-          body: method === 'GET' ? undefined : JSON.stringify(method === 'PUT' ? { fields: { password: 'x' } } : {}) })).status;
+          body: method === 'GET' ? undefined : JSON.stringify(method === 'PUT' ? { fields: { login: 'x@example.org', password: 'x' } } : {}) })).status;
       const listed = (await (await fetch('/app/api/accounts')).json()).accounts.map((a: { id: string }) => a.id);
       return {
         listed,
         others: [await status('GET', `/accounts/${others.account}`), await status('PUT', `/accounts/${others.account}`),
           await status('POST', `/accounts/${others.account}/run`), await status('GET', `/jobs/${others.job}`),
           await status('GET', `/jobs/${others.job}/events`), await status('DELETE', `/accounts/${others.account}`)],
-        own: [await status('GET', `/accounts/${own.account}`), await status('GET', `/jobs/${own.job}`)],
+        own: [await status('GET', `/accounts/${own.account}`), await status('PUT', `/accounts/${own.account}`),
+          await status('POST', `/accounts/${own.account}/run`), await status('GET', `/jobs/${own.job}`)],
       };
     }, { own: { account: own.account.id, job: own.job.id }, others: { account: others.account.id, job: others.job.id } });
     expect(answers.listed).toEqual([own.account.id]);
     expect(answers.others).toEqual([404, 404, 404, 404, 404, 404]);
-    expect(answers.own).toEqual([200, 200]);
+    expect(answers.own).toEqual([200, 200, 201, 200]);
     expect((await env.operator('GET', `/accounts/${others.account.id}`)).status).toBe(200); // still there
 
     // The account deleted meanwhile (another tab, the operator): Run now says so on the page.

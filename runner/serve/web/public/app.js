@@ -65,8 +65,7 @@ function renderNav() {
     me = null;
     setCsrf(null);
     renderNav();
-    location.hash = '#/';
-    route();
+    go('#/');
   }, 'link');
   fill(nav, h('a', { href: '#/' }, 'Accounts'), h('a', { href: '#/catalog' }, 'Connect an account'),
     me.principal.kind === 'operator' ? h('a', { href: '#/owners' }, 'Owners') : null, h('span', { class: 'who' }, who), signOut);
@@ -92,8 +91,7 @@ function signInView(message) {
       'The token konnector serve was started with ($KONNECTOR_SERVE_TOKEN or <data-dir>/token).'),
     h('button', { type: 'submit' }, 'Sign in as the operator')), async (data) => {
     signedIn(await api('POST', '/session/token', { token: data.get('token') }));
-    location.hash = '#/';
-    route();
+    go('#/');
   });
   show('Sign in',
     message ?? null,
@@ -108,8 +106,7 @@ function secondStepView() {
       field('code', 'Six-digit code', { attributes: { type: 'text', inputmode: 'numeric', autocomplete: 'one-time-code', pattern: '[0-9]{6}', required: true } }),
       h('button', { type: 'submit' }, 'Sign in')), async (data) => {
       signedIn(await api('POST', '/session/totp', { code: data.get('code') }));
-      location.hash = '#/';
-      route();
+      go('#/');
     }));
 }
 
@@ -118,8 +115,7 @@ async function useLink(token) {
     const answer = await api('POST', '/session/link', { token });
     if (answer.secondStep) return secondStepView();
     signedIn(answer);
-    location.hash = '#/';
-    return route();
+    return go('#/');
   } catch (error) {
     return signInView(failure(error));
   }
@@ -135,14 +131,14 @@ function runSummary(job) {
   return `${STATE_WORDS[job.state]} (${when})`;
 }
 
-async function accountsView() {
+async function accountsView(render) {
   const { accounts } = await api('GET', '/accounts');
   const items = accounts.map((account) => h('li', { class: 'card' },
     h('h2', {}, h('a', { href: `#/accounts/${encodeURIComponent(account.id)}` }, account.label || account.konnectorName)),
     h('p', {}, account.konnectorName, account.fields.login ? ` · ${account.fields.login}` : '', me.principal.kind === 'operator' ? ` · ${account.instance}` : ''),
     h('p', { class: `state ${account.lastRun?.state ?? 'never'}` }, runSummary(account.lastRun)),
     h('p', { class: 'hint' }, SCHEDULE_WORDS[account.schedule] ?? account.schedule)));
-  show('Your accounts',
+  render('Your accounts',
     items.length ? h('ul', { class: 'cards' }, items) : h('p', {}, 'No account yet.'),
     h('p', {}, h('a', { class: 'button', href: '#/catalog' }, 'Connect an account')));
 }
@@ -151,9 +147,9 @@ function monogram(name) {
   return h('span', { class: 'icon', 'aria-hidden': 'true' }, name.slice(0, 1).toUpperCase());
 }
 
-async function catalogView() {
+async function catalogView(render) {
   const { konnectors } = await api('GET', '/catalog');
-  show('Connect an account', h('ul', { class: 'cards' }, konnectors.map((k) => h('li', { class: 'card' },
+  render('Connect an account', h('ul', { class: 'cards' }, konnectors.map((k) => h('li', { class: 'card' },
     h('h2', {}, monogram(k.name), k.name),
     h('p', {}, k.description),
     h('dl', {},
@@ -185,10 +181,10 @@ function scheduleField(selected, withPause) {
   return field('frequency', 'Runs', { tag: 'select', options: options.map((o) => ({ ...o, selected: o.value === selected })) });
 }
 
-async function connectView(slug) {
+async function connectView(render, slug) {
   const { konnectors } = await api('GET', '/catalog');
   const konnector = konnectors.find((k) => k.slug === slug);
-  if (!konnector) return show('Not found', notice('This host has no such konnector.', 'error'));
+  if (!konnector) return render('Not found', notice('This host has no such konnector.', 'error'));
   const form = onSubmit(h('form', {},
     h('p', {}, `Your login for ${konnector.name}. It is kept on this host and sent to ${konnector.hosts.join(', ') || 'the vendor'} only; the password is never shown again.`),
     credentialFields(konnector, {}, false),
@@ -202,10 +198,10 @@ async function connectView(slug) {
     });
     location.hash = `#/jobs/${encodeURIComponent(answer.job.id)}`;
   });
-  show(`Connect ${konnector.name}`, form);
+  render(`Connect ${konnector.name}`, form);
 }
 
-async function accountView(id) {
+async function accountView(render, id) {
   const [account, { konnectors }] = await Promise.all([api('GET', `/accounts/${encodeURIComponent(id)}`), api('GET', '/catalog')]);
   const konnector = konnectors.find((k) => k.slug === account.konnector);
   const runNow = actionButton('Run now', async () => {
@@ -239,7 +235,7 @@ async function accountView(id) {
       h('td', {}, h('a', { href: `#/jobs/${encodeURIComponent(job.id)}` }, formatDate(job.startedAt ?? job.queuedAt))),
       h('td', { class: `state ${job.state}` }, job.state === 'errored' ? `${STATE_WORDS.errored}: ${job.explanation?.happened ?? job.error}` : STATE_WORDS[job.state]),
       h('td', {}, job.report ? savedWords(job.report.saved) : '—')))));
-  show(account.label || account.konnectorName,
+  render(account.label || account.konnectorName,
     h('p', {}, `${account.konnectorName}${me.principal.kind === 'operator' ? ` · ${account.instance}` : ''}`),
     h('p', { class: `state ${account.lastRun?.state ?? 'never'}` }, runSummary(account.lastRun)),
     account.lastRun?.explanation ? h('p', { class: 'todo' }, account.lastRun.explanation.todo) : null,
@@ -251,7 +247,7 @@ async function accountView(id) {
 
 // The operator's records of who owns each instance
 
-async function ownersView() {
+async function ownersView(render) {
   const { instances } = await api('GET', '/instances');
   const result = h('div', {});
   const form = onSubmit(h('form', {},
@@ -266,7 +262,7 @@ async function ownersView() {
       saved.totpUri ? h('div', {}, h('p', {}, 'Give the owner this key for their authenticator app; it is shown only now:'),
         h('p', { class: 'secret' }, saved.totpUri)) : null);
   });
-  show('Owners',
+  render('Owners',
     h('p', {}, 'An instance\'s owner signs in with this e-mail address, and sees only the accounts of their instance.'),
     instances.length ? h('table', {}, h('caption', {}, 'Instances'),
       h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, 'Instance'), h('th', { scope: 'col' }, 'Owner'), h('th', { scope: 'col' }, 'Two-factor'))),
@@ -306,12 +302,12 @@ function reportOf(job) {
 
 let following = null;
 
-function jobView(id) {
+function jobView(render, id) {
   const state = h('p', { class: 'state', role: 'status', 'aria-live': 'polite' }, 'Connecting…');
   const log = h('ol', { class: 'log', 'aria-label': 'Log of the run' });
   const report = h('div', {});
   const back = h('p', {});
-  show('Run', state, back, h('h2', {}, 'Log'), log, report);
+  render('Run', state, back, h('h2', {}, 'Log'), log, report);
   following = new EventSource(`/app/api/jobs/${encodeURIComponent(id)}/events`);
   const source = following;
   source.addEventListener('log', (event) => {
@@ -335,21 +331,34 @@ function jobView(id) {
 
 // Router
 
+let routeSeq = 0;
+
 async function route() {
   following?.close();
   following = null;
+  const seq = ++routeSeq;
+  // A page still loading when the person goes to another one is not shown over it.
+  const render = (...args) => {
+    if (seq === routeSeq) show(...args);
+  };
   if (!me?.principal) return signInView();
   const [, page, id] = /^#\/([a-z]*)\/?(.*)$/.exec(location.hash) ?? [];
   try {
-    if (page === 'catalog') return await catalogView();
-    if (page === 'owners') return await ownersView();
-    if (page === 'connect') return await connectView(decodeURIComponent(id));
-    if (page === 'accounts' && id) return await accountView(decodeURIComponent(id));
-    if (page === 'jobs' && id) return jobView(decodeURIComponent(id));
-    return await accountsView();
+    if (page === 'catalog') return await catalogView(render);
+    if (page === 'owners') return await ownersView(render);
+    if (page === 'connect') return await connectView(render, decodeURIComponent(id));
+    if (page === 'accounts' && id) return await accountView(render, decodeURIComponent(id));
+    if (page === 'jobs' && id) return jobView(render, decodeURIComponent(id));
+    return await accountsView(render);
   } catch (error) {
-    show(error instanceof ApiError && error.status === 404 ? 'Not found' : 'Something went wrong', failure(error));
+    render(error instanceof ApiError && error.status === 404 ? 'Not found' : 'Something went wrong', failure(error));
   }
+}
+
+/** Goes to a page: the hash change routes, or, on the same hash, a route of its own. */
+function go(hash) {
+  if (location.hash === hash) route();
+  else location.hash = hash;
 }
 
 async function start() {
