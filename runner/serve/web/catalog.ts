@@ -66,7 +66,8 @@ function fieldsOf(manifest: Manifest): CatalogField[] {
 const englishLocale = (manifest: Manifest) =>
   ((manifest as { locales?: Record<string, { short_description?: string; long_description?: string }> }).locales ?? {}).en;
 
-function entryOf(manifest: Manifest): CatalogEntry {
+/** What the catalog and the connect form show of a konnector, from its manifest. */
+export function catalogEntry(manifest: Manifest): CatalogEntry {
   const extra = manifest as { description?: string; vendor_link?: string };
   const vendorHost = extra.vendor_link && URL.canParse(extra.vendor_link) ? new URL(extra.vendor_link).host : undefined;
   return {
@@ -95,7 +96,7 @@ export class Catalog {
     return Promise.all(this.registry.list().map((info) => {
       let entry = this.bySha.get(info.sha256);
       if (!entry) {
-        entry = readArtifact(info.file).then((artifact) => entryOf(artifact.header.manifest));
+        entry = readArtifact(info.file).then((artifact) => catalogEntry(artifact.header.manifest));
         entry.catch(() => this.bySha.delete(info.sha256));
         this.bySha.set(info.sha256, entry);
       }
@@ -117,9 +118,12 @@ export class Catalog {
 export function credentialsSchema(entry: CatalogEntry, editing: boolean) {
   const shape: Record<string, z.ZodTypeAny> = {};
   for (const field of entry.fields) {
-    const text = z.string().max(1000);
+    const choices = field.options?.map((option) => option.value) ?? [];
+    const text = field.type === 'select'
+      ? z.string().refine((value) => value === '' || choices.includes(value), `${field.label}: one of ${choices.join(', ')}`)
+      : z.string().max(1000);
     const optional = !field.required || (editing && field.type === 'password');
-    shape[field.name] = optional ? text.optional() : text.min(1, `${field.label} is required`);
+    shape[field.name] = optional ? text.optional() : text.refine((value) => value !== '', `${field.label} is required`);
   }
   return z.object(shape).strict();
 }
