@@ -1,19 +1,25 @@
 /**
- * Fuel metering benchmark: builds the CPU-heavy konnector of
- * bench/fixtures/cpu-heavy with `konnector build`, meters a copy of its
- * component, and runs both in this process, interleaved, after a warm-up
- * (V8 compiles wasm lazily and tiers up). Prints the run-time ratio (median
- * of the runs, min-max shown), the instrumentation time and the size growth.
- * Wall-clock time is what the ratio is about; process CPU time is printed
- * too, as it is less disturbed when the machine is shared.
+ * Fuel metering and guest CPU benchmark. For each compute-only konnector of
+ * bench/fixtures (cpu-heavy: JSON, regexes, strings, arrays; cheerio-bills:
+ * cheerio parsing and querying a 1 MB bills page), builds it with
+ * `konnector build`, meters a copy of its component, and runs three ways in
+ * this process, interleaved, after a warm-up (V8 compiles wasm lazily and
+ * tiers up): unmetered, metered, and the same code run by Node itself, the
+ * baseline for guest CPU speed. Every run must log the same checksum.
+ * Prints the run-time ratios (medians, min-max shown), the instrumentation
+ * time and the size growth. Wall-clock time is what the ratios are about;
+ * process CPU time is printed too, as it is less disturbed when the machine
+ * is shared.
  *
- *   node --import tsx bench/fuel.ts [--runs 11] [--rounds 5000] [--warmup 3] [--markdown]
+ *   node --import tsx bench/fuel.ts [--runs 11] [--rounds 5000] [--rows 3000] [--warmup 3] [--markdown]
  */
 import { mkdtemp, rm } from 'node:fs/promises';
+import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
+import { build } from 'esbuild';
 import { readArtifact } from '../runner/artifact.ts';
 import { buildKonnector } from '../runner/build/index.ts';
 import { mapCoreModules } from '../runner/wasm/module.ts';
@@ -24,104 +30,166 @@ const { values } = parseArgs({
   options: {
     runs: { type: 'string', default: '11' },
     rounds: { type: 'string', default: '5000' },
+    rows: { type: 'string', default: '3000' },
     warmup: { type: 'string', default: '3' },
     markdown: { type: 'boolean', default: false },
   },
 });
-const runs = Number(values.runs);
-const rounds = Number(values.rounds);
-const warmup = Number(values.warmup);
-if (![runs, rounds, warmup].every((n) => Number.isInteger(n) && n >= 0) || runs < 1) {
-  throw new Error('--runs, --rounds and --warmup take whole numbers (--runs at least 1)');
+const [runs, rounds, rows, warmup] = [values.runs, values.rounds, values.rows, values.warmup].map(Number) as [number, number, number, number];
+if (![runs, rounds, rows, warmup].every((n) => Number.isInteger(n) && n >= 0) || runs < 1) {
+  throw new Error('--runs, --rounds, --rows and --warmup take whole numbers (--runs at least 1)');
 }
 
-const fixture = fileURLToPath(new URL('./fixtures/cpu-heavy/', import.meta.url));
 const MiB = 1024 * 1024;
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const ms = (x: number) => x.toFixed(0);
+const range = (xs: number[]) => `${ms(Math.min(...xs))}-${ms(Math.max(...xs))}`;
 
+interface Run {
+  elapsed: number;
+  cpu: number;
+  checksum: string;
+  consumed?: bigint;
+}
+
+/** Times one synchronous run: wall clock and this process's CPU. */
+function timed(body: () => string, consumed?: () => bigint): Run {
+  const cpu = process.cpuUsage();
+  const started = performance.now();
+  const checksum = body();
+  const elapsed = performance.now() - started;
+  const { user, system } = process.cpuUsage(cpu);
+  return { elapsed, cpu: (user + system) / 1000, checksum, consumed: consumed?.() };
+}
+
+/** The fixture's code as Node runs it, its log import answered in this process. */
+async function loadOnNode(fixture: string): Promise<(fields: string) => string> {
+  const bundled = await build({
+    entryPoints: [path.join(fixture, 'index.js')],
+    bundle: true,
+    write: false,
+    format: 'cjs',
+    platform: 'node',
+    plugins: [{
+      name: 'log-import',
+      setup(on) {
+        on.onResolve({ filter: /^cozy:konnector\/log@/ }, () => ({ path: 'log', namespace: 'host' }));
+        on.onLoad({ filter: /.*/, namespace: 'host' }, () => ({ contents: 'export const write = (level, message) => globalThis.__benchLog(message);' }));
+      },
+    }],
+  });
+  const logs: string[] = [];
+  (globalThis as { __benchLog?: (line: string) => void }).__benchLog = (line) => logs.push(line);
+  // CommonJS, so the bundle's own require() of Node built-ins (cheerio brings undici) works.
+  const module = { exports: {} as { run(job: { fields: string }): void } };
+  new Function('module', 'exports', 'require', bundled.outputFiles[0]!.text)(module, module.exports, createRequire(import.meta.url));
+  const konnector = module.exports;
+  return (fields) => {
+    logs.length = 0;
+    konnector.run({ fields });
+    return logs.join('\n');
+  };
+}
+
+function inSandbox(guest: PreparedGuest, fields: string, budget?: bigint): Run {
+  let consumed = 0n;
+  return timed(() => {
+    const run = runGuest(guest, JSON.parse(fields) as Record<string, unknown>, budget === undefined ? {} : { budget });
+    if (run.outcome !== 'returned') throw new Error(`the ${budget === undefined ? 'unmetered' : 'metered'} run ${run.outcome}: ${String(run.error)}`);
+    consumed = run.consumed;
+    return run.logs.join('\n');
+  }, () => consumed);
+}
+
+const largestModule = (bytes: Uint8Array) => {
+  let size = 0;
+  mapCoreModules(bytes, (module) => ((size = Math.max(size, module.length)), module));
+  return size;
+};
+
+const env = `Node ${process.version}, ${os.cpus()[0]?.model ?? 'unknown CPU'} x${os.cpus().length}, ${os.platform()} ${os.release()}; instrumenter v${FUEL_INSTRUMENTER_VERSION}; ${warmup} warm-up + ${runs} measured runs each`;
+const tables: { title: string; rows: string[][]; facts: string[][] }[] = [];
 const dir = await mkdtemp(path.join(os.tmpdir(), 'fuel-bench-'));
 try {
-  console.error('building the cpu-heavy konnector...');
-  const { component } = await readArtifact((await buildKonnector(fixture, path.join(dir, 'cpu-heavy.kwasm'), { unmetered: true })).out);
-
-  const instrumentMs: number[] = [];
-  let metered: Uint8Array = component;
-  for (let i = 0; i < 3; i++) {
-    const started = performance.now();
-    metered = instrumentComponentFuel(component);
-    instrumentMs.push(performance.now() - started);
-  }
-  const largestModule = (bytes: Uint8Array) => {
-    let size = 0;
-    mapCoreModules(bytes, (module) => ((size = Math.max(size, module.length)), module));
-    return size;
-  };
-
-  const plain = await prepareGuest(component);
-  const fueled = await prepareGuest(metered);
-  const budget = 1n << 62n;
-  const job = { rounds };
-  const once = (guest: PreparedGuest, meteredRun: boolean) => {
-    const cpu = process.cpuUsage();
-    const started = performance.now();
-    const run = runGuest(guest, job, meteredRun ? { budget } : {});
-    const elapsed = performance.now() - started;
-    const { user, system } = process.cpuUsage(cpu);
-    if (run.outcome !== 'returned') throw new Error(`the ${meteredRun ? 'metered' : 'unmetered'} run ${run.outcome}: ${String(run.error)}`);
-    return { elapsed, cpu: (user + system) / 1000, checksum: run.logs.join('\n'), consumed: run.consumed };
-  };
-
-  console.error(`warming up (${warmup} runs each)...`);
-  for (let i = 0; i < warmup; i++) {
-    once(plain, false);
-    once(fueled, true);
-  }
-  console.error(`measuring (${runs} runs each, interleaved)...`);
-  const times = { plain: [] as number[], fueled: [] as number[] };
-  const cpuTimes = { plain: [] as number[], fueled: [] as number[] };
-  const consumed = new Set<bigint>();
-  const checksums = new Set<string>();
-  for (let i = 0; i < runs; i++) {
-    // Alternate which goes first, so neither always runs right after a GC of the other.
-    const order = i % 2 === 0 ? [false, true] : [true, false];
-    for (const meteredRun of order) {
-      const result = once(meteredRun ? fueled : plain, meteredRun);
-      (meteredRun ? times.fueled : times.plain).push(result.elapsed);
-      (meteredRun ? cpuTimes.fueled : cpuTimes.plain).push(result.cpu);
-      checksums.add(result.checksum);
-      if (meteredRun) consumed.add(result.consumed);
+  const workloads = [
+    { name: 'cpu-heavy', fields: { rounds } },
+    { name: 'cheerio-bills', fields: { rows } },
+  ];
+  for (const [index, workload] of workloads.entries()) {
+    const fixture = fileURLToPath(new URL(`./fixtures/${workload.name}/`, import.meta.url));
+    const fields = JSON.stringify(workload.fields);
+    console.error(`building the ${workload.name} konnector...`);
+    const { component } = await readArtifact((await buildKonnector(fixture, path.join(dir, `${workload.name}.kwasm`), { unmetered: true })).out);
+    const instrumentMs: number[] = [];
+    let metered: Uint8Array = component;
+    for (let i = 0; i < 3; i++) {
+      const started = performance.now();
+      metered = instrumentComponentFuel(component);
+      instrumentMs.push(performance.now() - started);
     }
-  }
-  if (checksums.size !== 1) throw new Error(`metered and unmetered runs computed different results: ${[...checksums].join(' / ')}`);
-  if (consumed.size !== 1) throw new Error(`the same job consumed different fuel across runs: ${[...consumed].join(', ')}`);
+    const plain = await prepareGuest(component);
+    const fueled = await prepareGuest(metered);
+    const onNode = await loadOnNode(fixture);
+    const budget = 1n << 62n;
+    const ways = {
+      unmetered: () => inSandbox(plain, fields),
+      metered: () => inSandbox(fueled, fields, budget),
+      node: () => timed(() => onNode(fields)),
+    };
+    type Way = keyof typeof ways;
 
-  const ratio = median(times.fueled) / median(times.plain);
-  const fuel = [...consumed][0]!;
-  const range = (xs: number[]) => `${ms(Math.min(...xs))}-${ms(Math.max(...xs))}`;
-  const rows = [
-    ['unmetered', ms(median(times.plain)), range(times.plain), ms(median(cpuTimes.plain))],
-    ['metered', ms(median(times.fueled)), range(times.fueled), ms(median(cpuTimes.fueled))],
-  ];
-  const facts = [
-    ['run-time ratio (median metered / median unmetered)', `${ratio.toFixed(3)} (min/min ${(Math.min(...times.fueled) / Math.min(...times.plain)).toFixed(3)})`],
-    ['CPU-time ratio (medians)', (median(cpuTimes.fueled) / median(cpuTimes.plain)).toFixed(3)],
-    ['fuel per run (identical in every run)', `${fuel} units (${(Number(fuel) / median(times.fueled) / 1000).toFixed(0)} M units/s)`],
-    ['instrumentation time (component, 3 runs)', `${ms(median(instrumentMs))} ms (${ms(Math.min(...instrumentMs))}-${ms(Math.max(...instrumentMs))})`],
-    ['component size', `${(component.length / MiB).toFixed(2)} MiB -> ${(metered.length / MiB).toFixed(2)} MiB (+${((metered.length / component.length - 1) * 100).toFixed(1)}%)`],
-    ['engine core module', `${(largestModule(component) / MiB).toFixed(2)} MiB -> ${(largestModule(metered) / MiB).toFixed(2)} MiB (+${((largestModule(metered) / largestModule(component) - 1) * 100).toFixed(1)}%)`],
-  ];
-  const env = `Node ${process.version}, ${os.cpus()[0]?.model ?? 'unknown CPU'} x${os.cpus().length}, ${os.platform()} ${os.release()}; instrumenter v${FUEL_INSTRUMENTER_VERSION}; ${rounds} rounds, ${warmup} warm-up + ${runs} measured runs each`;
-  if (values.markdown) {
-    console.log(`${env}\n\n| build | median ms | min-max ms | median CPU ms |\n| --- | --- | --- | --- |`);
-    for (const row of rows) console.log(`| ${row.join(' | ')} |`);
-    console.log('\n| measure | value |\n| --- | --- |');
-    for (const row of facts) console.log(`| ${row.join(' | ')} |`);
-  } else {
-    console.log(env);
-    for (const [name, wall, spread, cpu] of rows) console.log(`${name.padEnd(10)} median ${wall} ms  (min-max ${spread} ms), CPU ${cpu} ms`);
-    for (const [name, value] of facts) console.log(`${name}: ${value}`);
+    console.error(`${workload.name}: warming up (${warmup} runs each)...`);
+    for (let i = 0; i < warmup; i++) for (const way of Object.values(ways)) way();
+    console.error(`${workload.name}: measuring (${runs} runs each, interleaved)...`);
+    const results: Record<Way, Run[]> = { unmetered: [], metered: [], node: [] };
+    const names = Object.keys(ways) as Way[];
+    for (let i = 0; i < runs; i++) {
+      // Rotate which goes first, so none always runs right after a GC of another.
+      for (let k = 0; k < names.length; k++) {
+        const way = names[(i + k) % names.length]!;
+        results[way].push(ways[way]());
+      }
+    }
+    const checksums = new Set(names.flatMap((way) => results[way].map((run) => run.checksum)));
+    if (checksums.size !== 1) throw new Error(`${workload.name}: the runs computed different results: ${[...checksums].join(' / ')}`);
+    const consumed = new Set(results.metered.map((run) => run.consumed));
+    if (consumed.size !== 1) throw new Error(`${workload.name}: the same job consumed different fuel across runs: ${[...consumed].join(', ')}`);
+
+    const wall = (way: Way) => results[way].map((run) => run.elapsed);
+    const cpu = (way: Way) => median(results[way].map((run) => run.cpu));
+    const fuel = [...consumed][0]!;
+    const facts = [
+      ['fuel overhead (median metered / median unmetered)', `${(median(wall('metered')) / median(wall('unmetered'))).toFixed(3)} (min/min ${(Math.min(...wall('metered')) / Math.min(...wall('unmetered'))).toFixed(3)}, CPU ${(cpu('metered') / cpu('unmetered')).toFixed(3)})`],
+      ['guest CPU against Node (median metered / median node)', `${(median(wall('metered')) / median(wall('node'))).toFixed(2)}x slower (unmetered ${(median(wall('unmetered')) / median(wall('node'))).toFixed(2)}x)`],
+      ['fuel per run (identical in every run)', `${fuel} units (${(Number(fuel) / median(wall('metered')) / 1000).toFixed(0)} M units/s)`],
+    ];
+    if (index === 0) {
+      facts.push(
+        ['instrumentation time (component, 3 runs)', `${ms(median(instrumentMs))} ms (${range(instrumentMs)})`],
+        ['component size', `${(component.length / MiB).toFixed(2)} MiB -> ${(metered.length / MiB).toFixed(2)} MiB (+${((metered.length / component.length - 1) * 100).toFixed(1)}%)`],
+        ['engine core module', `${(largestModule(component) / MiB).toFixed(2)} MiB -> ${(largestModule(metered) / MiB).toFixed(2)} MiB (+${((largestModule(metered) / largestModule(component) - 1) * 100).toFixed(1)}%)`],
+      );
+    }
+    tables.push({
+      title: `${workload.name} ${fields}`,
+      rows: names.map((way) => [way, ms(median(wall(way))), range(wall(way)), ms(cpu(way))]),
+      facts,
+    });
   }
 } finally {
   await rm(dir, { recursive: true, force: true });
+}
+
+console.log(env);
+for (const table of tables) {
+  if (values.markdown) {
+    console.log(`\n### ${table.title}\n\n| run | median ms | min-max ms | median CPU ms |\n| --- | --- | --- | --- |`);
+    for (const row of table.rows) console.log(`| ${row.join(' | ')} |`);
+    console.log('\n| measure | value |\n| --- | --- |');
+    for (const row of table.facts) console.log(`| ${row.join(' | ')} |`);
+  } else {
+    console.log(`\n${table.title}`);
+    for (const [name, wall, spread, cpu] of table.rows) console.log(`${name!.padEnd(10)} median ${wall} ms  (min-max ${spread} ms), CPU ${cpu} ms`);
+    for (const [name, value] of table.facts) console.log(`${name}: ${value}`);
+  }
 }

@@ -33,7 +33,7 @@ import nano from 'nano';
 import { startEmbeddedCouchDB } from '../host-api/couchdb-server.ts';
 import { konnectorFolderPath } from '../host-api/files.ts';
 import { parseConnectTo } from '../host-api/http/index.ts';
-import { startVendorSite } from '../konnectors/example-bills/vendor-site.ts';
+import { startVendorSite } from '../konnectors/example-bills/vendor-site.mts';
 import { buildKonnector } from '../runner/build/index.ts';
 import { entryModuleSource, GUEST_RESOLUTION } from '../runner/build/bundle.ts';
 import { runJob } from '../runner/job.ts';

@@ -1,7 +1,7 @@
 /**
  * What the vendor sites of the ported konnectors share: an HTTP server on 127.0.0.1 that ignores the Host header
  * (konnectors reach it under the vendor's name through the runner's --connect-to), bounded body reading, cookies,
- * HTML escaping, and a minimal valid PDF. Each site is its own module: konnectors/<name>/vendor-site.ts.
+ * HTML escaping, and a minimal valid PDF. Each site is its own module: konnectors/<name>/vendor-site.mts.
  */
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';

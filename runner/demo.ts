@@ -1,7 +1,7 @@
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import nano from 'nano';
-import { startVendorSite } from '../konnectors/example-bills/vendor-site.ts';
+import { startVendorSite } from '../konnectors/example-bills/vendor-site.mts';
 import { startEmbeddedCouchDB } from '../host-api/couchdb-server.ts';
 import { databaseName } from '../host-api/documents.ts';
 import { readArtifact } from './artifact.ts';

@@ -8,7 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import nano from 'nano';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startVendorSite, type VendorSite } from '../../konnectors/example-bills/vendor-site.ts';
+import { startVendorSite, type VendorSite } from '../../konnectors/example-bills/vendor-site.mts';
 import { databaseName } from '../../host-api/documents.ts';
 import { readManifest, type Manifest } from '../../runner/manifest.ts';
 import {

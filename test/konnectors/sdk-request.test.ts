@@ -5,7 +5,7 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startVendorSite, type VendorSite } from '../../konnectors/example-bills/vendor-site.ts';
+import { startVendorSite, type VendorSite } from '../../konnectors/example-bills/vendor-site.mts';
 import { createTestHost, loadGuest, type HttpRequest } from './guest-harness.ts';
 
 const GUEST = `

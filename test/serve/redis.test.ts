@@ -7,11 +7,12 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import nano from 'nano';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
 import { startEmbeddedCouchDB, type CouchServer } from '../../host-api/couchdb-server.ts';
 import { databaseName } from '../../host-api/documents.ts';
 import { BullQueue } from '../../runner/serve/bull-queue.ts';
 import { MessageDeclined, type QueueMessage } from '../../runner/serve/queue.ts';
+import { describeWithService, REDIS } from '../support/services.ts';
 import { apiClient, konnectorsDir, settledJob, SLUG, spawnServe, startRedis, startSlowVendor, waitFor, type Api, type ServeProcess } from './support.ts';
 
 let redis: Awaited<ReturnType<typeof startRedis>>;
@@ -21,7 +22,7 @@ let dir: string;
 let vendor: Awaited<ReturnType<typeof startSlowVendor>>;
 const hosts: ServeProcess[] = [];
 
-describe('two hosts sharing a Redis queue', () => {
+describeWithService(REDIS, 'two hosts sharing a Redis queue', () => {
   beforeAll(async () => {
     tmp = await mkdtemp(path.join(os.tmpdir(), 'serve-redis-'));
     [redis, couch, dir, vendor] = await Promise.all([startRedis(tmp), startEmbeddedCouchDB({ dataDir: path.join(tmp, 'couch') }),

@@ -10,7 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { SMTPServer } from 'smtp-server';
-import { startVendorSite, type VendorSite } from '../../konnectors/example-bills/vendor-site.ts';
+import { startVendorSite, type VendorSite } from '../../konnectors/example-bills/vendor-site.mts';
 import type { ServeHost } from '../../runner/serve/host.ts';
 import { defaultMyAccountsOptions, type MyAccountsOptions } from '../../runner/serve/web/index.ts';
 import { buildOnce, repoRoot } from '../support/artifacts.ts';
