@@ -201,7 +201,7 @@ describe('e-mail sign-in', () => {
     expect((await send('POST', '/app/api/session/email', { body: { email: 'grace@mail.test' }, from: '127.0.0.3' })).status).toBe(429);
   });
 
-  it('ends the TOTP step after 5 wrong codes, even for the right code after them', async () => {
+  it('ends the TOTP step after 5 wrong codes, even for the right code after them, and takes each code once', async () => {
     const { body } = await env.operator('PUT', '/instances/ivy.cozy.example', { email: 'ivy@mail.test', twoFactor: true });
     const totp = OTPAuth.URI.parse(body.totpUri) as OTPAuth.TOTP;
     const stepFor = async () => {
@@ -220,8 +220,15 @@ describe('e-mail sign-in', () => {
     expect([late.status, late.body.error.message]).toEqual([401, 'this sign-in has expired: ask for a new link']);
     env.clock.advance(WINDOW_MS); // the client's attempts of this window are spent
     const fresh = await stepFor();
-    const signedIn = await send('POST', '/app/api/session/totp', { cookie: fresh, body: { code: right() } });
+    const code = right();
+    const signedIn = await send('POST', '/app/api/session/totp', { cookie: fresh, body: { code } });
     expect(signedIn.body.principal).toEqual({ kind: 'owner', instance: 'ivy.cozy.example', email: 'ivy@mail.test' });
+    // The same code, for a second step of its own: refused; the next code: accepted.
+    const replayed = await send('POST', '/app/api/session/totp', { cookie: await stepFor(), body: { code } });
+    expect([replayed.status, replayed.body.error?.message]).toEqual([401, 'this code is not the right one: type the code your authenticator app shows now']);
+    env.clock.advance(WINDOW_MS); // a later code (and fresh attempts for this client)
+    const next = await send('POST', '/app/api/session/totp', { cookie: await stepFor(), body: { code: right() } });
+    expect(next.body).toMatchObject({ principal: { instance: 'ivy.cozy.example' } });
   });
 });
 

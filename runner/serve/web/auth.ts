@@ -101,6 +101,8 @@ export class Sessions {
   private readonly sessions: Expiring<Session>;
   private readonly links: Expiring<Owner>;
   private readonly secondSteps: Expiring<SecondStep>;
+  /** Per instance, the TOTP time step of the last code that signed someone in. */
+  private readonly usedTotpCounters = new Map<string, number>();
 
   constructor(private readonly now: () => number) {
     this.sessions = new Expiring(now);
@@ -149,11 +151,17 @@ export class Sessions {
     const step = this.secondSteps.get(token);
     if (!step) return undefined;
     const totp = new OTPAuth.TOTP({ secret: OTPAuth.Secret.fromBase32(step.owner.totpSecret!) });
-    if (totp.validate({ token: code, timestamp: this.now(), window: 1 }) === null) {
+    const now = this.now();
+    const delta = totp.validate({ token: code, timestamp: now, window: 1 });
+    // A code works once (RFC 6238, 5.2): one seen over someone's shoulder cannot open a second session.
+    const counter = delta === null ? null : totp.counter({ timestamp: now }) + delta;
+    const lastUsed = this.usedTotpCounters.get(step.owner.instance) ?? -1;
+    if (counter === null || counter <= lastUsed) {
       step.tries++;
       if (step.tries >= SECOND_STEP_TRIES) this.secondSteps.delete(token);
       return 'wrong-code';
     }
+    this.usedTotpCounters.set(step.owner.instance, counter);
     this.secondSteps.delete(token);
     return this.open({ kind: 'owner', instance: step.owner.instance, email: step.owner.email });
   }
