@@ -18,6 +18,7 @@ import type { JobProcessor } from './processor.ts';
 import type { JobQueue } from './queue.ts';
 import { scheduleOf, type TriggerScheduler } from './scheduler.ts';
 import type { Store } from './store.ts';
+import type { MyAccounts } from './web/index.ts';
 
 const MAX_BODY_BYTES = 1024 * 1024;
 
@@ -33,6 +34,8 @@ export interface ApiContext {
   concurrency: number;
   /** True once the host drains: no new job is accepted. */
   draining(): boolean;
+  /** The web app (runner/serve/web): its pages, and the refusal of cross-origin requests to every route. */
+  web: MyAccounts;
 }
 
 type Params = Record<string, string>;
@@ -43,13 +46,13 @@ interface RawReply {
   contentType: string;
 }
 
-const STATUS: Record<ServeError['kind'], number> = { invalid: 400, unauthorized: 401, 'not-found': 404, conflict: 409, unavailable: 503 };
+export const STATUS: Record<ServeError['kind'], number> = { invalid: 400, unauthorized: 401, 'not-found': 404, conflict: 409, unavailable: 503 };
 
 function describeZod(error: z.ZodError): string[] {
   return error.issues.map((issue) => `${issue.path.length ? issue.path.join('.') : '(body)'}: ${issue.message}`);
 }
 
-function validate<S extends z.ZodTypeAny>(schema: S, value: unknown, where: string): z.output<S> {
+export function validate<S extends z.ZodTypeAny>(schema: S, value: unknown, where: string): z.output<S> {
   const parsed = schema.safeParse(value);
   if (!parsed.success) {
     const issues = describeZod(parsed.error);
@@ -58,7 +61,7 @@ function validate<S extends z.ZodTypeAny>(schema: S, value: unknown, where: stri
   return parsed.data;
 }
 
-async function readJson(req: IncomingMessage): Promise<unknown> {
+export async function readJson(req: IncomingMessage): Promise<unknown> {
   const type = req.headers['content-type'] ?? '';
   if (!/^application\/json\b/i.test(type)) {
     throw new ServeError('invalid', `the body must be JSON sent with "Content-Type: application/json" (got ${JSON.stringify(type)})`);
@@ -250,6 +253,7 @@ export function createApi(ctx: ApiContext): Server {
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const url = new URL(req.url ?? '/', 'http://serve.local');
+    if (await ctx.web.handle(req, res, url)) return;
     const matching = routes.map((r) => ({ r, m: r.path.exec(url.pathname) })).filter((x) => x.m !== null);
     if (matching.length === 0) throw new ServeError('not-found', `no route ${url.pathname}: see docs/openapi.yaml for the API`);
     const found = matching.find((x) => x.r.method === req.method);

@@ -37,6 +37,11 @@ CouchDB, with an HTTP API (docs/openapi.yaml, docs/serve.md).
   --max-attempts <n>      executions of a job at most (default 2, as cozy-stack)
   --retry-delay <d>       back-off before the first retry, doubled after (default 60ms, as cozy-stack)
   --db-prefix <name>      prefix of the host's databases (default konnector-serve)
+  --public-url <url>      the address people open My Accounts at (sign-in links point there;
+                          https makes its cookies Secure); default the address it listens on
+  --smtp <url>            SMTP server for the e-mail sign-in links (smtp://user:pass@host:587,
+                          smtps://...); without it owners cannot sign in by e-mail
+  --mail-from <address>   the links' sender (default "My Accounts <no-reply@localhost>")
 The API token is $KONNECTOR_SERVE_TOKEN, else the content of <data-dir>/token (made at the
 first start, mode 0600). Durations are Go-style: 500ms, 30s, 5m, 1h30m.`;
 
@@ -85,7 +90,7 @@ export async function parseServeArgs(argv: string[]): Promise<ServeOptions | 'he
         concurrency: { type: 'string' }, host: { type: 'string' }, port: { type: 'string' }, 'data-dir': { type: 'string' },
         limits: { type: 'string' }, 'connect-to': { type: 'string', multiple: true }, 'allow-host': { type: 'string', multiple: true }, lease: { type: 'string' },
         grace: { type: 'string' }, 'max-attempts': { type: 'string' }, 'retry-delay': { type: 'string' },
-        'db-prefix': { type: 'string' }, help: { type: 'boolean', short: 'h' },
+        'db-prefix': { type: 'string' }, 'public-url': { type: 'string' }, smtp: { type: 'string' }, 'mail-from': { type: 'string' }, help: { type: 'boolean', short: 'h' },
       },
     }));
   } catch (error) {
@@ -101,6 +106,11 @@ export async function parseServeArgs(argv: string[]): Promise<ServeOptions | 'he
   const connectTo = connectToArgs(values['connect-to']);
   for (const [flag, url] of [['--couchdb', values.couchdb], ['--redis', values.redis]] as const) {
     if (url !== undefined && !URL.canParse(url)) throw new UsageError('bad-arguments', `${flag} ${url}: not a URL`);
+  }
+  for (const [flag, url, schemes] of [['--public-url', values['public-url'], ['http:', 'https:']], ['--smtp', values.smtp, ['smtp:', 'smtps:']]] as const) {
+    if (url !== undefined && !(URL.canParse(url) && (schemes as readonly string[]).includes(new URL(url).protocol))) {
+      throw new UsageError('bad-arguments', `${flag} ${url}: expected a URL starting with ${schemes.map((s) => `${s}//`).join(' or ')}`);
+    }
   }
   const { token, source } = await apiToken(dataDir);
   const options: ServeOptions = {
@@ -123,6 +133,8 @@ export async function parseServeArgs(argv: string[]): Promise<ServeOptions | 'he
       maxAttempts: positiveInt('--max-attempts', values['max-attempts'], defaults.retry.maxAttempts),
       baseDelayMs: duration('--retry-delay', values['retry-delay'], defaults.retry.baseDelayMs),
     },
+    myAccounts: { ...defaults.myAccounts, smtpUrl: values.smtp, publicUrl: values['public-url']?.replace(/\/+$/, ''),
+      mailFrom: values['mail-from'] ?? defaults.myAccounts.mailFrom },
   };
   options.log('info', `API token: ${source}`);
   return options;
@@ -143,7 +155,7 @@ export async function serveCommand(argv: string[]): Promise<number> {
     throw error;
   }
   process.stdout.write(`konnector serve: listening on ${host.url} (host ${host.hostId}, ${options.redisUrl ? 'Redis' : 'embedded'} queue, ` +
-    `concurrency ${options.concurrency})\n`);
+    `concurrency ${options.concurrency}); My Accounts at ${options.myAccounts.publicUrl ?? host.url}/app/\n`);
   const signal = await new Promise<NodeJS.Signals>((resolve) => {
     process.once('SIGTERM', resolve);
     process.once('SIGINT', resolve);

@@ -19,6 +19,8 @@ import { JobProcessor } from './processor.ts';
 import { EmbeddedQueue, type HostLogger, type JobQueue } from './queue.ts';
 import { TriggerScheduler } from './scheduler.ts';
 import { openStore, type Store } from './store.ts';
+import { createMyAccounts, defaultMyAccountsOptions, type MyAccountsOptions } from './web/index.ts';
+import { LiveLogs } from './web/live.ts';
 import { SandboxPool } from '../pool.ts';
 
 export interface ServeOptions {
@@ -53,6 +55,8 @@ export interface ServeOptions {
   /** The queue, when the caller brings its own (the benchmark times each enqueue); default embedded, or BullMQ with `redisUrl`. */
   queue?: JobQueue;
   log: HostLogger;
+  /** The web app's sign-in mail, public address, limits and clock (runner/serve/web). */
+  myAccounts: MyAccountsOptions;
 }
 
 export const defaultServeOptions = (): Omit<ServeOptions, 'konnectorsDir' | 'token'> => ({
@@ -71,6 +75,7 @@ export const defaultServeOptions = (): Omit<ServeOptions, 'konnectorsDir' | 'tok
   schedulerReloadMs: 10_000,
   executor: sandboxExecutor,
   log: (level, message) => process.stderr.write(`${new Date().toISOString()} ${level.padEnd(7)} ${message}\n`),
+  myAccounts: defaultMyAccountsOptions(),
 });
 
 export interface ServeHost {
@@ -115,6 +120,7 @@ export async function startServeHost(options: ServeOptions): Promise<ServeHost> 
     await pool.warm();
     stack.push(() => pool.close());
     const metrics = new ServeMetrics(() => store.countJobsByState());
+    const liveLogs = new LiveLogs();
     const processor = new JobProcessor({
       store, registry, queue, metrics, hostId,
       executor: options.executor,
@@ -123,6 +129,7 @@ export async function startServeHost(options: ServeOptions): Promise<ServeHost> 
       retry: options.retry,
       maxInterruptions: options.maxInterruptions,
       log: options.log,
+      onLogLine: liveLogs.publish,
     });
     await queue.start((message) => processor.process(message));
     await processor.sweep({ startup: true, stuckForMs: 0 });
@@ -136,9 +143,13 @@ export async function startServeHost(options: ServeOptions): Promise<ServeHost> 
     stack.push(() => scheduler.stop());
 
     let draining = false;
+    let listenUrl = '';
+    const web = await createMyAccounts({ store, registry, processor, scheduler, liveLogs, token: options.token, couchUrl,
+      dbPrefix: options.dbPrefix, draining: () => draining, log: options.log, options: options.myAccounts, listenUrl: () => listenUrl });
     const server: Server = createApi({ store, registry, processor, scheduler, queue, metrics, hostId, token: options.token,
-      concurrency: options.concurrency, draining: () => draining });
+      concurrency: options.concurrency, draining: () => draining, web });
     const url = await listen(server, options.listenHost, options.port);
+    listenUrl = url;
     stack.push(() => new Promise((resolve) => server.close(() => resolve())));
     stack.push(async () => void server.closeAllConnections());
 

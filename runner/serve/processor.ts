@@ -35,6 +35,8 @@ export interface ProcessorOptions {
   maxInterruptions: number;
   metrics: ServeMetrics;
   log: HostLogger;
+  /** Called when a job this host runs writes a log line (My Accounts follows jobs live; see `logSoFar`). */
+  onLogLine?: (jobId: string) => void;
 }
 
 const isConflict = (e: unknown) => e instanceof ServeError && e.kind === 'conflict';
@@ -128,6 +130,11 @@ export class JobProcessor {
 
   get runningCount(): number {
     return this.running.size;
+  }
+
+  /** The whole log of a job this host runs, with the lines not saved yet; undefined for other jobs. */
+  logSoFar(jobId: string): JobLogLine[] | undefined {
+    return this.running.get(jobId)?.logs();
   }
 
   /**
@@ -340,7 +347,10 @@ export class JobProcessor {
       .execute(
         konnector,
         { jobId: job._id, accountId: account._id, instance: job.instance, fields: account.auth, parameters: {} },
-        { ...this.opts.env, onLog: (line) => lines.push({ ...line, attempt }), gate },
+        { ...this.opts.env, onLog: (line) => {
+          lines.push({ ...line, attempt });
+          this.opts.onLogLine?.(job._id);
+        }, gate },
       )
       .then((report) => ({ report }), (error: Error) => ({ failure: error.message }));
     return { attempt, lines, execution };
