@@ -49,3 +49,20 @@ export function cozyErrorCode(witName: string): CozyErrorCode {
  * a budget it exceeded, or a crash of its code (a trap).
  */
 export type SandboxErrorCode = `LIMIT_EXCEEDED.${BudgetName}` | 'UNKNOWN_ERROR.CRASH';
+
+/**
+ * Codes the host itself ends a job with, beside the konnector's own codes and
+ * the sandbox's.
+ */
+export type HostErrorCode =
+  /** The job's io.cozy.accounts document was deleted before the job ran. */
+  | 'HOST.ACCOUNT_NOT_FOUND'
+  /** No artifact in --konnectors has the account's konnector slug. */
+  | 'HOST.KONNECTOR_NOT_FOUND'
+  /** The job's host died (or was drained) too many times while running it. */
+  | 'HOST.INTERRUPTED'
+  /** The host failed around the job (CouchDB unreachable...): retried like a konnector error. */
+  | 'HOST.FAILURE';
+
+/** Every code a job can end with, in reports, job documents, the retry policy, metrics and the API. */
+export type JobErrorCode = CozyErrorCode | SandboxErrorCode | HostErrorCode;

@@ -26,17 +26,3 @@ export class ServeError extends Error {
     this.name = 'ServeError';
   }
 }
-
-/**
- * Codes the host itself ends a job with, beside the konnector's own codes and
- * the sandbox's (runner/error-codes.ts).
- */
-export type HostErrorCode =
-  /** The job's io.cozy.accounts document was deleted before the job ran. */
-  | 'HOST.ACCOUNT_NOT_FOUND'
-  /** No artifact in --konnectors has the account's konnector slug. */
-  | 'HOST.KONNECTOR_NOT_FOUND'
-  /** The job's host died (or was drained) too many times while running it. */
-  | 'HOST.INTERRUPTED'
-  /** The host failed around the job (CouchDB unreachable...): retried like a konnector error. */
-  | 'HOST.FAILURE';

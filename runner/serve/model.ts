@@ -3,6 +3,7 @@
  * io.cozy.triggers and io.cozy.jobs, and the API inputs that create them.
  * Inputs are validated here (zod) before anything is stored.
  */
+import type { JobErrorCode } from '../error-codes.ts';
 import { z } from 'zod';
 import { instanceDomainSchema } from '../../host-api/job-scope.ts';
 import type { LogLine } from '../../host-api/log.ts';
@@ -81,7 +82,7 @@ export interface TriggerState {
   last_successful_job_id?: string;
   last_failure?: string;
   last_failed_job_id?: string;
-  last_error?: string;
+  last_error?: JobErrorCode;
   /** The account revision the last job ran with: a stop lasts while the account stays at it. */
   last_account_rev?: string;
 }
@@ -107,7 +108,7 @@ export interface JobAttempt {
   started_at: string;
   finished_at?: string;
   state: 'done' | 'errored' | 'interrupted';
-  error?: string | null;
+  error?: JobErrorCode | null;
   message?: string | null;
 }
 
@@ -134,7 +135,7 @@ export interface JobDoc {
   seq: number;
   lease?: { host: string; expires_at: string };
   account_rev?: string;
-  error?: string | null;
+  error?: JobErrorCode | null;
   /** The error's message (cozy-stack keeps only the code in `error`). */
   error_message?: string | null;
   report?: Omit<JobReport, 'jobId'>;

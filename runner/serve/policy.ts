@@ -11,15 +11,17 @@ export interface RetryPolicy {
 
 export const COZY_STACK_RETRY: RetryPolicy = { maxAttempts: 2, baseDelayMs: 60 };
 
+import type { JobErrorCode } from '../error-codes.ts';
+
 /** LOGIN_FAILED and USER_ACTION_NEEDED, with their sub-codes: the user has to act. */
-const needsTheUser = (code: string) => /^(LOGIN_FAILED|USER_ACTION_NEEDED)(\.|$)/.test(code);
+const needsTheUser = (code: JobErrorCode) => /^(LOGIN_FAILED|USER_ACTION_NEEDED)(\.|$)/.test(code);
 
 /** Outcomes that would come out the same on a second run. */
-const DETERMINISTIC = new Set(['LIMIT_EXCEEDED.MEMORY', 'LIMIT_EXCEEDED.LOG', 'HOST.ACCOUNT_NOT_FOUND',
-  'HOST.KONNECTOR_NOT_FOUND', 'HOST.INTERRUPTED']);
+const DETERMINISTIC: ReadonlySet<JobErrorCode> = new Set<JobErrorCode>(['LIMIT_EXCEEDED.MEMORY', 'LIMIT_EXCEEDED.LOG_LINES',
+  'LIMIT_EXCEEDED.LOG_BYTES', 'HOST.ACCOUNT_NOT_FOUND', 'HOST.KONNECTOR_NOT_FOUND', 'HOST.INTERRUPTED']);
 
 /** Whether a job that ended with this code is run again (while attempts remain). */
-export function isRetryable(code: string): boolean {
+export function isRetryable(code: JobErrorCode): boolean {
   return !needsTheUser(code) && !DETERMINISTIC.has(code);
 }
 
@@ -29,7 +31,7 @@ export function isRetryable(code: string): boolean {
  * USER_ACTION_NEEDED.CGU_FORM (new terms to accept on the vendor's site do not
  * make the credentials wrong).
  */
-export function stopsTrigger(code: string): boolean {
+export function stopsTrigger(code: JobErrorCode): boolean {
   return needsTheUser(code) && code !== 'USER_ACTION_NEEDED.CGU_FORM';
 }
 

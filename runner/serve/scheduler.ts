@@ -21,7 +21,7 @@ interface Scheduled {
 /** Whether a trigger's automatic runs are stopped: its last job needed the user, and the account did not change since. */
 export function isStopped(trigger: TriggerDoc, account: AccountDoc): boolean {
   const state = trigger.current_state;
-  return state.status === 'errored' && stopsTrigger(state.last_error ?? '') && state.last_account_rev === account._rev;
+  return state.status === 'errored' && state.last_error !== undefined && stopsTrigger(state.last_error) && state.last_account_rev === account._rev;
 }
 
 export function scheduleOf(trigger: TriggerDoc): Schedule {

@@ -68,20 +68,20 @@ describe('trigger schedules, as cozy-stack writes them', () => {
 
 describe('retries and stops, as cozy-stack', () => {
   it('retries transient failures, not those the user must fix nor deterministic limits', () => {
-    for (const code of ['VENDOR_DOWN', 'UNKNOWN_ERROR', 'UNKNOWN_ERROR.CRASH', 'LIMIT_EXCEEDED.WALL_CLOCK', 'HOST.FAILURE', 'MAINTENANCE']) {
+    for (const code of ['VENDOR_DOWN', 'UNKNOWN_ERROR', 'UNKNOWN_ERROR.CRASH', 'LIMIT_EXCEEDED.WALL_CLOCK', 'HOST.FAILURE', 'MAINTENANCE'] as const) {
       expect(isRetryable(code), code).toBe(true);
     }
     for (const code of ['LOGIN_FAILED', 'LOGIN_FAILED.TOO_MANY_ATTEMPTS', 'USER_ACTION_NEEDED', 'USER_ACTION_NEEDED.CGU_FORM',
-      'LIMIT_EXCEEDED.MEMORY', 'LIMIT_EXCEEDED.LOG', 'HOST.ACCOUNT_NOT_FOUND', 'HOST.KONNECTOR_NOT_FOUND']) {
+      'LIMIT_EXCEEDED.MEMORY', 'LIMIT_EXCEEDED.LOG_LINES', 'LIMIT_EXCEEDED.LOG_BYTES', 'HOST.ACCOUNT_NOT_FOUND', 'HOST.KONNECTOR_NOT_FOUND'] as const) {
       expect(isRetryable(code), code).toBe(false);
     }
   });
 
   it('stops a trigger on LOGIN_FAILED and USER_ACTION_NEEDED, but not on .CGU_FORM', () => {
-    for (const code of ['LOGIN_FAILED', 'LOGIN_FAILED.NEEDS_SECRET', 'USER_ACTION_NEEDED', 'USER_ACTION_NEEDED.CHANGE_PASSWORD']) {
+    for (const code of ['LOGIN_FAILED', 'LOGIN_FAILED.NEEDS_SECRET', 'USER_ACTION_NEEDED', 'USER_ACTION_NEEDED.CHANGE_PASSWORD'] as const) {
       expect(stopsTrigger(code), code).toBe(true);
     }
-    for (const code of ['USER_ACTION_NEEDED.CGU_FORM', 'VENDOR_DOWN', 'LOGIN_FAILEDX', 'UNKNOWN_ERROR']) expect(stopsTrigger(code), code).toBe(false);
+    for (const code of ['USER_ACTION_NEEDED.CGU_FORM', 'VENDOR_DOWN', 'UNKNOWN_ERROR'] as const) expect(stopsTrigger(code), code).toBe(false);
   });
 
   it('backs off exponentially, +/- 10%', () => {

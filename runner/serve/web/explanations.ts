@@ -4,8 +4,7 @@
  * whose account it is: what happened, and what to do about it.
  */
 import type { BudgetName } from '../../../host-api/budget.ts';
-import type { CozyErrorCode, SandboxErrorCode } from '../../error-codes.ts';
-import type { HostErrorCode } from '../errors.ts';
+import type { CozyErrorCode, HostErrorCode } from '../../error-codes.ts';
 
 export interface Explanation {
   /** What happened, in one sentence. */
@@ -68,10 +67,10 @@ const HOST: Record<HostErrorCode, Explanation> = {
   'HOST.FAILURE': { happened: 'The service failed around the run (its database did not answer...).', todo: 'Run it again later; tell the operator if it lasts.' },
 };
 
-export type JobErrorCode = CozyErrorCode | SandboxErrorCode | HostErrorCode;
 
 export const LIMIT_NAMES = Object.keys(LIMIT_WORDS) as BudgetName[];
 
+/** Any stored code: documents written by older hosts may hold one this union no longer has. */
 export function explain(code: string): Explanation {
   if (code in COZY) return COZY[code as CozyErrorCode];
   if (code in HOST) return HOST[code as HostErrorCode];
