@@ -5,6 +5,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { availableParallelism, hostname } from 'node:os';
+import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import type { Server } from 'node:http';
 import { startEmbeddedCouchDB, type CouchServer } from '../../host-api/couchdb-server.ts';
@@ -111,8 +112,15 @@ export async function startServeHost(options: ServeOptions): Promise<ServeHost> 
       couchUrl = embedded.url;
     }
     const store = await openStore(couchUrl, options.dbPrefix);
+    // An operator's first start has no konnectors yet: an empty catalog, and what to do next.
+    await mkdir(options.konnectorsDir, { recursive: true });
     const registry = new KonnectorRegistry(options.konnectorsDir, options.limits);
     await registry.scan();
+    if (registry.list().length === 0) {
+      options.log('info', `no konnectors in ${options.konnectorsDir} yet: build one there, for instance ` +
+        `\`konnector build konnectors/example-bills --out ${path.join(options.konnectorsDir, 'example-bills.kwasm')}\`; ` +
+        'the host takes new artifacts without a restart');
+    }
     const queue = await createQueue(options);
     stack.push(() => queue.close());
     // One warm worker per concurrent job: a job starts without spawning a thread.

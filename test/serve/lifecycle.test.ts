@@ -151,6 +151,16 @@ describe('start-up checks', () => {
     await rm(tampered, { recursive: true, force: true });
   });
 
+  it('starts with no konnectors yet: an empty catalog, and a line saying how to add one', async () => {
+    const fresh = path.join(await mkdtemp(path.join(os.tmpdir(), 'serve-first-')), 'konnectors');
+    const proc = await spawnServe(['--konnectors', fresh, '--couchdb', couch.url, '--db-prefix', 'first', '--data-dir', path.join(couchDir, 'first')]);
+    processes.push(proc);
+    expect(proc.output()).toContain(`no konnectors in ${fresh} yet: build one there, for instance \`konnector build konnectors/example-bills --out`);
+    const { status, body } = await apiClient(proc.url)('GET', '/konnectors');
+    expect(status).toBe(200);
+    expect(body.konnectors).toEqual([]);
+  });
+
   it('refuses bad options with exit code 2 and the reason', async () => {
     for (const [args, reason] of [
       [['--lease', 'soon'], /--lease soon: not a duration/],
