@@ -33,10 +33,20 @@ describe('konnector build', () => {
     ['syntax-error', /syntax-error\/index\.js:3:\d+: Expected "\)" but found "\{"/],
     ['unknown-import', /unknown-import\/index\.js:2:\d+: "wasi:filesystem\/types@0\.2\.0" is not an interface of the konnector world/],
     ['node-builtin', /node-builtin\/index\.js:1:\d+: "child_process" is a Node built-in/],
+    ['no-entry', /no konnector entry in .*no-entry: tried lib\/start\.js \(package\.json "main"\), src\/index\.js, src\/index\.ts, index\.js, index\.ts/],
   ])('refuses %s with a clear message and exit code 2', async (name, message) => {
     const result = await konnectorCli(['build', fixtureDir(name), '--out', path.join(scratch, `${name}.kwasm`)]);
     expect(result.code).toBe(2);
     expect(result.stderr).toMatch(message);
+  });
+
+  it('finds the entry at src/index.js, the catalog layout, when package.json has no main', async () => {
+    const out = path.join(scratch, 'src-layout.kwasm');
+    const built = await konnectorCli(['build', fixtureDir('src-layout'), '--out', out]);
+    expect(built.code, built.stderr).toBe(0);
+    const ran = await konnectorCli(['run', out, '--fields', '{}', '--json']);
+    expect(ran.stdout).toContain('started from src/index.js');
+    expect(JSON.parse(ran.stdout.trim().split('\n').at(-1)!)).toMatchObject({ state: 'done', error: null });
   });
 
   it('says what is missing when called without --out', async () => {

@@ -1,4 +1,4 @@
-import { readFile } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as esbuild from 'esbuild';
@@ -12,18 +12,29 @@ const guestLibsDir = path.join(repoRoot, 'konnectors/libs');
 /** The host interfaces a konnector may import (the world's imports). */
 export const WORLD_IMPORTS = ['http', 'documents', 'files', 'log', 'clock'].map((name) => `cozy:konnector/${name}@0.1.0`);
 
-/** The konnector's entry file: package.json `main`, else index.js. */
+/** Where a konnector's entry may be, after package.json `main`: the catalog's webpack layout first, as the Cozy build does. */
+const ENTRY_CANDIDATES = ['src/index.js', 'src/index.ts', 'index.js', 'index.ts'];
+
+/** The konnector's entry file: package.json `main`, else src/index.js, else index.js (TypeScript entries too). */
 async function entryFile(konnectorDir: string): Promise<string> {
+  const tried: string[] = [];
   try {
     const pkg = JSON.parse(await readFile(path.join(konnectorDir, 'package.json'), 'utf8')) as { main?: unknown };
-    if (typeof pkg.main === 'string') return path.resolve(konnectorDir, pkg.main);
+    if (typeof pkg.main === 'string') tried.push(`${pkg.main} (package.json "main")`);
+    if (typeof pkg.main === 'string' && (await exists(path.resolve(konnectorDir, pkg.main)))) return path.resolve(konnectorDir, pkg.main);
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== 'ENOENT') {
       throw new UsageError('source', `${konnectorDir}/package.json: ${(error as Error).message}`);
     }
   }
-  return path.join(konnectorDir, 'index.js');
+  for (const candidate of ENTRY_CANDIDATES) {
+    if (await exists(path.join(konnectorDir, candidate))) return path.join(konnectorDir, candidate);
+    tried.push(candidate);
+  }
+  throw new UsageError('source', `no konnector entry in ${konnectorDir}: tried ${tried.join(', ')} (set "main" in package.json or add src/index.js)`);
 }
+
+const exists = (file: string) => stat(file).then((info) => info.isFile(), () => false);
 
 const MAX_SHOWN_ERRORS = 10;
 
@@ -58,7 +69,7 @@ const worldImportsOnly: esbuild.Plugin = {
 const noNodeBuiltins: esbuild.Plugin = {
   name: 'no-node-builtins',
   setup(build) {
-    const builtins = /^(node:.*|fs|fs\/promises|child_process|net|tls|dgram|dns|http|https|http2|os|path|process|cluster|worker_threads|vm|module|crypto|stream|zlib|util|events|buffer|url|querystring|readline|tty|v8|perf_hooks|async_hooks|inspector|repl)$/;
+    const builtins = /^(node:.*|fs|fs\/promises|child_process|net|tls|dgram|dns|http|https|http2|os|path|process|cluster|worker_threads|vm|module|crypto|stream|zlib|util|events|buffer|url|querystring|readline|tty|v8|perf_hooks|async_hooks|inspector|repl|assert|punycode|string_decoder|constants|timers|domain|trace_events)$/;
     build.onResolve({ filter: builtins }, (args) => ({
       errors: [
         {
@@ -121,11 +132,6 @@ export interface Bundle {
 export async function bundleKonnector(dir: string): Promise<Bundle> {
   const konnectorDir = path.resolve(dir);
   const entry = await entryFile(konnectorDir);
-  try {
-    await readFile(entry);
-  } catch {
-    throw new UsageError('source', `the konnector entry ${entry} does not exist (set "main" in package.json or add index.js)`);
-  }
   const wrapper = [
     `import { enableHostClock, dropTimers } from ${JSON.stringify(preludePath)};`,
     entryModuleSource(entry, { beforeRun: 'enableHostClock();', afterRun: 'dropTimers();' }),
