@@ -68,6 +68,11 @@ const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[
  * `{"$regex": "^(a+)+$"}` keeps it busy for hours, for every job. Refused wherever they appear.
  */
 const RUNAWAY_OPERATORS = new Set(['$regex']);
+/**
+ * Keys and array items of one selector. The embedded server matches every document against every term on its
+ * one thread, so a selector is kept small; the SDK's largest ($in of 100 values in a $and) is far below.
+ */
+const MAX_SELECTOR_TERMS = 1000;
 // The cozyMetadata fields the host owns: whatever the guest sends for them is replaced.
 const HOST_METADATA_KEYS = ['metadataVersion', 'createdAt', 'createdByApp', 'createdByAppVersion', 'updatedAt',
   'updatedByApps', 'sourceAccount'];
@@ -109,11 +114,8 @@ const docSchema = z
   });
 
 const selectorSchema = z.record(z.unknown()).superRefine((selector, ctx) => {
-  const operator = runawayOperatorIn(selector);
-  if (operator !== undefined) {
-    ctx.addIssue({ code: 'custom', message: `the ${operator} operator is refused: it can keep the database busy ` +
-      'for every job; select with $eq, $in, $gt/$lt... and filter the documents in the konnector' });
-  }
+  const problem = selectorProblem(selector);
+  if (problem !== undefined) ctx.addIssue({ code: 'custom', message: problem });
 });
 
 // Read leniently from documents already in the database: a malformed field is treated as absent.
@@ -393,14 +395,24 @@ function formatIssues(error: z.ZodError): string {
   return error.issues.map((issue) => `${issue.path.length ? issue.path.join('.') : '(root)'}: ${issue.message}`).join('; ');
 }
 
-/** The first refused operator used anywhere in a selector (as a key, at any depth), walked without recursion. */
-function runawayOperatorIn(selector: unknown): string | undefined {
+/**
+ * What makes a selector able to keep the database busy: a refused operator anywhere (as a key, at any depth) or
+ * too many terms. Walked without recursion.
+ */
+function selectorProblem(selector: unknown): string | undefined {
   const stack: unknown[] = [selector];
+  let terms = 0;
   while (stack.length > 0) {
     const value = stack.pop();
     if (value === null || typeof value !== 'object') continue;
     for (const [key, child] of Object.entries(value)) {
-      if (RUNAWAY_OPERATORS.has(key)) return key;
+      if (RUNAWAY_OPERATORS.has(key)) {
+        return `the ${key} operator is refused: it can keep the database busy for every job; select with $eq, $in, ` +
+          '$gt/$lt... and filter the documents in the konnector';
+      }
+      if (++terms > MAX_SELECTOR_TERMS) {
+        return `the selector has more than ${MAX_SELECTOR_TERMS} terms (keys and array items): split the query`;
+      }
       stack.push(child);
     }
   }

@@ -320,6 +320,15 @@ describe('untrusted input', () => {
     expect(JSON.parse(await documents.find('io.cozy.bills', '{"vendor": {"$gt": "a"}}', 10))).toHaveLength(1);
   });
 
+  it('refuses a selector of more than 1000 terms; $in of 100 values, as the SDK sends, works', async () => {
+    const documents = documentsFor(server.url);
+    await documents.save('io.cozy.bills', JSON.stringify({ ...BILL, vendorRef: 'r7' }));
+    const values = (n: number) => Array.from({ length: n }, (_, i) => `r${i}`);
+    await expectDocumentsError(documents.find('io.cozy.bills', JSON.stringify({ vendorRef: { $in: values(1000) } }), 10), 'invalid',
+      /more than 1000 terms/);
+    expect(JSON.parse(await documents.find('io.cozy.bills', JSON.stringify({ vendorRef: { $in: values(100) } }), 10))).toHaveLength(1);
+  });
+
   it('refuses an _id CouchDB cannot store (a lone surrogate) as invalid, not unavailable; a valid one is stored', async () => {
     const documents = documentsFor(server.url);
     await expectDocumentsError(documents.save('io.cozy.bills', '{"_id": "bill-\\ud800"}'), 'invalid', /_id/, /lone surrogate/);
