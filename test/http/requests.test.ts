@@ -269,6 +269,13 @@ describe('bounded host work: cookies and header counts', () => {
     expect(logs).toContainEqual(expect.stringMatching(/kept vendor session is \d+ bytes, more than maxSessionBytes 1024: starting without it/));
   });
 
+  test('an unreadable kept session starts an empty jar with a warning, not silently', async () => {
+    const { connectTo } = await cookieSite();
+    const { http, logs } = makeHttp({ connectTo, session: '{"cookies": "not a list"' });
+    expect(text((await http.send(get('http://vendor.test/count'))).body)).toBe('0');
+    expect(logs).toContainEqual(expect.stringMatching(/^warning: the kept vendor session could not be read \(.+\): starting without it$/));
+  });
+
   test('more header fields than maxHeaders: too-large for a response, invalid-request for a request; at the limit both pass', async () => {
     const { connectTo } = await cookieSite();
     const { http } = makeHttp({ connectTo, limits: { maxHeaders: 20 } });
