@@ -10,8 +10,10 @@ export type BudgetName =
   | 'HTTP_BYTES_IN'
   | 'HTTP_BYTES_OUT'
   | 'DOCUMENTS'
+  | 'DOCUMENTS_FINDS'
   | 'FILES'
   | 'FILES_BYTES'
+  | 'FILES_STATS'
   | 'LOG_LINES'
   | 'LOG_BYTES';
 

@@ -4,7 +4,8 @@
  */
 import nano from 'nano';
 import { z } from 'zod';
-import { databaseName, jobScopeSchema, SESSIONS_DOCTYPE } from './job-scope.ts';
+import { databaseName, isRunnerDatabase, jobScopeSchema } from './job-scope.ts';
+import { defaultLimits } from '../runner/limits.ts';
 import { BudgetExceeded } from './budget.ts';
 
 export type DocumentsErrorKind = 'forbidden' | 'invalid' | 'conflict' | 'unavailable';
@@ -31,7 +32,7 @@ export interface DocumentsOptions {
   appVersion?: string;
   /** manifest.konnector permissions. */
   permissions: Record<string, { type: string; verbs?: string[] }>;
-  limits: { maxDocuments: number; maxDocumentBytes: number; maxFindLimit: number };
+  limits: { maxDocuments: number; maxDocumentBytes: number; maxFindLimit: number; maxFinds?: number };
   now?: () => Date;
   /** Per-request timeout towards CouchDB, after which the call fails as 'unavailable' (default 30 s). */
   requestTimeoutMs?: number;
@@ -61,6 +62,17 @@ const MAX_DOCTYPE_LENGTH = 128;
 // Deeper JSON than this is no real document, and would overflow recursive serializers on the way to CouchDB.
 const MAX_JSON_DEPTH = 100;
 const ALLOWED_SPECIAL_KEYS = new Set(['_id', '_rev', '_deleted']);
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+/**
+ * Selector operators the embedded CouchDB-API server runs with a backtracking engine and no time bound: one
+ * `{"$regex": "^(a+)+$"}` keeps it busy for hours, for every job. Refused wherever they appear.
+ */
+const RUNAWAY_OPERATORS = new Set(['$regex']);
+/**
+ * Keys and array items of one selector. The embedded server matches every document against every term on its
+ * one thread, so a selector is kept small; the SDK's largest ($in of 100 values in a $and) is far below.
+ */
+const MAX_SELECTOR_TERMS = 1000;
 // The cozyMetadata fields the host owns: whatever the guest sends for them is replaced.
 const HOST_METADATA_KEYS = ['metadataVersion', 'createdAt', 'createdByApp', 'createdByAppVersion', 'updatedAt',
   'updatedByApps', 'sourceAccount'];
@@ -74,6 +86,7 @@ const optionsSchema = jobScopeSchema.extend({
     maxDocuments: z.number().int().nonnegative(),
     maxDocumentBytes: z.number().int().positive(),
     maxFindLimit: z.number().int().positive(),
+    maxFinds: z.number().int().nonnegative().default(defaultLimits.documents.maxFinds),
   }),
 });
 
@@ -81,6 +94,7 @@ const docSchema = z
   .object({
     _id: z.string().min(1).max(1024)
       .refine((id) => !id.startsWith('_'), 'must not start with "_" (design and local documents are not reachable)')
+      .refine((id) => !LONE_SURROGATE.test(id), 'must be valid Unicode (it holds a lone surrogate)')
       .optional(),
     _rev: z.string().regex(/^\d+-[0-9a-f]+$/, 'must be a revision CouchDB returned, like "1-9f2b..."').optional(),
     _deleted: z.boolean().optional(),
@@ -99,7 +113,10 @@ const docSchema = z
     }
   });
 
-const selectorSchema = z.record(z.unknown());
+const selectorSchema = z.record(z.unknown()).superRefine((selector, ctx) => {
+  const problem = selectorProblem(selector);
+  if (problem !== undefined) ctx.addIssue({ code: 'custom', message: problem });
+});
 
 // Read leniently from documents already in the database: a malformed field is treated as absent.
 const storedMetadataSchema = z.object({
@@ -132,6 +149,8 @@ export function createDocuments(opts: DocumentsOptions): Documents {
   const couchOrigin = new URL(parsed.data.couchUrl).origin; // for messages: no credentials
   const saved: Record<string, number> = {};
   let writes = 0; // counts writes in flight too, so concurrent saves cannot overrun the budget
+  let finds = 0;
+  const sameDatabase = (a: string, b: string) => databaseName(instance, a) === databaseName(instance, b);
 
   function request(req: { db: string; method?: string; path?: string; body?: unknown }): Promise<unknown> {
     // nano encodes `db` into the URL itself, so it gets the real name (with "/"). Document ids go in `path`,
@@ -142,8 +161,9 @@ export function createDocuments(opts: DocumentsOptions): Documents {
 
   /** Validates the doctype and names the operation for messages. */
   function operationOn(call: 'save' | 'find', doctype: string): string {
-    if (doctype === SESSIONS_DOCTYPE) {
-      throw new DocumentsError('forbidden', `documents.${call}(${doctype}): the runner's own doctype (vendor sessions) is never served to a konnector`);
+    if (isRunnerDatabase(instance, doctype)) {
+      throw new DocumentsError('forbidden', `documents.${call}(${doctype.slice(0, MAX_DOCTYPE_LENGTH)}): this is the ` +
+        "database of the runner's own doctype (vendor sessions): it is never served to a konnector");
     }
     if (doctype.length > MAX_DOCTYPE_LENGTH || !DOCTYPE_PATTERN.test(doctype)) {
       throw new DocumentsError('invalid', `documents.${call}: ${JSON.stringify(doctype.slice(0, MAX_DOCTYPE_LENGTH))} ` +
@@ -153,7 +173,8 @@ export function createDocuments(opts: DocumentsOptions): Documents {
   }
 
   function requireVerb(doctype: string, verb: Verb, operation: string): void {
-    const grants = Object.values(permissions).filter((p) => p.type === doctype);
+    // By database: two spellings of one database are one doctype.
+    const grants = Object.values(permissions).filter((p) => sameDatabase(p.type, doctype));
     if (grants.length === 0) {
       throw new DocumentsError('forbidden', `${operation}: the konnector may not ${verb} ${doctype}: its manifest must ` +
         `grant it in "permissions", e.g. {"type": "${doctype}", "verbs": ["${verb}"]}`);
@@ -207,6 +228,7 @@ export function createDocuments(opts: DocumentsOptions): Documents {
       return new DocumentsError('unavailable', `${operation}: CouchDB at ${couchOrigin} did not answer (${reason}); ` +
         'the job can be retried later');
     }
+    if (e instanceof URIError) return new DocumentsError('invalid', `${operation}: CouchDB cannot store it (${e.message})`);
     if (status === 409) return new DocumentsError('conflict', `${operation}: conflict: ${reason}`);
     if (status === 403) return new DocumentsError('forbidden', `${operation}: CouchDB refused it: ${reason}`);
     if (status === 401 || status >= 500) {
@@ -305,7 +327,7 @@ export function createDocuments(opts: DocumentsOptions): Documents {
       if (doc._rev !== undefined && doc._id === undefined) {
         throw new DocumentsError('invalid', `${operation}: the document has a _rev but no _id: updating needs both`);
       }
-      if (doctype === ACCOUNTS_DOCTYPE && doc._id !== accountId) {
+      if (sameDatabase(doctype, ACCOUNTS_DOCTYPE) && doc._id !== accountId) {
         throw new DocumentsError('forbidden', `${operation}: a konnector may only write its own account: the ` +
           `document's _id must be ${JSON.stringify(accountId)}`);
       }
@@ -318,7 +340,7 @@ export function createDocuments(opts: DocumentsOptions): Documents {
         const base = doc._rev === undefined ? undefined
           : await readBase(db, doctype, doc._id as string, doc._rev, operation);
         const stored: JsonObject = { ...doc, cozyMetadata: metadata(base, doc.cozyMetadata) };
-        if (doctype === FILES_DOCTYPE) Object.assign(stored, ownFileSystemFields(base, doc, operation));
+        if (sameDatabase(doctype, FILES_DOCTYPE)) Object.assign(stored, ownFileSystemFields(base, doc, operation));
         let result;
         try {
           result = await write(db, stored);
@@ -342,9 +364,13 @@ export function createDocuments(opts: DocumentsOptions): Documents {
       if (!Number.isSafeInteger(limit) || limit < 0) {
         throw new DocumentsError('invalid', `${operation}: limit must be a non-negative integer, got ${limit}`);
       }
+      if (finds >= limits.maxFinds) {
+        throw new BudgetExceeded('DOCUMENTS_FINDS', limits.maxFinds, finds + 1, `${operation}: finds`);
+      }
+      finds++;
       const guestSelector = parseJsonObject(selectorJson, 'selector', operation, selectorSchema);
       // A konnector sees only its own account, whatever its selector says.
-      const ownAccountOnly = doctype === ACCOUNTS_DOCTYPE;
+      const ownAccountOnly = sameDatabase(doctype, ACCOUNTS_DOCTYPE);
       // The $or keeps our condition apart: pouchdb-server merges the conditions an $and puts on one field, and
       // drops some (an $eq wins over a $gt).
       const selector = ownAccountOnly ? { $and: [{ $or: [{ _id: accountId }] }, guestSelector] } : guestSelector;
@@ -367,6 +393,30 @@ export function createDocuments(opts: DocumentsOptions): Documents {
 
 function formatIssues(error: z.ZodError): string {
   return error.issues.map((issue) => `${issue.path.length ? issue.path.join('.') : '(root)'}: ${issue.message}`).join('; ');
+}
+
+/**
+ * What makes a selector able to keep the database busy: a refused operator anywhere (as a key, at any depth) or
+ * too many terms. Walked without recursion.
+ */
+function selectorProblem(selector: unknown): string | undefined {
+  const stack: unknown[] = [selector];
+  let terms = 0;
+  while (stack.length > 0) {
+    const value = stack.pop();
+    if (value === null || typeof value !== 'object') continue;
+    for (const [key, child] of Object.entries(value)) {
+      if (RUNAWAY_OPERATORS.has(key)) {
+        return `the ${key} operator is refused: it can keep the database busy for every job; select with $eq, $in, ` +
+          '$gt/$lt... and filter the documents in the konnector';
+      }
+      if (++terms > MAX_SELECTOR_TERMS) {
+        return `the selector has more than ${MAX_SELECTOR_TERMS} terms (keys and array items): split the query`;
+      }
+      stack.push(child);
+    }
+  }
+  return undefined;
 }
 
 /** Nesting depth of a parsed JSON value, computed without recursion (the value is untrusted). */

@@ -17,6 +17,7 @@ import { mkdir, rename, rm, stat as statPath, writeFile } from 'node:fs/promises
 import path from 'node:path';
 import nano from 'nano';
 import { z } from 'zod';
+import { defaultLimits } from '../runner/limits.ts';
 import { jobScopeSchema } from './job-scope.ts';
 import { BudgetExceeded } from './budget.ts';
 import { databaseName } from './documents.ts';
@@ -38,8 +39,8 @@ export interface Files {
   save(path: string, content: Uint8Array, replace: boolean): Promise<string>;
   /** WIT files.stat: the io.cozy.files document as JSON, or undefined. */
   stat(path: string): Promise<string | undefined>;
-  /** Files written (created or replaced) and their bytes, during this job. */
-  readonly usage: { files: number; bytes: number };
+  /** Files written (created or replaced), folders created and the files' bytes, during this job. */
+  readonly usage: { files: number; folders: number; bytes: number };
 }
 
 export interface FilesOptions {
@@ -56,7 +57,7 @@ export interface FilesOptions {
   folderPath: string | undefined;
   /** Where contents are stored, as `<filesDir>/<instance>/<path in the Cozy>`; undefined: no file storage. */
   filesDir: string | undefined;
-  limits: { maxFileBytes: number; maxTotalBytes: number; maxFiles: number };
+  limits: { maxFileBytes: number; maxTotalBytes: number; maxFiles: number; maxStats?: number };
   now?: () => Date;
   /** Per-request timeout towards CouchDB, after which the call fails as 'unavailable' (default 30 s). */
   requestTimeoutMs?: number;
@@ -94,6 +95,10 @@ export function accountName(fields: Record<string, unknown>, accountId: string):
  * added when neither is there), a segment that is exactly `$konnector` or `$account` becomes the konnector's
  * name or the account's name, and an empty rest means `$konnector/$account`. Undefined without `folders`.
  * Characters a folder name may not hold are replaced, so a login cannot move the folder elsewhere.
+ *
+ * In cozy-stack the user picks the folder, not the konnector; here the manifest only suggests one inside the
+ * konnector's own: after the base, a rest that does not start with `$konnector` is replaced by
+ * `$konnector/$account`, so a manifest cannot name another konnector's folder (docs/security.md).
  */
 export function konnectorFolderPath(
   folders: ReadonlyArray<{ defaultDir?: unknown }> | undefined,
@@ -103,7 +108,7 @@ export function konnectorFolderPath(
   const defaultDir = typeof folders[0]!.defaultDir === 'string' && folders[0]!.defaultDir ? folders[0]!.defaultDir : DEFAULT_DEFAULT_DIR;
   const segments = defaultDir.split('/').filter((segment) => segment !== '');
   const base = segments[0] !== undefined && Object.hasOwn(BASE_DIRS, segments[0]) ? BASE_DIRS[segments.shift()!]! : BASE_DIRS.$administrative!;
-  const rest = segments.length > 0 ? segments : ['$konnector', '$account'];
+  const rest = segments[0] === '$konnector' ? segments : ['$konnector', '$account'];
   const rendered = rest.map((segment) =>
     segment === '$konnector' ? names.konnector : segment === '$account' ? names.account.replace(/\//g, '-') : segment);
   return `/${[base, ...rendered].map(safeFolderName).join('/')}`;
@@ -247,6 +252,7 @@ const optionsSchema = jobScopeSchema.extend({
     maxFileBytes: z.number().int().positive(),
     maxTotalBytes: z.number().int().nonnegative(),
     maxFiles: z.number().int().nonnegative(),
+    maxStats: z.number().int().nonnegative().default(defaultLimits.files.maxStats),
   }),
 });
 
@@ -310,7 +316,8 @@ export function createFiles(opts: FilesOptions): Files {
   const folderSegments = folderPath === undefined ? [] : folderPath.split('/').slice(1);
   /** Ids of the folders known to exist in this job, by Cozy path. */
   const knownDirs = new Map<string, string>();
-  const usage = { files: 0, bytes: 0 };
+  const usage = { files: 0, folders: 0, bytes: 0 };
+  let stats = 0;
   // Counted before the work, so that concurrent saves cannot overrun a budget; given back on failure.
   const reserved = { files: 0, bytes: 0 };
 
@@ -432,6 +439,17 @@ export function createFiles(opts: FilesOptions): Files {
     };
   }
 
+  /** Whether this konnector created `node` (and, when `forAccount`, for this job's account). */
+  function createdHere(node: StoredNode, forAccount: boolean): boolean {
+    const creator = node.cozyMetadata ?? {};
+    return creator.createdByApp === slug && (!forAccount || creator.sourceAccount === accountId);
+  }
+
+  function notOurs(cozyPath: string, what: 'file' | 'folder', operation: string): FilesError {
+    return new FilesError('forbidden', `${operation}: the ${what} ${JSON.stringify(cozyPath)} was created by another ` +
+      `konnector${what === 'file' ? ' or account' : ''}: a konnector only writes and reads its own; choose another path`);
+  }
+
   /** The folder document at `cozyPath`, created (with its parents) if missing; returns its id. */
   async function ensureDir(segments: string[], operation: string): Promise<string> {
     const cozyPath = segments.length === 0 ? '/' : `/${segments.join('/')}`;
@@ -447,9 +465,16 @@ export function createFiles(opts: FilesOptions): Files {
           throw new FilesError('invalid', `${operation}: ${JSON.stringify(cozyPath)} is a file, not a folder: ` +
             'choose another path');
         }
+        // The folders above the konnector's own (/Administrative...) are shared; from its own down, they are its own.
+        if (segments.length >= folderSegments.length && !createdHere(existing, false)) {
+          throw notOurs(cozyPath, 'folder', operation);
+        }
         knownDirs.set(cozyPath, id);
         return id;
       }
+      // The konnector's folder and those above it are a fixed few; the sub-folders a konnector makes are counted.
+      const counted = segments.length > folderSegments.length;
+      if (counted) takeFolder(operation);
       const date = now().toISOString();
       const created = await write({
         _id: id,
@@ -466,6 +491,7 @@ export function createFiles(opts: FilesOptions): Files {
         knownDirs.set(cozyPath, id);
         return id;
       }
+      if (counted) usage.folders -= 1; // not created by this job after all
     }
     throw new FilesError('unavailable', `${operation}: the folder ${JSON.stringify(cozyPath)} keeps changing; retry later`);
   }
@@ -480,14 +506,21 @@ export function createFiles(opts: FilesOptions): Files {
 
   /** Takes one file of `bytes` from the budgets, or ends the job. */
   function reserve(bytes: number, operation: string): void {
-    const files = usage.files + reserved.files + 1;
-    if (files > limits.maxFiles) throw new BudgetExceeded('FILES', limits.maxFiles, files, `${operation}: files written`);
+    const files = usage.files + usage.folders + reserved.files + 1;
+    if (files > limits.maxFiles) throw new BudgetExceeded('FILES', limits.maxFiles, files, `${operation}: files and folders written`);
     const total = usage.bytes + reserved.bytes + bytes;
     if (total > limits.maxTotalBytes) {
       throw new BudgetExceeded('FILES_BYTES', limits.maxTotalBytes, total, `${operation}: bytes of files written`);
     }
     reserved.files += 1;
     reserved.bytes += bytes;
+  }
+
+  /** A sub-folder counts as a file against the FILES budget: each one is a document and a directory. */
+  function takeFolder(operation: string): void {
+    const entries = usage.files + usage.folders + reserved.files + 1;
+    if (entries > limits.maxFiles) throw new BudgetExceeded('FILES', limits.maxFiles, entries, `${operation}: files and folders created`);
+    usage.folders += 1;
   }
 
   function release(bytes: number): void {
@@ -534,6 +567,7 @@ export function createFiles(opts: FilesOptions): Files {
             throw new FilesError('invalid', `${operation}: ${JSON.stringify(target.cozyPath)} is a folder: choose ` +
               'another file name');
           }
+          if (existing !== undefined && !createdHere(existing, true)) throw notOurs(target.cozyPath, 'file', operation);
           // A document whose content is gone (or that was trashed) is repaired in place, whatever `replace` says.
           const live = existing !== undefined && existing.trashed !== true && (await existsOnDisk(target.diskPath));
           if (live && !replace) {
@@ -587,8 +621,13 @@ export function createFiles(opts: FilesOptions): Files {
 
     async stat(guestPath) {
       const target = locate(guestPath, 'stat');
+      if (stats >= limits.maxStats) {
+        throw new BudgetExceeded('FILES_STATS', limits.maxStats, stats + 1, `${target.operation}: stats`);
+      }
+      stats++;
       const doc = await read(target.id, target.operation);
       if (!doc || doc.type !== 'file' || doc.trashed === true) return undefined;
+      if (!createdHere(doc, true)) throw notOurs(target.cozyPath, 'file', target.operation);
       return (await existsOnDisk(target.diskPath)) ? JSON.stringify(doc) : undefined;
     },
   };

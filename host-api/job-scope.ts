@@ -41,3 +41,15 @@ function goPathEscape(s: string): string {
 
 /** The runner's own doctype for vendor sessions (sessions.ts); `documents` never serves it to a konnector. */
 export const SESSIONS_DOCTYPE = 'io.cozy.konnector-runner.sessions';
+
+/** Doctypes whose per-instance databases belong to the runner itself (docs/security.md). */
+const RUNNER_DOCTYPES = [SESSIONS_DOCTYPE];
+
+/**
+ * Whether `doctype` of `instance` lands in one of the runner's own databases. Compared by database name, so
+ * every spelling that reaches one (`io.cozy.konnector.runner.sessions`, upper case...) is caught.
+ */
+export function isRunnerDatabase(instance: string, doctype: string): boolean {
+  const target = databaseName(instance, doctype);
+  return RUNNER_DOCTYPES.some((own) => databaseName(instance, own) === target);
+}

@@ -12,6 +12,25 @@ export interface LogLine {
   source: 'konnector' | 'runner';
 }
 
+/** `message` cut at `maxBytes` of UTF-8, saying so: how log lines and failure messages are bounded. */
+export function cutLine(message: string, maxBytes: number): string {
+  if (Buffer.byteLength(message) <= maxBytes) return message;
+  return `${Buffer.from(message).subarray(0, maxBytes).toString()}… [line cut at ${maxBytes} bytes]`;
+}
+
+// Line breaks (CR, LF, U+2028/9) and terminal controls (C0, DEL, C1: ESC sequences) but tab.
+const UNPRINTABLE = /[\u0000-\u0008\u000a-\u001f\u007f-\u009f\u2028\u2029]/g;
+
+/**
+ * A log line as one line of text (`konnector run` without --json): a konnector's message cannot start a second
+ * line, forged as another level or as the runner, nor drive the terminal. Breaks and controls are escaped.
+ */
+export function formatTextLine(line: LogLine): string {
+  const message = line.message.replace(UNPRINTABLE, (c) =>
+    c === '\n' ? '\\n' : c === '\r' ? '\\r' : `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+  return `${line.time} ${line.level.padEnd(8)} ${line.source === 'runner' ? '[runner] ' : ''}${message}`;
+}
+
 /**
  * WIT `log`: the job's log. Lines are cut at `maxLineBytes`; past `maxLines`
  * or `maxBytes` the write throws BudgetExceeded and the sandbox ends the job.
@@ -33,10 +52,7 @@ export class JobLog {
 
   write(level: LogLevel, message: string, source: LogLine['source'] = 'konnector'): void {
     if (!LOG_LEVELS.includes(level)) level = 'info';
-    const cut =
-      Buffer.byteLength(message) > this.limits.maxLineBytes
-        ? `${Buffer.from(message).subarray(0, this.limits.maxLineBytes).toString()}… [line cut at ${this.limits.maxLineBytes} bytes]`
-        : message;
+    const cut = cutLine(message, this.limits.maxLineBytes);
     const line: LogLine = { time: new Date().toISOString(), level, message: cut, source };
     if (source === 'konnector') {
       this.konnectorLines += 1;

@@ -1,7 +1,7 @@
 import path from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { startEmbeddedCouchDB } from '../host-api/couchdb-server.ts';
-import type { LogLine } from '../host-api/log.ts';
+import { formatTextLine, type LogLine } from '../host-api/log.ts';
 import { readArtifact } from './artifact.ts';
 import { buildKonnector } from './build/index.ts';
 import { allowHostArgs, connectToArgs, jsonObjectArg, limitsArg } from './cli-args.ts';
@@ -149,7 +149,7 @@ async function inspect(argv: string[]): Promise<number> {
 function printLogLine(json: boolean) {
   return (line: LogLine) => {
     if (json) process.stdout.write(`${JSON.stringify({ type: line.level, message: line.message, time: line.time, source: line.source })}\n`);
-    else process.stderr.write(`${line.time} ${line.level.padEnd(8)} ${line.source === 'runner' ? '[runner] ' : ''}${line.message}\n`);
+    else process.stderr.write(`${formatTextLine(line)}\n`);
   };
 }
 

@@ -163,7 +163,7 @@ export async function runJob(konnector: LoadedKonnector, request: JobRequest, en
       httpBytesIn: { used: http.stats.bytesIn, limit: limits.http.maxBytesIn },
       httpBytesOut: { used: http.stats.bytesOut, limit: limits.http.maxBytesOut },
       documents: { used: written, limit: limits.documents.maxDocuments },
-      files: { used: files.usage.files, limit: limits.files.maxFiles },
+      files: { used: files.usage.files + files.usage.folders, limit: limits.files.maxFiles },
       filesBytes: { used: files.usage.bytes, limit: limits.files.maxTotalBytes },
       logLines: { used: log.usage.lines, limit: limits.log.maxLines },
       logBytes: { used: log.usage.bytes, limit: limits.log.maxBytes },

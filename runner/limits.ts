@@ -29,6 +29,12 @@ export const LimitsSchema = z
         bodyTimeoutMs: z.number().int().positive().default(60_000),
         maxRedirects: z.number().int().nonnegative().default(10),
         maxConcurrent: z.number().int().positive().default(4),
+        /** Header fields of one request (the konnector's) or one response (the vendor's). */
+        maxHeaders: z.number().int().positive().default(256),
+        /** `set-cookie` values the job's jar takes in the whole job; later ones are dropped with a warning. */
+        maxCookies: z.number().int().nonnegative().default(3000),
+        /** The vendor session kept for the account's next job (the serialized jar): cut to fit, with a warning. */
+        maxSessionBytes: z.number().int().positive().default(1 * MiB),
       })
       .default({}),
     documents: z
@@ -36,13 +42,18 @@ export const LimitsSchema = z
         maxDocuments: z.number().int().nonnegative().default(10_000),
         maxDocumentBytes: z.number().int().positive().default(1 * MiB),
         maxFindLimit: z.number().int().positive().default(1000),
+        /** `documents.find` calls per job. */
+        maxFinds: z.number().int().nonnegative().default(10_000),
       })
       .default({}),
     files: z
       .object({
         maxFileBytes: z.number().int().positive().default(64 * MiB),
         maxTotalBytes: z.number().int().nonnegative().default(512 * MiB),
+        /** Files and folders created or replaced per job. */
         maxFiles: z.number().int().nonnegative().default(1000),
+        /** `files.stat` calls per job. */
+        maxStats: z.number().int().nonnegative().default(10_000),
       })
       .default({}),
     log: z

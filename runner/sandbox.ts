@@ -5,7 +5,7 @@ import { FilesError, type Files } from '../host-api/files.ts';
 import { HttpError } from '../host-api/http/errors.ts';
 import type { Http } from '../host-api/http/index.ts';
 import { BudgetExceeded } from '../host-api/budget.ts';
-import { JobLog, type LogLevel } from '../host-api/log.ts';
+import { cutLine, JobLog, type LogLevel } from '../host-api/log.ts';
 import { JobGate } from './job-gate.ts';
 import { serveGuest, type GuestMessage, type GuestUsage, type HostAnswer } from './bridge.ts';
 import { cozyErrorCode, type CozyErrorCode, type SandboxErrorCode } from './error-codes.ts';
@@ -186,13 +186,15 @@ export async function runInSandbox(
     const onOutcome = (result: GuestOutcome) => void server.drain().then(() => settle(result));
     const settle = (result: GuestOutcome) => {
       noteUsage(result);
+      // The guest's message goes into the report (and serve's job document): bounded like a log line.
+      const guestMessage = 'message' in result ? cutLine(result.message, limits.log.maxLineBytes) : '';
       switch (result.type) {
         case 'returned':
           return finish({ state: 'done', error: null, message: null });
         case 'failed': {
           const code = hitMemoryCap(result, limits, false) ? 'LIMIT_EXCEEDED.MEMORY' : cozyErrorCode(result.code);
-          caps.log.write('error', `the konnector failed with ${code}: ${result.message}`, 'runner');
-          return finish({ state: 'errored', error: code, message: result.message });
+          caps.log.write('error', `the konnector failed with ${code}: ${guestMessage}`, 'runner');
+          return finish({ state: 'errored', error: code, message: guestMessage });
         }
         case 'trapped': {
           if (result.fuelExhausted) {
@@ -200,7 +202,7 @@ export async function runInSandbox(
             caps.log.write('error', message, 'runner');
             return finish({ state: 'errored', error: 'LIMIT_EXCEEDED.FUEL', message });
           }
-          const message = `the konnector crashed: ${result.message}`;
+          const message = `the konnector crashed: ${guestMessage}`;
           caps.log.write('error', message, 'runner');
           return finish({ state: 'errored', error: hitMemoryCap(result, limits, true) ? 'LIMIT_EXCEEDED.MEMORY' : 'UNKNOWN_ERROR.CRASH', message });
         }

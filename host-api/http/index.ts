@@ -61,6 +61,12 @@ const limitsSchema = z
     maxRedirects: z.number().int().min(0),
     /** Requests of one job in flight at once; more wait their turn. */
     maxConcurrent: z.number().int().min(1),
+    /** Header fields of one request (the guest's) or one response. */
+    maxHeaders: z.number().int().min(1),
+    /** `set-cookie` values the job's jar takes in the whole job, and cookies kept in a session. */
+    maxCookies: z.number().int().min(0),
+    /** The kept session (the serialized jar). */
+    maxSessionBytes: z.number().int().min(1),
   })
   .strict();
 
@@ -188,7 +194,8 @@ export function createHttp(opts: HttpOptions): Http {
     headersTimeout: limits.headersTimeoutMs,
     bodyTimeout: limits.bodyTimeoutMs,
   });
-  let cookies = Promise.resolve(opts.session).then((saved) => new CookieStore(saved));
+  const newJar = (saved?: string) => new CookieStore(saved, limits, (message) => log('warning', message));
+  let cookies = Promise.resolve(opts.session).then(newJar);
   const slots = new Slots(limits.maxConcurrent);
   const stats = { requests: 0, bytesIn: 0, bytesOut: 0 };
   let closed = false;
@@ -251,6 +258,9 @@ export function createHttp(opts: HttpOptions): Http {
       try {
         const resHeaders = flattenHeaders(res.headers);
         takeBytesIn(STATUS_LINE_BYTES + fieldBytes(resHeaders), where);
+        if (resHeaders.length > limits.maxHeaders) {
+          throw new HttpError('too-large', `${where}: the response has ${resHeaders.length} header fields, more than ${limits.maxHeaders}`);
+        }
         const declared = Number(res.headers['content-length']);
         if (method !== 'HEAD' && declared > limits.maxResponseBytes) {
           throw new HttpError('too-large', `${where}: the response body of ${declared} bytes exceeds ${limits.maxResponseBytes} bytes`);
@@ -270,7 +280,7 @@ export function createHttp(opts: HttpOptions): Http {
   }
 
   async function follow(req: HttpRequest): Promise<HttpResponse> {
-    const valid = validateRequest(req, limits.maxRequestBodyBytes);
+    const valid = validateRequest(req, limits);
     let { method, url, headers, body } = valid;
     for (let hop = 0; ; hop += 1) {
       const res = await exchange(method, url, headers, body);
@@ -306,7 +316,7 @@ export function createHttp(opts: HttpOptions): Http {
     keepSession: (keep) => {
       sessionWanted = keep;
       // Forgetting the session also ends it for the rest of this job.
-      if (!keep) cookies = Promise.resolve(new CookieStore());
+      if (!keep) cookies = Promise.resolve(newJar());
     },
     get sessionWanted() {
       return sessionWanted;

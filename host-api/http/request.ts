@@ -65,8 +65,9 @@ export function headBytes(method: string, url: URL, headers: readonly (readonly 
 
 export function validateRequest(
   req: { method: string; url: string; headers: readonly (readonly [string, string])[]; body?: Uint8Array },
-  maxBodyBytes: number,
+  limits: { maxRequestBodyBytes: number; maxHeaders: number },
 ): ValidRequest {
+  const maxBodyBytes = limits.maxRequestBodyBytes;
   if (!METHODS.includes(req.method)) {
     throw invalid(`method ${JSON.stringify(req.method)} is not supported (use one of ${METHODS.join(', ')}, upper case)`);
   }
@@ -78,6 +79,9 @@ export function validateRequest(
   }
   if (url.username !== '' || url.password !== '') {
     throw invalid(`url of ${url.hostname} carries credentials: send them in an Authorization header instead`);
+  }
+  if (req.headers.length > limits.maxHeaders) {
+    throw invalid(`the request has ${req.headers.length} header fields, more than ${limits.maxHeaders}`);
   }
   const headers = validateHeaders(req.headers);
   if (headBytes(req.method, url, headers) > MAX_REQUEST_HEAD_BYTES) {

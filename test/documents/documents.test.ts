@@ -214,6 +214,26 @@ describe('permissions', () => {
     expect(JSON.parse(await documents.find('io.cozy.bills', '{}', 10))).toEqual([]);
   });
 
+  it("refuses io.cozy.konnector.runner.sessions, another spelling of the runner's session database; a lookalike of another database works",
+    async () => {
+      const doctype = 'io.cozy.konnector.runner.sessions';
+      const documents = documentsFor(server.url, {
+        permissions: { sessions: { type: doctype }, lookalike: { type: 'io.cozy.konnector.runner_sessions' } },
+      });
+      expect(databaseName('a.example', doctype)).toBe(databaseName('a.example', 'io.cozy.konnector-runner.sessions'));
+      await expectDocumentsError(documents.find(doctype, '{}', 10), 'forbidden', /runner's own doctype/);
+      await expectDocumentsError(documents.save(doctype, '{"cookies":"x"}'), 'forbidden', /runner's own doctype/);
+      await documents.save('io.cozy.konnector.runner_sessions', '{"note":"mine"}');
+      expect(JSON.parse(await documents.find('io.cozy.konnector.runner_sessions', '{}', 10))).toHaveLength(1);
+    },
+  );
+
+  it('compares grants by database: a grant spelled in capitals grants the database of its lower-case doctype', async () => {
+    const documents = documentsFor(server.url, { permissions: { bills: { type: 'IO.COZY.BILLS', verbs: ['GET'] } } });
+    expect(JSON.parse(await documents.find('io.cozy.bills', '{}', 10))).toEqual([]);
+    await expectDocumentsError(documents.save('io.cozy.bills', '{}'), 'forbidden', /without the POST verb/);
+  });
+
   it('lets a konnector write only its own io.cozy.accounts document', async () => {
     const documents = documentsFor(server.url, {
       permissions: { accounts: { type: 'io.cozy.accounts' }, bills: { type: 'io.cozy.bills' } },
@@ -288,6 +308,33 @@ describe('untrusted input', () => {
     await expectDocumentsError(documents.find('io.cozy.bills', json, 10), 'invalid', /selector/, pattern);
   });
 
+  it.each([
+    ['at the top', { vendor: { $regex: '^(a+)+$' } }],
+    ['under $not', { vendor: { $not: { $regex: 'x' } } }],
+    ['inside $or', { $or: [{ amount: 1 }, { vendor: { $regex: 'x' } }] }],
+    ['inside $elemMatch', { tags: { $elemMatch: { $regex: 'x' } } }],
+  ])('refuses $regex %s (it can stall the database); a range selector on the same data works', async (_where, selector) => {
+    const documents = documentsFor(server.url);
+    await documents.save('io.cozy.bills', JSON.stringify({ ...BILL, vendor: `${'a'.repeat(40)}!` }));
+    await expectDocumentsError(documents.find('io.cozy.bills', JSON.stringify(selector), 10), 'invalid', /\$regex operator is refused/);
+    expect(JSON.parse(await documents.find('io.cozy.bills', '{"vendor": {"$gt": "a"}}', 10))).toHaveLength(1);
+  });
+
+  it('refuses a selector of more than 1000 terms; $in of 100 values, as the SDK sends, works', async () => {
+    const documents = documentsFor(server.url);
+    await documents.save('io.cozy.bills', JSON.stringify({ ...BILL, vendorRef: 'r7' }));
+    const values = (n: number) => Array.from({ length: n }, (_, i) => `r${i}`);
+    await expectDocumentsError(documents.find('io.cozy.bills', JSON.stringify({ vendorRef: { $in: values(1000) } }), 10), 'invalid',
+      /more than 1000 terms/);
+    expect(JSON.parse(await documents.find('io.cozy.bills', JSON.stringify({ vendorRef: { $in: values(100) } }), 10))).toHaveLength(1);
+  });
+
+  it('refuses an _id CouchDB cannot store (a lone surrogate) as invalid, not unavailable; a valid one is stored', async () => {
+    const documents = documentsFor(server.url);
+    await expectDocumentsError(documents.save('io.cozy.bills', '{"_id": "bill-\\ud800"}'), 'invalid', /_id/, /lone surrogate/);
+    expect(parse(await documents.save('io.cozy.bills', '{"_id": "bill-\\ud83d\\ude00"}'))._id).toBe('bill-\u{1F600}');
+  });
+
   it('passes CouchDB\'s own refusal of a bad selector back as invalid', async () => {
     const documents = documentsFor(server.url);
     await documents.save('io.cozy.bills', JSON.stringify(BILL));
@@ -312,6 +359,12 @@ describe('untrusted input', () => {
 });
 
 describe('conflicts and budget', () => {
+  it('ends the job past maxFinds finds', async () => {
+    const documents = documentsFor(server.url, { limits: { maxDocuments: 3, maxDocumentBytes: 1024, maxFindLimit: 10, maxFinds: 2 } });
+    for (let i = 0; i < 2; i++) expect(JSON.parse(await documents.find('io.cozy.bills', '{}', 10))).toEqual([]);
+    await expectBudgetExceeded(documents.find('io.cozy.bills', '{}', 10), 'DOCUMENTS_FINDS', 2);
+  });
+
   it('reports creating an existing _id and updating from an outdated _rev as conflicts', async () => {
     const documents = documentsFor(server.url);
     const first = parse(await documents.save('io.cozy.bills', JSON.stringify({ _id: 'bill-1', ...BILL })));

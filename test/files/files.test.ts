@@ -91,9 +91,18 @@ describe('the konnector folder', () => {
     ['$administrative', '/Administrative/Example Energy/jane@example.org'],
     ['', '/Administrative/Example Energy/jane@example.org'],
     ['/$konnector//bills/', '/Administrative/Example Energy/bills'],
-    ['$administrative/Energy/$konnectorName', '/Administrative/Energy/$konnectorName'],
   ])('renders %j as cozy-client does: %s', (defaultDir, expected) => {
     expect(konnectorFolderPath([{ defaultDir }], names)).toBe(expected);
+  });
+
+  it.each([
+    ['$administrative/Victim Energy/jane'],
+    ['$administrative/Energy/$konnectorName'],
+    ['$account'],
+    ['$photos/$account/$konnector'],
+  ])('cannot name a folder outside its own: %j becomes $konnector/$account', (defaultDir) => {
+    const base = defaultDir.startsWith('$photos') ? 'Photos' : 'Administrative';
+    expect(konnectorFolderPath([{ defaultDir }], names)).toBe(`/${base}/Example Energy/jane@example.org`);
   });
 
   it('is absent when the manifest grants no folder', () => {
@@ -104,7 +113,7 @@ describe('the konnector folder', () => {
   it('cannot be moved elsewhere by an account name or konnector name', () => {
     expect(konnectorFolderPath([{ defaultDir: '$konnector/$account' }], { konnector: '..', account: '../../etc/x' }))
       .toBe('/Administrative/_/..-..-etc-x');
-    expect(konnectorFolderPath([{ defaultDir: '$account' }], { konnector: 'K', account: 'a\u0000b\nc' })).toBe('/Administrative/a-b-c');
+    expect(konnectorFolderPath([{ defaultDir: '$konnector/$account' }], { konnector: 'K', account: 'a\u0000b\nc' })).toBe('/Administrative/K/a-b-c');
   });
 
   it('names the account as cozy-client does: accountName, login, identifier, email, else its id', () => {
@@ -173,7 +182,7 @@ describe('save and stat', () => {
     expect(stored.filter((d) => d.type === 'file')).toEqual([saved]);
 
     expect(parse(await files.stat('2024/bill-01.pdf'))).toEqual(saved);
-    expect(files.usage).toEqual({ files: 1, bytes: PDF.length });
+    expect(files.usage).toEqual({ files: 1, folders: 1, bytes: PDF.length });
   });
 
   it('stat answers nothing for a missing file, a folder, or a document whose content is gone', async () => {
@@ -205,7 +214,7 @@ describe('save and stat', () => {
     expect(replaced.cozyMetadata.createdAt).toBe(first.cozyMetadata.createdAt);
     expect(await readFile(disk(`${FOLDER}/bill.pdf`))).toEqual(Buffer.from(PNG));
     expect((await docs()).filter((d) => d.type === 'file')).toHaveLength(1);
-    expect(files.usage).toEqual({ files: 2, bytes: PDF.length + PNG.length });
+    expect(files.usage).toEqual({ files: 2, folders: 0, bytes: PDF.length + PNG.length });
   });
 
   it('repairs a document whose content is gone, even without replace', async () => {
@@ -283,12 +292,29 @@ describe('confinement', () => {
 });
 
 describe('budgets', () => {
+  it('counts sub-folders with files: a deep path ends the job at maxFiles; a shallow one fits', async () => {
+    const { files, docs } = setup({ limits: { maxFileBytes: 100, maxTotalBytes: 1000, maxFiles: 5 } });
+    const deep = Array.from({ length: 31 }, (_, i) => `d${i}`).join('/');
+    await expectBudgetExceeded(files.save(`${deep}/bill.pdf`, PDF, false), 'FILES', 5);
+    // The file being saved holds its place in the budget: 4 sub-folders were made.
+    expect((await docs()).filter((d) => d.type === 'directory' && d.path.startsWith(`${FOLDER}/`))).toHaveLength(4);
+    const twin = setup({ limits: { maxFileBytes: 100, maxTotalBytes: 1000, maxFiles: 5 } });
+    await twin.files.save('a/b/bill.pdf', PDF, false);
+    expect(twin.files.usage).toEqual({ files: 1, folders: 2, bytes: PDF.length });
+  });
+
+  it('ends the job past the number of stats per job', async () => {
+    const { files } = setup({ limits: { maxFileBytes: 100, maxTotalBytes: 1000, maxFiles: 5, maxStats: 3 } });
+    for (let i = 0; i < 3; i++) expect(await files.stat('missing.pdf')).toBeUndefined();
+    await expectBudgetExceeded(files.stat('missing.pdf'), 'FILES_STATS', 3);
+  });
+
   it('refuses a file over the per-file limit, naming the limit; one at the limit is saved', async () => {
     const { files, docs } = setup({ limits: { maxFileBytes: 100, maxTotalBytes: 1000, maxFiles: 10 } });
     await expectFilesError(files.save('big.bin', new Uint8Array(101), false), 'invalid', /101 bytes, more than the limit of 100 bytes per file/);
     expect((await docs()).filter((d) => d.type === 'file')).toEqual([]);
     await files.save('fits.bin', new Uint8Array(100), false);
-    expect(files.usage).toEqual({ files: 1, bytes: 100 });
+    expect(files.usage).toEqual({ files: 1, folders: 0, bytes: 100 });
   });
 
   it('ends the job past the number of files per job (replacements count)', async () => {
@@ -306,7 +332,30 @@ describe('budgets', () => {
     const [refused] = results.filter((r) => r.status === 'rejected') as PromiseRejectedResult[];
     await expectBudgetExceeded(Promise.reject(refused!.reason), 'FILES_BYTES', 250);
     expect((await docs()).filter((d) => d.type === 'file')).toHaveLength(2);
-    expect(files.usage).toEqual({ files: 2, bytes: 200 });
+    expect(files.usage).toEqual({ files: 2, folders: 0, bytes: 200 });
+  });
+});
+
+describe('between konnectors and accounts', () => {
+  it("refuses to replace or show another account's file; its own are replaced and shown", async () => {
+    const { files: victim, options } = setup();
+    const original = await victim.save('bill.pdf', PDF, false);
+    const attacker = createFiles({ ...options, accountId: 'account-2' });
+    await expectFilesError(attacker.save('bill.pdf', PNG, true), 'forbidden', /"\/Administrative\/Example Energy\/jane@example.org\/bill.pdf" was created by another konnector or account/);
+    await expectFilesError(attacker.stat('bill.pdf'), 'forbidden', /was created by another konnector or account/);
+    expect(parse(await victim.stat('bill.pdf'))._rev).toBe(parse(original)._rev);
+    expect(parse(await victim.save('bill.pdf', PNG, true))).toMatchObject({ mime: 'image/png' });
+  });
+
+  it("refuses another konnector's folder; another account of the same konnector shares it", async () => {
+    const { files: victim, options } = setup();
+    await victim.save('2024/bill.pdf', PDF, false);
+    const attacker = createFiles({ ...options, slug: 'attacker' });
+    await expectFilesError(attacker.save('new.pdf', PDF, false), 'forbidden', /the folder ".*jane@example.org" was created by another konnector/);
+    await expectFilesError(attacker.stat('2024/bill.pdf'), 'forbidden', /was created by another konnector/);
+    await expectFilesError(attacker.save('2024/new.pdf', PDF, false), 'forbidden', /was created by another konnector/);
+    const sameKonnector = createFiles({ ...options, accountId: 'account-2' });
+    expect(parse(await sameKonnector.save('2024/other.pdf', PDF, false))).toMatchObject({ name: 'other.pdf' });
   });
 });
 
@@ -319,7 +368,7 @@ describe('atomicity and concurrent jobs', () => {
     await expectFilesError(files.save('blocked.pdf', PDF, false), 'unavailable', /the file store could not write/);
     expect((await docs()).filter((d) => d.type === 'file').map((d) => d.name)).toEqual(['ok.pdf']);
     expect(await readdir(path.join(filesDir, '.tmp'))).toEqual([]);
-    expect(files.usage).toEqual({ files: 1, bytes: PDF.length });
+    expect(files.usage).toEqual({ files: 1, folders: 0, bytes: PDF.length });
   });
 
   it('two jobs saving the same new file at once make one document: the second is told it exists', async () => {

@@ -16,6 +16,9 @@ export const LIMITS: HttpLimits = {
   bodyTimeoutMs: 10_000,
   maxRedirects: 5,
   maxConcurrent: 4,
+  maxHeaders: 64,
+  maxCookies: 100,
+  maxSessionBytes: 64 * 1024,
 };
 
 export interface SeenRequest {

@@ -209,3 +209,80 @@ describe('the cookie jar', () => {
     expect(text((await http.send(get('http://other.test/bills'))).body)).toBe('no cookie');
   });
 });
+
+describe('bounded host work: cookies and header counts', () => {
+  /** /cookies?n=N sets N cookies c0..cN-1 (PREFIX in their names); /count answers how many cookies came back. */
+  function cookieSite() {
+    return vendor((req, res) => {
+      const url = new URL(req.url, 'http://vendor.test');
+      if (url.pathname === '/cookies') {
+        const n = Number(url.searchParams.get('n'));
+        const prefix = url.searchParams.get('prefix') ?? 'c';
+        res.setHeader('set-cookie', Array.from({ length: n }, (_, i) => `${prefix}${i}=${'v'.repeat(20)}; Path=/`));
+        res.end('set');
+      } else if (url.pathname === '/headers') {
+        const n = Number(url.searchParams.get('n'));
+        for (let i = 0; i < n; i++) res.setHeader(`x-h${i}`, '1');
+        res.end('many');
+      } else res.end(String(req.headers.cookie?.split('; ').length ?? 0));
+    });
+  }
+
+  test('the jar takes maxCookies set-cookie values per job, then drops the rest with one warning; fewer all count', async () => {
+    const { connectTo } = await cookieSite();
+    const { http, logs } = makeHttp({ connectTo, limits: { maxCookies: 30 } });
+    for (const prefix of ['a', 'b', 'c']) await http.send(get(`http://vendor.test/cookies?n=20&prefix=${prefix}`));
+    expect(text((await http.send(get('http://vendor.test/count'))).body)).toBe('30');
+    expect(logs.filter((l) => /maxCookies/.test(l))).toEqual([
+      "warning: the job's cookie jar took 30 set-cookie values (maxCookies): later ones are dropped",
+    ]);
+
+    const twin = makeHttp({ connectTo, limits: { maxCookies: 30 } });
+    await twin.http.send(get('http://vendor.test/cookies?n=20'));
+    expect(text((await twin.http.send(get('http://vendor.test/count'))).body)).toBe('20');
+    expect(twin.logs).toEqual([]);
+  });
+
+  test('the kept session is cut to its newest cookies within maxSessionBytes, with a warning, and resumes', async () => {
+    const { connectTo } = await cookieSite();
+    const { http, logs } = makeHttp({ connectTo, limits: { maxCookies: 100, maxSessionBytes: 4096 } });
+    await http.send(get('http://vendor.test/cookies?n=60'));
+    const session = await http.session();
+    expect(Buffer.byteLength(session)).toBeLessThanOrEqual(4096);
+    const kept = (JSON.parse(session) as { cookies: { key: string }[] }).cookies.map((c) => c.key);
+    expect(kept.length).toBeGreaterThan(0);
+    expect(kept.at(-1)).toBe('c59');
+    expect(logs).toContainEqual(expect.stringMatching(new RegExp(`session is cut to its ${kept.length} newest cookies of 60`)));
+
+    const next = makeHttp({ connectTo, session, limits: { maxSessionBytes: 4096 } });
+    expect(text((await next.http.send(get('http://vendor.test/count'))).body)).toBe(String(kept.length));
+    expect(next.logs).toEqual([]);
+  });
+
+  test('a kept session over maxSessionBytes is not read: the job starts without it, with a warning', async () => {
+    const { connectTo } = await cookieSite();
+    const big = makeHttp({ connectTo, limits: { maxSessionBytes: 1024 * 1024 } });
+    await big.http.send(get('http://vendor.test/cookies?n=60'));
+    const session = await big.http.session();
+    const { http, logs } = makeHttp({ connectTo, session, limits: { maxSessionBytes: 1024 } });
+    expect(text((await http.send(get('http://vendor.test/count'))).body)).toBe('0');
+    expect(logs).toContainEqual(expect.stringMatching(/kept vendor session is \d+ bytes, more than maxSessionBytes 1024: starting without it/));
+  });
+
+  test('an unreadable kept session starts an empty jar with a warning, not silently', async () => {
+    const { connectTo } = await cookieSite();
+    const { http, logs } = makeHttp({ connectTo, session: '{"cookies": "not a list"' });
+    expect(text((await http.send(get('http://vendor.test/count'))).body)).toBe('0');
+    expect(logs).toContainEqual(expect.stringMatching(/^warning: the kept vendor session could not be read \(.+\): starting without it$/));
+  });
+
+  test('more header fields than maxHeaders: too-large for a response, invalid-request for a request; at the limit both pass', async () => {
+    const { connectTo } = await cookieSite();
+    const { http } = makeHttp({ connectTo, limits: { maxHeaders: 20 } });
+    await expectHttpError(http.send(get('http://vendor.test/headers?n=30')), 'too-large', /the response has 3\d header fields, more than 20/);
+    const headers = Array.from({ length: 21 }, (_, i): [string, string] => [`x-g${i}`, '1']);
+    await expectHttpError(http.send(get('http://vendor.test/count', { headers })), 'invalid-request', /21 header fields, more than 20/);
+    expect((await http.send(get('http://vendor.test/headers?n=10'))).status).toBe(200);
+    expect((await http.send(get('http://vendor.test/count', { headers: headers.slice(1) }))).status).toBe(200);
+  });
+});

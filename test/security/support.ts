@@ -112,6 +112,7 @@ function drip(res: http.ServerResponse, total: number, everyMs: number): void {
  *   /bills                   a JSON array of bills
  *   /login?as=NAME           sets the cookie session=NAME
  *   /whoami                  the cookie header the request carried
+ *   /cookies?n=N[&prefix=P]  sets N cookies P0..PN-1 (20-byte values) in one response
  *   /echo                    the request's headers as JSON
  *   /go?to=URL               302 to URL
  *   /loop                    302 to itself
@@ -133,6 +134,11 @@ export async function startVendorSite() {
         return res.writeHead(200, { 'set-cookie': `session=${param('as')}; Path=/; HttpOnly` }).end('logged in');
       case '/whoami':
         return res.end(req.headers.cookie ?? 'no cookie');
+      case '/cookies': {
+        const prefix = param('prefix') ?? 'c';
+        const cookies = Array.from({ length: Number(param('n')) }, (_, i) => `${prefix}${i}=${'v'.repeat(20)}; Path=/`);
+        return res.writeHead(200, { 'set-cookie': cookies }).end('set');
+      }
       case '/echo':
         return res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(req.headers));
       case '/go':
@@ -162,6 +168,8 @@ export interface HostileRun {
   outcomes: Outcome[];
   /** What the runner logged about the job: refusals, limits, crashes. */
   runnerLines: LogLine[];
+  /** Every line of the job's log, the konnector's and the runner's. */
+  lines: LogLine[];
   /** TCP sockets the host created while the job ran, but its own to CouchDB (meaningful when jobs run one at a time). */
   sockets: number;
 }
@@ -196,7 +204,7 @@ export async function runHostile(
   const outcomes = lines
     .filter((l) => l.source === 'konnector' && l.message.startsWith('{'))
     .map((l) => JSON.parse(l.message) as Outcome);
-  return { report, outcomes, runnerLines: lines.filter((l) => l.source === 'runner'), sockets };
+  return { report, outcomes, runnerLines: lines.filter((l) => l.source === 'runner'), lines, sockets };
 }
 
 /** A short description of an outcome for the table: `denied: egress policy: ...`. */
