@@ -1,6 +1,7 @@
 /**
  * Runs one konnector job on the QuickJS engine in a worker thread of its own,
- * terminated when the wall clock runs out.
+ * terminated when the wall clock runs out. The clock starts when the worker
+ * starts the job: loading the thread is not the konnector's time.
  */
 import { Worker } from 'node:worker_threads';
 import type { EngineCallResult, KonnectorCode, LogLine } from './instance.ts';
@@ -11,7 +12,7 @@ export interface WorkerRequest extends KonnectorCode {
   budget?: bigint;
 }
 
-export type WorkerMessage = { log: LogLine } | { result: EngineCallResult };
+export type WorkerMessage = { started: true } | { log: LogLine } | { result: EngineCallResult };
 
 export type JobResult = (EngineCallResult | { outcome: 'timeout'; error: string }) & { logs: LogLine[] };
 
@@ -27,17 +28,19 @@ export function runJob(request: WorkerRequest, { wallClockMs }: { wallClockMs: n
     resourceLimits: { maxOldGenerationSizeMb: 64, maxYoungGenerationSizeMb: 16, stackSizeMb: 4 },
   });
   return new Promise<JobResult>((resolve, reject) => {
-    const timer = setTimeout(() => {
-      void thread.terminate();
-      resolve({ outcome: 'timeout', error: `the job ran past its wall-clock limit of ${wallClockMs} ms`, logs });
-    }, wallClockMs);
+    let timer: NodeJS.Timeout | undefined;
     const settle = (done: () => void) => {
       clearTimeout(timer);
       void thread.terminate();
       done();
     };
     thread.on('message', (message: WorkerMessage) => {
-      if ('log' in message) logs.push(message.log);
+      if ('started' in message) {
+        timer = setTimeout(() => {
+          void thread.terminate();
+          resolve({ outcome: 'timeout', error: `the job ran past its wall-clock limit of ${wallClockMs} ms`, logs });
+        }, wallClockMs);
+      } else if ('log' in message) logs.push(message.log);
       else settle(() => resolve({ ...message.result, logs }));
     });
     thread.on('error', (error) => settle(() => reject(error)));
