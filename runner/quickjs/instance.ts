@@ -30,7 +30,12 @@ export type EngineCallOutcome =
   | { outcome: 'out-of-fuel'; error: string }
   | { outcome: 'trapped'; error: string };
 
-export type EngineCallResult = EngineCallOutcome & { consumed?: bigint };
+export type EngineCallResult = EngineCallOutcome & {
+  /** Fuel used, when the engine is metered. */
+  consumed?: bigint;
+  /** The linear memory's size when the call ended: the instance's largest. */
+  memoryBytes?: number;
+};
 
 interface EngineExports {
   memory: WebAssembly.Memory;
@@ -82,7 +87,10 @@ function callEngine(
     if (options.budget === undefined) throw new RangeError('the engine is metered: give the call a fuel budget');
     fuel.value = options.budget;
   }
-  const consumed = () => (fuel ? { consumed: options.budget! - (fuel.value as bigint) } : {});
+  const measures = () => ({
+    memoryBytes: exports!.memory.buffer.byteLength,
+    ...(fuel ? { consumed: options.budget! - (fuel.value as bigint) } : {}),
+  });
   const input = (bytes: Uint8Array): [number, number] => {
     const ptr = exports!.engine_alloc(bytes.length + 1);
     if (ptr === 0) throw new RangeError(`the engine has no memory left for a ${bytes.length}-byte input`);
@@ -95,14 +103,14 @@ function callEngine(
     const status = call(exports, input);
     const ptr = exports.engine_output_ptr();
     const output = memory().slice(ptr, ptr + exports.engine_output_len());
-    if (status === 0) return { outcome: 'returned', output, ...consumed() };
-    return { outcome: 'failed', error: utf8.decode(output), ...consumed() };
+    if (status === 0) return { outcome: 'returned', output, ...measures() };
+    return { outcome: 'failed', error: utf8.decode(output), ...measures() };
   } catch (error) {
     if (fuel && (fuel.value as bigint) < 0n) {
-      return { outcome: 'out-of-fuel', error: `the fuel budget of ${options.budget} units ran out`, consumed: options.budget! };
+      return { outcome: 'out-of-fuel', error: `the fuel budget of ${options.budget} units ran out`, consumed: options.budget!, memoryBytes: exports.memory.buffer.byteLength };
     }
     if (error instanceof WebAssembly.RuntimeError || error instanceof RangeError) {
-      return { outcome: 'trapped', error: `${error.name}: ${error.message}`, ...consumed() };
+      return { outcome: 'trapped', error: `${error.name}: ${error.message}`, ...measures() };
     }
     throw error;
   } finally {

@@ -84,6 +84,7 @@ describe('the QuickJS engine', () => {
     const budget = 10n ** 12n;
     const over = runInEngine(small, { code: allocate, job: { mib: 8 } }, { budget });
     expect(over.outcome === 'failed' && over.error).toMatch(/^InternalError: out of memory/);
+    expect(over.memoryBytes).toBeLessThanOrEqual(64 * 65_536);
     expectReturned(runInEngine(small, { code: allocate, job: { mib: 1 } }, { budget }));
     expectReturned(runInEngine(metered, { code: allocate, job: { mib: 8 } }, { budget }));
   });
