@@ -1,4 +1,6 @@
-import { readFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { bundleForQuickjs, compileToBytecode } from '../../runner/quickjs/bundle.ts';
@@ -102,5 +104,27 @@ describe('the QuickJS engine', () => {
     expect(missing).toMatchObject({ outcome: 'failed', error: 'the script defines no global konnector.run function' });
     const syntax = runInEngine(plain, { code: 'var konnector = {', job: {} });
     expect(syntax.outcome === 'failed' && syntax.error).toMatch(/^SyntaxError/);
+  });
+
+  it('ends a runaway recursion as a trap, while a 1000-deep one returns', () => {
+    const recurse = 'var konnector = { run(job) { function f(n) { return n === 0 ? 0 : 1 + f(n - 1); } __host.log("info", String(f(job.depth))); } };';
+    const logs: string[] = [];
+    expectReturned(runInEngine(plain, { code: recurse, job: { depth: 1000 } }, { onLog: (line) => logs.push(line.message) }));
+    expect(logs).toEqual(['1000']);
+    expect(runInEngine(plain, { code: recurse, job: { depth: 1e6 } }).outcome).toBe('trapped');
+  });
+
+  it('bundles the log and clock interfaces, and refuses the others at build time by name', async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'quickjs-bundle-'));
+    try {
+      await writeFile(path.join(dir, 'index.js'), "import { write } from 'cozy:konnector/log@0.1.0';\nimport { now } from 'cozy:konnector/clock@0.1.0';\nexport function run() { write('info', typeof now()); }\n");
+      const logs: string[] = [];
+      expectReturned(runInEngine(plain, { code: compileToBytecode(plain, await bundleForQuickjs(dir)), job: {} }, { onLog: (line) => logs.push(line.message) }));
+      expect(logs).toEqual(['bigint']);
+      await writeFile(path.join(dir, 'index.js'), "import { send } from 'cozy:konnector/http@0.1.0';\nexport const run = () => send;\n");
+      await expect(bundleForQuickjs(dir)).rejects.toThrow(/"cozy:konnector\/http@0\.1\.0" is not available on the QuickJS engine yet/);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });
