@@ -6,12 +6,11 @@
  */
 import { randomFillSync } from 'node:crypto';
 import { FUEL_GLOBAL_EXPORT } from '../wasm/fuel.ts';
-import { coarseClockNs, sandboxWasi, type StreamName } from './sandbox-wasi.ts';
+import { sandboxWasi, type StreamName } from './sandbox-wasi.ts';
 
 /** What a host function call costs the guest, as on the component path (wit/konnector.wit). */
 const HOST_CALL_FUEL = 1000n;
 const MAX_RANDOM_BYTES = 1024 * 1024;
-const NS_PER_MS = 1_000_000n;
 
 export interface LogLine {
   level: string;
@@ -74,7 +73,8 @@ function callEngine(
       const bytes = memory();
       log({ level: utf8.decode(bytes.subarray(levelPtr, levelPtr + levelLen)), message: utf8.decode(bytes.subarray(messagePtr, messagePtr + messageLen)) });
     },
-    clock_now: () => Number(coarseClockNs(0)! / NS_PER_MS),
+    // Whole milliseconds, as the WASI clocks (sandbox-wasi.ts).
+    clock_now: () => Date.now(),
     random_fill(ptr: number, len: number) {
       if (len > MAX_RANDOM_BYTES) throw new RangeError(`random_fill asked for ${len} bytes, at most ${MAX_RANDOM_BYTES} per call`);
       randomFillSync(memory(), ptr, len);

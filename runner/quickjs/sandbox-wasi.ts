@@ -29,7 +29,7 @@ export interface SandboxWasi {
 }
 
 /** Whole milliseconds, in nanoseconds: what any web page can see. */
-export function coarseClockNs(clockId: number): bigint | undefined {
+function coarseClockNs(clockId: number): bigint | undefined {
   if (clockId === CLOCK_REALTIME) return BigInt(Date.now()) * NS_PER_MS;
   if (clockId === CLOCK_MONOTONIC) return BigInt(Math.floor(performance.now())) * NS_PER_MS;
   return undefined;
