@@ -62,6 +62,14 @@ function callEngine(
   const log = options.onLog ?? (() => {});
   let exports: EngineExports | undefined;
   const memory = () => new Uint8Array(exports!.memory.buffer);
+  // The guest's pointers are checked, never clamped: a bad one traps the call.
+  // (i32 values reach JS signed: `>>> 0` reads them as the addresses they are.)
+  const text = (signedPtr: number, signedLen: number) => {
+    const [ptr, len] = [signedPtr >>> 0, signedLen >>> 0];
+    const bytes = memory();
+    if (ptr + len > bytes.length) throw new RangeError(`a host function was given bytes ${ptr}..${ptr + len}, past the ${bytes.length}-byte memory`);
+    return utf8.decode(bytes.subarray(ptr, ptr + len));
+  };
   const charge = (units: bigint) => {
     const fuel = exports?.[FUEL_GLOBAL_EXPORT];
     if (fuel) fuel.value = (fuel.value as bigint) - units;
@@ -70,14 +78,13 @@ function callEngine(
   const konnector = {
     log(levelPtr: number, levelLen: number, messagePtr: number, messageLen: number) {
       charge(HOST_CALL_FUEL + BigInt(levelLen + messageLen));
-      const bytes = memory();
-      log({ level: utf8.decode(bytes.subarray(levelPtr, levelPtr + levelLen)), message: utf8.decode(bytes.subarray(messagePtr, messagePtr + messageLen)) });
+      log({ level: text(levelPtr, levelLen), message: text(messagePtr, messageLen) });
     },
     // Whole milliseconds, as the WASI clocks (sandbox-wasi.ts).
     clock_now: () => Date.now(),
     random_fill(ptr: number, len: number) {
-      if (len > MAX_RANDOM_BYTES) throw new RangeError(`random_fill asked for ${len} bytes, at most ${MAX_RANDOM_BYTES} per call`);
-      randomFillSync(memory(), ptr, len);
+      if (len >>> 0 > MAX_RANDOM_BYTES) throw new RangeError(`random_fill asked for ${len} bytes, at most ${MAX_RANDOM_BYTES} per call`);
+      randomFillSync(memory(), ptr >>> 0, len >>> 0);
     },
   };
   const instance = new WebAssembly.Instance(module, { konnector, wasi_snapshot_preview1: wasi.imports });
@@ -92,7 +99,7 @@ function callEngine(
     ...(fuel ? { consumed: options.budget! - (fuel.value as bigint) } : {}),
   });
   const input = (bytes: Uint8Array): [number, number] => {
-    const ptr = exports!.engine_alloc(bytes.length + 1);
+    const ptr = exports!.engine_alloc(bytes.length + 1) >>> 0;
     if (ptr === 0) throw new RangeError(`the engine has no memory left for a ${bytes.length}-byte input`);
     memory().set(bytes, ptr);
     memory()[ptr + bytes.length] = 0;
@@ -101,8 +108,8 @@ function callEngine(
   try {
     wasi.initialize(instance);
     const status = call(exports, input);
-    const ptr = exports.engine_output_ptr();
-    const output = memory().slice(ptr, ptr + exports.engine_output_len());
+    const ptr = exports.engine_output_ptr() >>> 0;
+    const output = memory().slice(ptr, ptr + (exports.engine_output_len() >>> 0));
     if (status === 0) return { outcome: 'returned', output, ...measures() };
     return { outcome: 'failed', error: utf8.decode(output), ...measures() };
   } catch (error) {

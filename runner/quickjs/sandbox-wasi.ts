@@ -56,18 +56,19 @@ export function sandboxWasi(onLine: (stream: StreamName, line: string) => void):
     pending[stream].text = rest;
     for (const line of lines) onLine(stream, line);
   };
+  // Pointers arrive as signed i32: `>>> 0` reads them as addresses.
   const streamOf = (fd: number): StreamName | undefined => (fd === 1 ? 'stdout' : fd === 2 ? 'stderr' : undefined);
 
   const answered: Record<string, WasiFunction> = {
     clock_time_get: (clockId: number, _precision: bigint, out: number) => {
       const ns = coarseClockNs(clockId);
       if (ns === undefined) return ERRNO.inval;
-      view().setBigUint64(out, ns, true);
+      view().setBigUint64(out >>> 0, ns, true);
       return ERRNO.success;
     },
     clock_res_get: (clockId: number, out: number) => {
       if (coarseClockNs(clockId) === undefined) return ERRNO.inval;
-      view().setBigUint64(out, NS_PER_MS, true);
+      view().setBigUint64(out >>> 0, NS_PER_MS, true);
       return ERRNO.success;
     },
     fd_write: (fd: number, iovs: number, iovsLen: number, written: number) => {
@@ -76,22 +77,22 @@ export function sandboxWasi(onLine: (stream: StreamName, line: string) => void):
       const data = view();
       let total = 0;
       for (let i = 0; i < iovsLen; i++) {
-        const base = data.getUint32(iovs + i * 8, true);
-        const len = data.getUint32(iovs + i * 8 + 4, true);
+        const base = data.getUint32((iovs >>> 0) + i * 8, true);
+        const len = data.getUint32((iovs >>> 0) + i * 8 + 4, true);
         pending[stream].text += pending[stream].decoder.decode(new Uint8Array(data.buffer, base, len), { stream: true });
         total += len;
       }
-      data.setUint32(written, total, true);
+      data.setUint32(written >>> 0, total, true);
       emit(stream, false);
       return ERRNO.success;
     },
     fd_fdstat_get: (fd: number, out: number) => {
       if (!streamOf(fd)) return ERRNO.badf;
-      const data = view();
-      data.setUint8(out, FILETYPE_CHARACTER_DEVICE);
-      data.setUint16(out + 2, 0, true);
-      data.setBigUint64(out + 8, RIGHT_FD_WRITE, true);
-      data.setBigUint64(out + 16, 0n, true);
+      const [data, at] = [view(), out >>> 0];
+      data.setUint8(at, FILETYPE_CHARACTER_DEVICE);
+      data.setUint16(at + 2, 0, true);
+      data.setBigUint64(at + 8, RIGHT_FD_WRITE, true);
+      data.setBigUint64(at + 16, 0n, true);
       return ERRNO.success;
     },
     fd_seek: (fd: number) => (streamOf(fd) ? ERRNO.spipe : ERRNO.badf),
