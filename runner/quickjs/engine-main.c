@@ -1,0 +1,189 @@
+/*
+ * The project's entry points into QuickJS, built as a WASI reactor (see
+ * build-engine.sh). The host calls one export per instance: engine_compile
+ * turns a script into QuickJS bytecode, engine_run evaluates a script or its
+ * bytecode and calls its global `konnector.run(job)`. Each instance serves a
+ * single call and is then discarded, so nothing is freed: a trap (fuel, memory)
+ * can leave no state behind for a later job.
+ *
+ * Inputs are written by the host into memory from engine_alloc, each followed
+ * by a 0 byte (QuickJS's parsers read up to it). The outcome (bytecode or an
+ * error message) is read back at engine_output_ptr / engine_output_len.
+ * Host functions are core-module imports of the module "konnector".
+ */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include "quickjs.h"
+
+#define IMPORT(name) __attribute__((import_module("konnector"), import_name(name)))
+#define EXPORT(name) __attribute__((export_name(name)))
+
+IMPORT("log") void host_log(const char *level, size_t level_len, const char *message, size_t message_len);
+/* Milliseconds since the epoch, already coarsened by the host. */
+IMPORT("clock_now") double host_clock_now(void);
+IMPORT("random_fill") void host_random_fill(void *buf, size_t len);
+
+enum { ENGINE_OK = 0, ENGINE_FAILED = 1 };
+
+/* Errors go to a static buffer: they are often about memory running out. */
+static char error_buf[8192];
+static const uint8_t *output;
+static size_t output_len;
+static int called;
+
+EXPORT("engine_alloc") void *engine_alloc(size_t len) { return malloc(len ? len : 1); }
+EXPORT("engine_output_ptr") const uint8_t *engine_output_ptr(void) { return output; }
+EXPORT("engine_output_len") size_t engine_output_len(void) { return output_len; }
+
+static void error_append(const char *text) {
+  size_t n = strlen(text);
+  if (n > sizeof error_buf - 1 - output_len) n = sizeof error_buf - 1 - output_len;
+  memcpy(error_buf + output_len, text, n);
+  output_len += n;
+  error_buf[output_len] = 0;
+}
+
+static int fail(const char *message, const char *detail) {
+  output = (const uint8_t *)error_buf;
+  output_len = 0;
+  error_append(message);
+  if (detail) error_append(detail);
+  return ENGINE_FAILED;
+}
+
+/* A thrown value as text: its string form, then its stack when it has one. */
+static int fail_with_value(JSContext *ctx, JSValueConst value) {
+  const char *text = JS_ToCString(ctx, value);
+  fail(text ? text : "(a thrown value that cannot be converted to a string)", NULL);
+  if (text) JS_FreeCString(ctx, text);
+  if (JS_IsError(ctx, value)) {
+    JSValue stack = JS_GetPropertyStr(ctx, value, "stack");
+    const char *trace = JS_IsString(stack) ? JS_ToCString(ctx, stack) : NULL;
+    if (trace) {
+      error_append("\n");
+      error_append(trace);
+      JS_FreeCString(ctx, trace);
+    }
+    JS_FreeValue(ctx, stack);
+  }
+  return ENGINE_FAILED;
+}
+
+static int fail_with_exception(JSContext *ctx) {
+  JSValue exception = JS_GetException(ctx);
+  return fail_with_value(ctx, exception);
+}
+
+static JSValue js_log(JSContext *ctx, JSValueConst this_val, int argc, JSValueConst *argv) {
+  size_t level_len, message_len;
+  const char *level = JS_ToCStringLen(ctx, &level_len, argv[0]);
+  if (!level) return JS_EXCEPTION;
+  const char *message = JS_ToCStringLen(ctx, &message_len, argv[1]);
+  if (!message) {
+    JS_FreeCString(ctx, level);
+    return JS_EXCEPTION;
+  }
+  host_log(level, level_len, message, message_len);
+  JS_FreeCString(ctx, level);
+  JS_FreeCString(ctx, message);
+  return JS_UNDEFINED;
+}
+
+static JSValue js_now(JSContext *ctx, JSValueConst this_val, int argc, JSValueConst *argv) {
+  return JS_NewFloat64(ctx, host_clock_now());
+}
+
+/* Math.random from the host's CSPRNG: QuickJS would seed its own from the clock. */
+static JSValue js_random(JSContext *ctx, JSValueConst this_val, int argc, JSValueConst *argv) {
+  uint64_t bits;
+  host_random_fill(&bits, sizeof bits);
+  return JS_NewFloat64(ctx, (double)(bits >> 11) * 0x1.0p-53);
+}
+
+static JSRuntime *runtime;
+static int settled, run_failed;
+
+/* Called once by the settle snippet with (true) or (false, reason). */
+static JSValue js_settle(JSContext *ctx, JSValueConst this_val, int argc, JSValueConst *argv) {
+  settled = 1;
+  run_failed = !JS_ToBool(ctx, argv[0]);
+  if (run_failed) fail_with_value(ctx, argv[1]);
+  return JS_UNDEFINED;
+}
+
+static JSContext *new_context(void) {
+  runtime = JS_NewRuntime();
+  JSContext *ctx = runtime ? JS_NewContext(runtime) : NULL;
+  if (!ctx) return NULL;
+  JSValue global = JS_GetGlobalObject(ctx);
+  JSValue host = JS_NewObject(ctx);
+  JS_SetPropertyStr(ctx, host, "log", JS_NewCFunction(ctx, js_log, "log", 2));
+  JS_SetPropertyStr(ctx, host, "now", JS_NewCFunction(ctx, js_now, "now", 0));
+  JS_SetPropertyStr(ctx, global, "__host", host);
+  JSValue math = JS_GetPropertyStr(ctx, global, "Math");
+  JS_SetPropertyStr(ctx, math, "random", JS_NewCFunction(ctx, js_random, "random", 0));
+  JS_FreeValue(ctx, math);
+  JS_FreeValue(ctx, global);
+  return ctx;
+}
+
+static int once(void) {
+  if (called) return fail("an engine instance serves one call; instantiate a fresh one", NULL);
+  called = 1;
+  return ENGINE_OK;
+}
+
+EXPORT("engine_compile") int engine_compile(const char *source, size_t source_len) {
+  if (once() != ENGINE_OK) return ENGINE_FAILED;
+  JSContext *ctx = new_context();
+  if (!ctx) return fail("out of memory creating the JavaScript context", NULL);
+  JSValue compiled = JS_Eval(ctx, source, source_len, "konnector.js", JS_EVAL_TYPE_GLOBAL | JS_EVAL_FLAG_COMPILE_ONLY);
+  if (JS_IsException(compiled)) return fail_with_exception(ctx);
+  size_t size;
+  uint8_t *bytecode = JS_WriteObject(ctx, &size, compiled, JS_WRITE_OBJ_BYTECODE);
+  if (!bytecode) return fail_with_exception(ctx);
+  output = bytecode;
+  output_len = size;
+  return ENGINE_OK;
+}
+
+EXPORT("engine_run") int engine_run(const uint8_t *code, size_t code_len, int is_bytecode, const char *job, size_t job_len) {
+  if (once() != ENGINE_OK) return ENGINE_FAILED;
+  JSContext *ctx = new_context();
+  if (!ctx) return fail("out of memory creating the JavaScript context", NULL);
+  JSValue result;
+  if (is_bytecode) {
+    JSValue function = JS_ReadObject(ctx, code, code_len, JS_READ_OBJ_BYTECODE);
+    if (JS_IsException(function)) return fail_with_exception(ctx);
+    result = JS_EvalFunction(ctx, function);
+  } else {
+    result = JS_Eval(ctx, (const char *)code, code_len, "konnector.js", JS_EVAL_TYPE_GLOBAL);
+  }
+  if (JS_IsException(result)) return fail_with_exception(ctx);
+  JSValue global = JS_GetGlobalObject(ctx);
+  JSValue konnector = JS_GetPropertyStr(ctx, global, "konnector");
+  JSValue run = JS_GetPropertyStr(ctx, konnector, "run");
+  if (!JS_IsFunction(ctx, run)) return fail("the script defines no global konnector.run function", NULL);
+  JSValue job_value = JS_ParseJSON(ctx, job, job_len, "job");
+  if (JS_IsException(job_value)) return fail_with_exception(ctx);
+  static const char settle_source[] =
+      "(outcome, settle) => Promise.resolve(outcome).then(() => settle(true), (e) => settle(false, e))";
+  JSValue settle_with = JS_Eval(ctx, settle_source, sizeof settle_source - 1, "settle.js", JS_EVAL_TYPE_GLOBAL);
+  if (JS_IsException(settle_with)) return fail_with_exception(ctx);
+  JSValue args[2];
+  args[0] = JS_Call(ctx, run, konnector, 1, &job_value);
+  if (JS_IsException(args[0])) return fail_with_exception(ctx);
+  args[1] = JS_NewCFunction(ctx, js_settle, "settle", 2);
+  JSValue chained = JS_Call(ctx, settle_with, JS_UNDEFINED, 2, args);
+  if (JS_IsException(chained)) return fail_with_exception(ctx);
+  JSContext *job_ctx;
+  int pending;
+  while ((pending = JS_ExecutePendingJob(runtime, &job_ctx)) > 0) {
+  }
+  if (pending < 0) return fail_with_exception(job_ctx);
+  if (!settled) return fail("the konnector's run never settled: it waits for something that never happens", NULL);
+  if (run_failed) return ENGINE_FAILED;
+  output_len = 0;
+  return ENGINE_OK;
+}

@@ -1,0 +1,150 @@
+/**
+ * One QuickJS engine instance and one call into it (an instance serves a
+ * single call, see engine-main.c): compile a script to bytecode, or run a
+ * konnector's script or bytecode. Host functions are the engine's
+ * `konnector` imports; WASI is the sandbox's (sandbox-wasi.ts).
+ */
+import { randomFillSync } from 'node:crypto';
+import { FUEL_GLOBAL_EXPORT } from '../wasm/fuel.ts';
+import { sandboxWasi, type StreamName } from './sandbox-wasi.ts';
+
+/** What a host function call costs the guest, as on the component path (wit/konnector.wit). */
+const HOST_CALL_FUEL = 1000n;
+const MAX_RANDOM_BYTES = 1024 * 1024;
+
+export interface LogLine {
+  level: string;
+  message: string;
+}
+
+export interface EngineCallOptions {
+  /** Fuel for the call when the engine is metered; required then. */
+  budget?: bigint;
+  onLog?: (line: LogLine) => void;
+}
+
+export type EngineCallOutcome =
+  | { outcome: 'returned'; output: Uint8Array }
+  | { outcome: 'failed'; error: string }
+  | { outcome: 'out-of-fuel'; error: string }
+  | { outcome: 'trapped'; error: string };
+
+export type EngineCallResult = EngineCallOutcome & {
+  /** Fuel used, when the engine is metered. */
+  consumed?: bigint;
+  /** The linear memory's size when the call ended: the instance's largest. */
+  memoryBytes?: number;
+};
+
+interface EngineExports {
+  memory: WebAssembly.Memory;
+  engine_alloc(len: number): number;
+  engine_output_ptr(): number;
+  engine_output_len(): number;
+  engine_compile(source: number, sourceLen: number): number;
+  engine_run(code: number, codeLen: number, isBytecode: number, job: number, jobLen: number): number;
+  [FUEL_GLOBAL_EXPORT]?: WebAssembly.Global;
+}
+
+const STREAM_LEVEL: Record<StreamName, string> = { stdout: 'info', stderr: 'error' };
+const utf8 = new TextDecoder();
+
+/**
+ * Instantiates `module` (the engine, see engine.ts), calls it through `call`
+ * and reports how the call ended. Traps (fuel, memory, stack) end it as
+ * `out-of-fuel` or `trapped`; the instance is discarded either way.
+ */
+function callEngine(
+  module: WebAssembly.Module,
+  options: EngineCallOptions,
+  call: (exports: EngineExports, input: (bytes: Uint8Array) => [number, number]) => number,
+): EngineCallResult {
+  const log = options.onLog ?? (() => {});
+  let exports: EngineExports | undefined;
+  const memory = () => new Uint8Array(exports!.memory.buffer);
+  // The guest's pointers are checked, never clamped: a bad one traps the call.
+  // (i32 values reach JS signed: `>>> 0` reads them as the addresses they are.)
+  const text = (signedPtr: number, signedLen: number) => {
+    const [ptr, len] = [signedPtr >>> 0, signedLen >>> 0];
+    const bytes = memory();
+    if (ptr + len > bytes.length) throw new RangeError(`a host function was given bytes ${ptr}..${ptr + len}, past the ${bytes.length}-byte memory`);
+    return utf8.decode(bytes.subarray(ptr, ptr + len));
+  };
+  const charge = (units: bigint) => {
+    const fuel = exports?.[FUEL_GLOBAL_EXPORT];
+    if (fuel) fuel.value = (fuel.value as bigint) - units;
+  };
+  const wasi = sandboxWasi((stream, message) => log({ level: STREAM_LEVEL[stream], message }));
+  const konnector = {
+    log(levelPtr: number, levelLen: number, messagePtr: number, messageLen: number) {
+      charge(HOST_CALL_FUEL + BigInt(levelLen + messageLen));
+      log({ level: text(levelPtr, levelLen), message: text(messagePtr, messageLen) });
+    },
+    // Whole milliseconds, as the WASI clocks (sandbox-wasi.ts).
+    clock_now: () => Date.now(),
+    random_fill(ptr: number, len: number) {
+      if (len >>> 0 > MAX_RANDOM_BYTES) throw new RangeError(`random_fill asked for ${len} bytes, at most ${MAX_RANDOM_BYTES} per call`);
+      randomFillSync(memory(), ptr >>> 0, len >>> 0);
+    },
+  };
+  const instance = new WebAssembly.Instance(module, { konnector, wasi_snapshot_preview1: wasi.imports });
+  exports = instance.exports as unknown as EngineExports;
+  const fuel = exports[FUEL_GLOBAL_EXPORT];
+  if (fuel) {
+    if (options.budget === undefined) throw new RangeError('the engine is metered: give the call a fuel budget');
+    fuel.value = options.budget;
+  }
+  const measures = () => ({
+    memoryBytes: exports!.memory.buffer.byteLength,
+    ...(fuel ? { consumed: options.budget! - (fuel.value as bigint) } : {}),
+  });
+  const input = (bytes: Uint8Array): [number, number] => {
+    const ptr = exports!.engine_alloc(bytes.length + 1) >>> 0;
+    if (ptr === 0) throw new RangeError(`the engine has no memory left for a ${bytes.length}-byte input`);
+    memory().set(bytes, ptr);
+    memory()[ptr + bytes.length] = 0;
+    return [ptr, bytes.length];
+  };
+  try {
+    wasi.initialize(instance);
+    const status = call(exports, input);
+    const ptr = exports.engine_output_ptr() >>> 0;
+    const output = memory().slice(ptr, ptr + (exports.engine_output_len() >>> 0));
+    if (status === 0) return { outcome: 'returned', output, ...measures() };
+    return { outcome: 'failed', error: utf8.decode(output), ...measures() };
+  } catch (error) {
+    if (fuel && (fuel.value as bigint) < 0n) {
+      return { outcome: 'out-of-fuel', error: `the fuel budget of ${options.budget} units ran out`, consumed: options.budget!, memoryBytes: exports.memory.buffer.byteLength };
+    }
+    if (error instanceof WebAssembly.RuntimeError || error instanceof RangeError) {
+      return { outcome: 'trapped', error: `${error.name}: ${error.message}`, ...measures() };
+    }
+    throw error;
+  } finally {
+    wasi.flush();
+  }
+}
+
+const encoder = new TextEncoder();
+
+/** Compiles a script (not a module) to QuickJS bytecode with JS_WriteObject. */
+export function compileInEngine(module: WebAssembly.Module, source: string, options: EngineCallOptions = {}): EngineCallResult {
+  return callEngine(module, options, (engine, input) => engine.engine_compile(...input(encoder.encode(source))));
+}
+
+export interface KonnectorCode {
+  /** A script defining a global `konnector` whose `run(job)` the engine calls, or its bytecode. */
+  code: string | Uint8Array;
+  /** The job, given to `run` as an object. */
+  job: unknown;
+}
+
+/** Runs a konnector's script or bytecode: `konnector.run(job)`, its promise settled. */
+export function runInEngine(module: WebAssembly.Module, { code, job }: KonnectorCode, options: EngineCallOptions = {}): EngineCallResult {
+  return callEngine(module, options, (engine, input) => {
+    const isBytecode = typeof code !== 'string';
+    const [codePtr, codeLen] = input(isBytecode ? code : encoder.encode(code));
+    const [jobPtr, jobLen] = input(encoder.encode(JSON.stringify(job)));
+    return engine.engine_run(codePtr, codeLen, isBytecode ? 1 : 0, jobPtr, jobLen);
+  });
+}

@@ -1,0 +1,81 @@
+/**
+ * The QuickJS engine's figures for docs/engines.md: sizes, compile and
+ * instantiate time, memory per instance, and cpu-heavy's run time
+ * against Node (the same bundle, the same checksum).
+ *   node --import tsx runner/quickjs/measure.ts [--runs 3] [--rounds 300]
+ */
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { instrumentFuel } from '../wasm/fuel.ts';
+import { bundleForQuickjs, compileToBytecode } from './bundle.ts';
+import { compileEngine, readEngine } from './engine.ts';
+import { runInEngine } from './instance.ts';
+import { sandboxWasi } from './sandbox-wasi.ts';
+
+const { values } = parseArgs({ options: { runs: { type: 'string', default: '3' }, rounds: { type: 'string', default: '300' } } });
+const runs = Number(values.runs);
+const MiB = 1024 * 1024;
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+const timed = <T>(f: () => T): [T, number] => {
+  const started = performance.now();
+  const value = f();
+  return [value, performance.now() - started];
+};
+
+const bytes = await readEngine();
+console.log(`engine.wasm: ${(bytes.length / MiB).toFixed(2)} MiB, metered ${(instrumentFuel(bytes).length / MiB).toFixed(2)} MiB`);
+const compileMs: number[] = [];
+for (let i = 0; i < 5; i++) compileMs.push((await timed(() => WebAssembly.compile(bytes)))[1]);
+const plain = await compileEngine();
+const metered = await compileEngine({ fuel: true, maxMemoryPages: 4096 });
+const konnector = { log() {}, clock_now: () => 0, random_fill() {} };
+const instantiate = () => {
+  const wasi = sandboxWasi(() => {});
+  const instance = new WebAssembly.Instance(plain, { konnector, wasi_snapshot_preview1: wasi.imports });
+  wasi.initialize(instance);
+  return instance;
+};
+const instantiateMs = Array.from({ length: 21 }, () => timed(instantiate)[1]);
+console.log(`compile (WebAssembly.compile, median of 5): ${median(compileMs).toFixed(1)} ms; instantiate + _initialize (median of 21): ${median(instantiateMs).toFixed(2)} ms`);
+
+const kept: WebAssembly.Instance[] = [];
+globalThis.gc?.();
+const rssBefore = process.memoryUsage().rss;
+for (let i = 0; i < 50; i++) kept.push(instantiate());
+console.log(`RSS per fresh instance (50 kept): ${((process.memoryUsage().rss - rssBefore) / 50 / MiB).toFixed(2)} MiB; linear memory ${(((kept[0]!.exports.memory as WebAssembly.Memory).buffer.byteLength) / MiB).toFixed(2)} MiB`);
+const trivial = runInEngine(plain, { code: 'var konnector = { run() {} };', job: {} });
+console.log(`linear memory after a trivial job: ${(trivial.memoryBytes! / MiB).toFixed(2)} MiB`);
+
+// cheerio-bills waits for the guest polyfills (atob, Buffer) the component path bundles.
+for (const { name, fields } of [{ name: 'cpu-heavy', fields: { rounds: Number(values.rounds) } }]) {
+  const script = await bundleForQuickjs(fileURLToPath(new URL(`../../bench/fixtures/${name}/`, import.meta.url)));
+  const bytecode = compileToBytecode(plain, script);
+  const job = { fields: JSON.stringify(fields) };
+  type Run = () => { text: string; consumed?: bigint; memoryBytes?: number };
+  const onNode: Run = () => {
+    const lines: string[] = [];
+    const run = new Function('__host', `${script}\nreturn konnector;`)({ log: (_: string, m: string) => lines.push(m), now: Date.now }) as { run(job: unknown): void };
+    run.run(job);
+    return { text: lines.join('\n') };
+  };
+  const inEngine = (module: WebAssembly.Module, budget?: bigint): Run => () => {
+    const lines: string[] = [];
+    const result = runInEngine(module, { code: bytecode, job }, { budget, onLog: (line) => lines.push(line.message) });
+    if (result.outcome !== 'returned') throw new Error(`${name}: ${result.outcome}: ${result.error}`);
+    return { text: lines.join('\n'), consumed: result.consumed, memoryBytes: result.memoryBytes! };
+  };
+  const ways = { unmetered: inEngine(plain), metered: inEngine(metered, 1n << 62n), node: onNode };
+  const wall: Record<string, number[]> = { unmetered: [], metered: [], node: [] };
+  const outputs = new Set<string>();
+  let last: ReturnType<Run> | undefined;
+  for (let i = 0; i < runs; i++) {
+    for (const [way, run] of Object.entries(ways)) {
+      const [out, ms] = timed(run);
+      wall[way]!.push(ms);
+      outputs.add(out.text);
+      if (way === 'metered') last = out;
+    }
+  }
+  if (outputs.size !== 1) throw new Error(`${name}: different results: ${[...outputs].join(' / ')}`);
+  console.log(`${name} ${JSON.stringify(fields)}: bundle ${(script.length / 1024).toFixed(1)} KiB, bytecode ${(bytecode.length / 1024).toFixed(1)} KiB; median of ${runs}: unmetered ${median(wall.unmetered!).toFixed(0)} ms, metered ${median(wall.metered!).toFixed(0)} ms, Node ${median(wall.node!).toFixed(0)} ms; fuel ${last!.consumed}, linear memory ${(last!.memoryBytes! / MiB).toFixed(1)} MiB; ${[...outputs][0]}`);
+}

@@ -1,0 +1,130 @@
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { bundleForQuickjs, compileToBytecode } from '../../runner/quickjs/bundle.ts';
+import { compileEngine, ENGINE_URL, expectedEngineSha256, sha256 } from '../../runner/quickjs/engine.ts';
+import { runInEngine } from '../../runner/quickjs/instance.ts';
+import { runJob } from '../../runner/quickjs/run-job.ts';
+
+const cpuHeavy = fileURLToPath(new URL('../../bench/fixtures/cpu-heavy/', import.meta.url));
+const fields = (rounds: number) => JSON.stringify({ rounds });
+
+/** The same bundled script run by Node itself, its host functions answered here. */
+function runOnNode(script: string, job: unknown): string[] {
+  const lines: string[] = [];
+  const host = { log: (_level: string, message: string) => lines.push(message), now: () => Date.now() };
+  const konnector = new Function('__host', `${script}\nreturn konnector;`)(host) as { run(job: unknown): unknown };
+  konnector.run(job);
+  return lines;
+}
+
+const messages = (result: { logs: { message: string }[] }) => result.logs.map((line) => line.message);
+
+function expectReturned(result: { outcome: string; error?: string }): void {
+  expect(result.outcome === 'returned' ? 'returned' : `${result.outcome}: ${result.error}`).toBe('returned');
+}
+
+let plain: WebAssembly.Module;
+let metered: WebAssembly.Module;
+let script: string;
+let bytecode: Uint8Array;
+
+beforeAll(async () => {
+  plain = await compileEngine();
+  metered = await compileEngine({ fuel: true, maxMemoryPages: 1024 });
+  script = await bundleForQuickjs(cpuHeavy);
+  bytecode = compileToBytecode(plain, script);
+});
+
+describe('the QuickJS engine', () => {
+  it('is the committed engine.wasm, with the imports reviewed for the sandbox', async () => {
+    expect(sha256(await readFile(ENGINE_URL))).toBe(await expectedEngineSha256());
+    const imports = WebAssembly.Module.imports(plain).map(({ module, name }) => `${module}.${name}`);
+    expect(imports.sort()).toEqual([
+      'konnector.clock_now',
+      'konnector.log',
+      'konnector.random_fill',
+      'wasi_snapshot_preview1.clock_time_get',
+      'wasi_snapshot_preview1.fd_close',
+      'wasi_snapshot_preview1.fd_fdstat_get',
+      'wasi_snapshot_preview1.fd_seek',
+      'wasi_snapshot_preview1.fd_write',
+    ]);
+  });
+
+  it("compiles cpu-heavy's bundle to bytecode that computes Node's checksum, in a worker thread", async () => {
+    expect(bytecode.length).toBeGreaterThan(0);
+    const job = { fields: fields(60) };
+    const onNode = runOnNode(script, job);
+    expect(onNode).toEqual([expect.stringMatching(/^cpu-heavy: 60 rounds, checksum -?\d+$/)]);
+    const result = await runJob({ engine: metered, code: bytecode, job, budget: 10n ** 12n }, { wallClockMs: 60_000 });
+    expectReturned(result);
+    expect(messages(result)).toEqual(onNode);
+    // The source, evaluated instead of its bytecode, computes the same.
+    const logs: string[] = [];
+    expectReturned(runInEngine(plain, { code: script, job }, { onLog: (line) => logs.push(line.message) }));
+    expect(logs).toEqual(onNode);
+  });
+
+  it('counts the same fuel on every run, and a budget one unit short ends the run', () => {
+    const job = { fields: fields(10) };
+    const runs = [1, 2].map(() => runInEngine(metered, { code: bytecode, job }, { budget: 10n ** 12n }));
+    for (const run of runs) expectReturned(run);
+    const consumed = runs[0]!.consumed!;
+    expect(consumed).toBeGreaterThan(0n);
+    expect(runs[1]!.consumed).toBe(consumed);
+    expectReturned(runInEngine(metered, { code: bytecode, job }, { budget: consumed }));
+    const short = runInEngine(metered, { code: bytecode, job }, { budget: consumed - 1n });
+    expect(short.outcome).toBe('out-of-fuel');
+  });
+
+  it('holds the memory cap: an allocation past it fails inside the guest, below it succeeds', async () => {
+    const allocate = 'var konnector = { run(job) { const kept = []; for (let i = 0; i < job.mib; i++) kept.push("x".repeat(1 << 20) + i); __host.log("info", "kept " + kept.length); } };';
+    const small = await compileEngine({ fuel: true, maxMemoryPages: 64 });
+    const budget = 10n ** 12n;
+    const over = runInEngine(small, { code: allocate, job: { mib: 8 } }, { budget });
+    expect(over.outcome === 'failed' && over.error).toMatch(/^InternalError: out of memory/);
+    expect(over.memoryBytes).toBeLessThanOrEqual(64 * 65_536);
+    expectReturned(runInEngine(small, { code: allocate, job: { mib: 1 } }, { budget }));
+    expectReturned(runInEngine(metered, { code: allocate, job: { mib: 8 } }, { budget }));
+  });
+
+  it('stops a worker that runs past the wall clock', async () => {
+    const result = await runJob({ engine: plain, code: 'var konnector = { run() { __host.log("info", "started"); for (;;); } };', job: {} }, { wallClockMs: 500 });
+    expect(result.outcome).toBe('timeout');
+    expect(messages(result)).toEqual(['started']);
+  });
+
+  it('reports what a konnector throws, and a script without konnector.run', () => {
+    const thrown = runInEngine(plain, { code: 'var konnector = { async run(job) { throw new TypeError("no bills for " + job.who); } };', job: { who: 'EDF' } });
+    expect(thrown.outcome === 'failed' && thrown.error).toMatch(/^TypeError: no bills for EDF\n/);
+    const missing = runInEngine(plain, { code: 'var other = 1;', job: {} });
+    expect(missing).toMatchObject({ outcome: 'failed', error: 'the script defines no global konnector.run function' });
+    const syntax = runInEngine(plain, { code: 'var konnector = {', job: {} });
+    expect(syntax.outcome === 'failed' && syntax.error).toMatch(/^SyntaxError/);
+  });
+
+  it('ends a runaway recursion as a trap, while a 1000-deep one returns', () => {
+    const recurse = 'var konnector = { run(job) { function f(n) { return n === 0 ? 0 : 1 + f(n - 1); } __host.log("info", String(f(job.depth))); } };';
+    const logs: string[] = [];
+    expectReturned(runInEngine(plain, { code: recurse, job: { depth: 1000 } }, { onLog: (line) => logs.push(line.message) }));
+    expect(logs).toEqual(['1000']);
+    expect(runInEngine(plain, { code: recurse, job: { depth: 1e6 } }).outcome).toBe('trapped');
+  });
+
+  it('bundles the log and clock interfaces, and refuses the others at build time by name', async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'quickjs-bundle-'));
+    try {
+      await writeFile(path.join(dir, 'index.js'), "import { write } from 'cozy:konnector/log@0.1.0';\nimport { now } from 'cozy:konnector/clock@0.1.0';\nexport function run() { write('info', typeof now()); }\n");
+      const logs: string[] = [];
+      expectReturned(runInEngine(plain, { code: compileToBytecode(plain, await bundleForQuickjs(dir)), job: {} }, { onLog: (line) => logs.push(line.message) }));
+      expect(logs).toEqual(['bigint']);
+      await writeFile(path.join(dir, 'index.js'), "import { send } from 'cozy:konnector/http@0.1.0';\nexport const run = () => send;\n");
+      await expect(bundleForQuickjs(dir)).rejects.toThrow(/"cozy:konnector\/http@0\.1\.0" is not available on the QuickJS engine yet/);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
