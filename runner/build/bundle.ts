@@ -1,4 +1,5 @@
 import { readFile, stat } from 'node:fs/promises';
+import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as esbuild from 'esbuild';
@@ -7,6 +8,7 @@ import { UsageError } from '../errors.ts';
 const repoRoot = fileURLToPath(new URL('../../', import.meta.url));
 const preludePath = fileURLToPath(new URL('./guest-prelude.js', import.meta.url));
 const processStandIn = fileURLToPath(new URL('./guest-process.js', import.meta.url));
+const bufferGlobal = fileURLToPath(new URL('./guest-buffer.js', import.meta.url));
 const guestLibsDir = path.join(repoRoot, 'konnectors/libs');
 
 /** The host interfaces a konnector may import (the world's imports). */
@@ -65,17 +67,36 @@ const worldImportsOnly: esbuild.Plugin = {
   },
 };
 
-/** Explains Node built-ins instead of esbuild's bare "could not resolve". */
-const noNodeBuiltins: esbuild.Plugin = {
-  name: 'no-node-builtins',
+const stdlib = createRequire(import.meta.url)('node-stdlib-browser') as Record<string, string | null>;
+const resolvePackage = createRequire(path.join(repoRoot, 'package.json')).resolve;
+
+/** Node built-ins given to konnectors as webpack 4 gave them: the pure-JS versions node-stdlib-browser points to. */
+const POLYFILLED_BUILTINS = ['assert', 'buffer', 'constants', 'crypto', 'domain', 'events', 'os', 'path', 'punycode',
+  'querystring', 'stream', 'string_decoder', 'sys', 'timers', 'timers/promises', 'url', 'util', 'zlib',
+  '_stream_duplex', '_stream_passthrough', '_stream_readable', '_stream_transform', '_stream_writable'];
+
+/** Node built-ins a sandbox cannot have: they build, and fail when called (runner/build/guest-unavailable.js). */
+const UNAVAILABLE_BUILTINS = ['fs', 'fs/promises', 'child_process', 'net', 'tls', 'dgram', 'dns', 'http', 'https', 'http2',
+  'cluster', 'worker_threads', 'vm', 'module', 'readline', 'repl', 'tty', 'v8', 'perf_hooks', 'async_hooks', 'inspector', 'trace_events'];
+
+const unavailablePath = fileURLToPath(new URL('./guest-unavailable.js', import.meta.url));
+
+/** Node built-ins: polyfilled, or a module whose functions fail with a named error; `process` is the stand-in. */
+const nodeBuiltins: esbuild.Plugin = {
+  name: 'node-builtins',
   setup(build) {
-    const builtins = /^(node:.*|fs|fs\/promises|child_process|net|tls|dgram|dns|http|https|http2|os|path|process|cluster|worker_threads|vm|module|crypto|stream|zlib|util|events|buffer|url|querystring|readline|tty|v8|perf_hooks|async_hooks|inspector|repl|assert|punycode|string_decoder|constants|timers|domain|trace_events)$/;
-    build.onResolve({ filter: builtins }, (args) => ({
-      errors: [
-        {
-          text: `"${args.path}" is a Node built-in; konnectors run in a WebAssembly sandbox without Node APIs (use the cozy-konnector-libs API or a pure-JS package)`,
-        },
-      ],
+    build.onResolve({ filter: /^(node:)?[a-z_]+(\/promises)?$/ }, (args) => {
+      const name = args.path.replace(/^node:/, '');
+      if (name === 'process') return { path: processStandIn };
+      if (POLYFILLED_BUILTINS.includes(name)) return { path: resolvePackage(stdlib[name]!) };
+      if (UNAVAILABLE_BUILTINS.includes(name)) return { path: name, namespace: 'unavailable-builtin' };
+      if (args.path.startsWith('node:')) return { errors: [{ text: `"${args.path}" is not a Node built-in the konnector sandbox knows` }] };
+      return undefined;
+    });
+    build.onLoad({ filter: /.*/, namespace: 'unavailable-builtin' }, (args) => ({
+      contents: `import { unavailableBuiltin } from ${JSON.stringify(unavailablePath)};\nmodule.exports = unavailableBuiltin(${JSON.stringify(args.path)});`,
+      loader: 'js',
+      resolveDir: repoRoot,
     }));
   },
 };
@@ -83,10 +104,11 @@ const noNodeBuiltins: esbuild.Plugin = {
 /** How a konnector's imports resolve inside the guest (shared with the SDK's test harness). */
 export const GUEST_RESOLUTION = {
   bundle: true,
-  platform: 'neutral',
+  // The guest's globals are web ones: packages' browser entries (and their "browser" maps) are the ones that run there.
+  platform: 'browser',
   target: 'es2022',
-  mainFields: ['module', 'main'],
-  conditions: ['import', 'require', 'default'],
+  mainFields: ['browser', 'module', 'main'],
+  conditions: ['browser', 'import', 'require', 'default'],
   alias: {
     'cozy-konnector-libs': path.join(guestLibsDir, 'index.js'),
     // cheerio's default entry pulls in undici and Node streams; its browser
@@ -141,12 +163,13 @@ export async function bundleKonnector(dir: string): Promise<Bundle> {
     result = await esbuild.build({
       stdin: { contents: wrapper, resolveDir: konnectorDir, sourcefile: 'konnector-entry.js', loader: 'js' },
       ...GUEST_RESOLUTION,
-      inject: [processStandIn],
+      inject: [processStandIn, bufferGlobal],
       // What libraries test to drop their development-only code, as other bundlers do.
-      define: { 'process.env.NODE_ENV': '"production"' },
+      // `global` is Node's name for the global object, as webpack 4 defined it for konnectors' polyfills.
+      define: { 'process.env.NODE_ENV': '"production"', global: 'globalThis' },
       write: false,
       format: 'esm',
-      plugins: [worldImportsOnly, noNodeBuiltins],
+      plugins: [worldImportsOnly, nodeBuiltins],
       logLevel: 'silent',
       legalComments: 'none',
       charset: 'utf8',

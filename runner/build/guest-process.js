@@ -7,4 +7,10 @@
 export const process = {
   env: {},
   nextTick: (callback, ...args) => queueMicrotask(() => callback(...args)),
+  // What polyfilled built-ins (readable-stream, util) read, as browserify's process shim gave them.
+  version: '',
+  versions: {},
+  argv: [],
+  browser: true,
+  cwd: () => '/',
 };
