@@ -84,6 +84,7 @@ function transpileOffThread(request: TranspileRequest): Promise<TranspileAnswer>
   });
 }
 
+/** The component's imports and exports as WIT declares them, with versions. */
 export async function describeComponent(component: Uint8Array): Promise<{ imports: string[]; exports: string[]; wit: string }> {
   let wit: string;
   try {

@@ -22,8 +22,11 @@ async function entryFile(konnectorDir: string): Promise<string> {
   const tried: string[] = [];
   try {
     const pkg = JSON.parse(await readFile(path.join(konnectorDir, 'package.json'), 'utf8')) as { main?: unknown };
-    if (typeof pkg.main === 'string') tried.push(`${pkg.main} (package.json "main")`);
-    if (typeof pkg.main === 'string' && (await exists(path.resolve(konnectorDir, pkg.main)))) return path.resolve(konnectorDir, pkg.main);
+    if (typeof pkg.main === 'string') {
+      const main = path.resolve(konnectorDir, pkg.main);
+      if (await exists(main)) return main;
+      tried.push(`${pkg.main} (package.json "main")`);
+    }
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== 'ENOENT') {
       throw new UsageError('source', `${konnectorDir}/package.json: ${(error as Error).message}`);

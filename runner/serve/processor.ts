@@ -48,12 +48,8 @@ const iso = (ms = Date.now()) => new Date(ms).toISOString();
 /** Queued jobs per sweep; the next sweep takes the rest. */
 const SWEEP_BATCH = 1000;
 
-/** A konnector started for a job: its attempt, its log so far, how it ends. */
-interface StartedJob {
-  attempt: number;
-  lines: JobLogLine[];
-  execution: Promise<{ report: JobReport } | { failure: string }>;
-}
+/** How a konnector started for a job ends: its report, or the host's failure around it. */
+type Execution = Promise<{ report: JobReport } | { failure: string }>;
 
 /**
  * One job this host holds, from the moment its claim lands (while its
@@ -305,16 +301,16 @@ export class JobProcessor {
       if (!account) return this.endUnrun(run, 'HOST.ACCOUNT_NOT_FOUND', `the account ${run.doc.message.account} was deleted before the job ran`);
       return this.endUnrun(run, 'HOST.KONNECTOR_NOT_FOUND', (found as { unrunnable: string }).unrunnable);
     }
-    const started = this.start(claim.job, attempt, account, found.konnector, gate, lines);
+    const execution = this.start(claim.job, attempt, account, found.konnector, gate, lines);
     const run = await held.catch(async (error: unknown) => {
-      await started.execution; // stopped before any of its host calls was served
+      await execution; // stopped before any of its host calls was served
       throw error;
     });
     if (!run) {
-      await started.execution;
+      await execution;
       return;
     }
-    await this.track(run, account, started);
+    await this.track(run, account, execution);
   }
 
   /** A job written running by this host at its creation: nobody else can have it. */
@@ -343,8 +339,8 @@ export class JobProcessor {
   }
 
   /** Starts the job's konnector; its host calls are served while the gate is open. */
-  private start(job: JobDoc, attempt: number, account: AccountDoc, konnector: LoadedKonnector, gate: JobGate, lines: JobLogLine[]): StartedJob {
-    const execution = this.opts.executor
+  private start(job: JobDoc, attempt: number, account: AccountDoc, konnector: LoadedKonnector, gate: JobGate, lines: JobLogLine[]): Execution {
+    return this.opts.executor
       .execute(
         konnector,
         { jobId: job._id, accountId: account._id, instance: job.instance, fields: account.auth, parameters: {} },
@@ -354,15 +350,14 @@ export class JobProcessor {
         }, gate },
       )
       .then((report) => ({ report }), (error: Error) => ({ failure: error.message }));
-    return { attempt, lines, execution };
   }
 
   /** Holds the lease while the konnector runs, then writes its outcome. */
-  private async track(run: RunningJob, account: AccountDoc, started: StartedJob): Promise<void> {
+  private async track(run: RunningJob, account: AccountDoc, execution: Execution): Promise<void> {
     run.accountRev = account._rev;
     this.opts.metrics.queueWait.observe(Math.max(0, Date.parse(run.doc.started_at!) - Date.parse(run.doc.due_at)) / 1000);
     try {
-      const result = await started.execution;
+      const result = await execution;
       run.stop();
       if (run.released) return;
       await run.serialize(() => this.finish(run, 'report' in result ? result.report : undefined, 'failure' in result ? result.failure : undefined));
@@ -371,12 +366,18 @@ export class JobProcessor {
     }
   }
 
-  /** Stops renewing and gives the job up: its konnector stops, its outcome is not written; another host may run it. */
-  giveUp(run: RunningJob, why: string): void {
-    if (run.released) return;
+  /** Stops renewing and stops the konnector: its outcome is not written. False if it was released already. */
+  private release(run: RunningJob, why: string): boolean {
+    if (run.released) return false;
     run.released = true;
     run.stop();
     run.gate.revoke(why);
+    return true;
+  }
+
+  /** Gives the job up (its lease lost or lapsing): another host may run it once the lease has lapsed. */
+  giveUp(run: RunningJob, why: string): void {
+    if (!this.release(run, why)) return;
     this.opts.log('warning', `job ${run.doc._id}: given up, ${why}; its konnector is stopped and its outcome dropped (the job runs again after its lease)`);
   }
 
@@ -549,14 +550,13 @@ export class JobProcessor {
     const timer = sleep(graceMs, 'timeout' as const, { ref: false });
     if ((await Promise.race([allDone.then(() => 'done' as const), timer])) === 'done') return { finished: inFlight.length, requeued: 0 };
     let requeued = 0;
+    const why = `drained: its host stopped after a ${graceMs} ms grace period`;
     for (const [id, run] of this.running) {
       run.stop();
       await run.serialize(async () => {
-        if (run.released) return;
-        run.released = true;
         // Stopped before it is given back, so nothing it does lands after another host has it.
-        run.gate.revoke(`drained: its host stopped after a ${graceMs} ms grace period`);
-        const saved = await this.requeueInterrupted(run.doc, `drained: its host stopped after a ${graceMs} ms grace period`, run.logs());
+        if (!this.release(run, why)) return;
+        const saved = await this.requeueInterrupted(run.doc, why, run.logs());
         if (saved) requeued++;
         else this.opts.log('warning', `job ${id}: could not give it back to the queue: it changed meanwhile`);
       });
