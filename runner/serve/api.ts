@@ -3,7 +3,7 @@
  * `Authorization: Bearer <token>`. Bodies are JSON objects validated by the
  * schemas of model.ts; an error answers `{"error": {kind, message, issues}}`.
  */
-import { createHash, randomUUID, timingSafeEqual } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { z } from 'zod';
@@ -19,6 +19,7 @@ import type { JobQueue } from './queue.ts';
 import { scheduleOf, type TriggerScheduler } from './scheduler.ts';
 import type { Store } from './store.ts';
 import type { MyAccounts } from './web/index.ts';
+import { bearerToken, sameSecret } from './web/auth.ts';
 
 const MAX_BODY_BYTES = 1024 * 1024;
 
@@ -80,15 +81,22 @@ export async function readJson(req: IncomingMessage): Promise<unknown> {
   }
 }
 
-function digest(text: string): Buffer {
-  return createHash('sha256').update(text).digest();
+/**
+ * Deletes an account as cozy-stack does: its triggers go with it; the
+ * documents and files it saved stay in the instance.
+ */
+export async function removeAccount(store: Store, scheduler: TriggerScheduler, account: AccountDoc): Promise<void> {
+  for (const trigger of await store.triggers.find({ 'message.account': account._id }, { limit: 10_000 })) {
+    await store.triggers.remove(trigger._id);
+    scheduler.remove(trigger._id);
+  }
+  await store.accounts.remove(account._id);
 }
 
 export function createApi(ctx: ApiContext): Server {
-  const expected = digest(ctx.token);
   const authorized = (req: IncomingMessage) => {
-    const match = /^Bearer (.+)$/.exec(req.headers.authorization ?? '');
-    return match !== null && timingSafeEqual(digest(match[1]!), expected);
+    const given = bearerToken(req);
+    return given !== undefined && sameSecret(given, ctx.token);
   };
 
   const accountOr404 = (id: string) => ctx.store.accounts.get(id);
@@ -161,15 +169,7 @@ export function createApi(ctx: ApiContext): Server {
     return { status: 200, body: publicAccount(updated!) };
   });
   route('DELETE', '/accounts/:id', async (_req, { id }) => {
-    const account = await accountOr404(id!);
-    // As cozy-stack: the account's triggers go with it.
-    for (const trigger of await ctx.store.triggers.find({ 'message.account': account._id }, { limit: 10_000 })) {
-      await ctx.store.triggers.remove(trigger).catch((e: unknown) => {
-        if (!(e instanceof ServeError && e.kind === 'not-found')) throw e;
-      });
-      ctx.scheduler.remove(trigger._id);
-    }
-    await ctx.store.accounts.remove(account);
+    await removeAccount(ctx.store, ctx.scheduler, await accountOr404(id!));
     return { status: 204, body: null };
   });
 
@@ -212,7 +212,8 @@ export function createApi(ctx: ApiContext): Server {
     return { status: 200, body: publicTrigger(updated!) };
   });
   route('DELETE', '/triggers/:id', async (_req, { id }) => {
-    await ctx.store.triggers.remove(await ctx.store.triggers.get(id!));
+    await ctx.store.triggers.get(id!); // 404 when unknown
+    await ctx.store.triggers.remove(id!);
     ctx.scheduler.remove(id!);
     return { status: 204, body: null };
   });

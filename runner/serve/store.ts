@@ -5,6 +5,7 @@
  * lock: a job is claimed by writing it at the revision that was read, so two
  * hosts can never both win the same claim.
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import nano from 'nano';
 import { databaseName } from '../../host-api/documents.ts';
 import { ServeError } from './errors.ts';
@@ -84,8 +85,19 @@ export class Collection<T extends Doc> {
     return { ...doc, _rev: result.rev };
   }
 
-  async remove(doc: T): Promise<void> {
-    await this.request({ method: 'DELETE', path: encodeURIComponent(doc._id), qs: { rev: doc._rev } });
+  /**
+   * Deletes a document whatever its revision: a writer that changed it meanwhile
+   * (a running job saving its account) does not make the delete fail.
+   * Already gone counts as deleted.
+   */
+  async remove(id: string): Promise<void> {
+    await retryOnConflict(async () => {
+      const current = await this.get(id).catch((e: unknown) => {
+        if (e instanceof ServeError && e.kind === 'not-found') return null;
+        throw e;
+      });
+      if (current) await this.request({ method: 'DELETE', path: encodeURIComponent(id), qs: { rev: current._rev } });
+    });
   }
 
   async find(selector: Record<string, unknown>, options: FindOptions = {}): Promise<T[]> {
@@ -103,16 +115,28 @@ export class Collection<T extends Doc> {
    * current document and returns the new one (or null to leave it as is); on a
    * conflict it runs again on the newer revision.
    */
-  async modify(id: string, change: (doc: T) => T | null, attempts = 10): Promise<T | null> {
-    for (let attempt = 1; ; attempt++) {
+  async modify(id: string, change: (doc: T) => T | null): Promise<T | null> {
+    return retryOnConflict(async () => {
       const current = await this.get(id);
       const next = change(current);
-      if (next === null) return null;
-      try {
-        return await this.put({ ...next, _id: current._id, _rev: current._rev });
-      } catch (e) {
-        if (!(e instanceof ServeError && e.kind === 'conflict') || attempt >= attempts) throw e;
-      }
+      return next === null ? null : this.put({ ...next, _id: current._id, _rev: current._rev });
+    });
+  }
+}
+
+const CONFLICT_ATTEMPTS = 10;
+
+/**
+ * Runs a read-then-write until no other writer slipped in between, pausing a
+ * random few milliseconds more each time so that two writers stop colliding.
+ */
+async function retryOnConflict<R>(readThenWrite: () => Promise<R>): Promise<R> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await readThenWrite();
+    } catch (e) {
+      if (!(e instanceof ServeError && e.kind === 'conflict') || attempt >= CONFLICT_ATTEMPTS) throw e;
+      await sleep(Math.random() * 5 * attempt);
     }
   }
 }

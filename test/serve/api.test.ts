@@ -154,6 +154,26 @@ describe('accounts and triggers', () => {
     expect((await api('GET', `/accounts/${account._id}`)).status).toBe(404);
     expect((await api('GET', `/triggers/${trigger.body._id}`)).status).toBe(404);
   });
+
+  it('deletes an account that another writer (its running job) keeps changing, and answers 404 for one already gone', async () => {
+    const account = await newAccount();
+    let writes = 0;
+    let deleted = false;
+    const writer = (async () => {
+      while (!deleted) {
+        const update = await api('PUT', `/accounts/${account._id}`, { auth: { login: 'alice' }, label: `write ${++writes}` });
+        if (update.status === 404) return;
+        expect(update.status).toBe(200);
+      }
+    })();
+    await waitFor('the writer to have written', async () => writes >= 3);
+    const removal = await api('DELETE', `/accounts/${account._id}`);
+    deleted = true;
+    await writer;
+    expect(removal.status, JSON.stringify(removal.body)).toBe(204);
+    expect((await api('GET', `/accounts/${account._id}`)).status).toBe(404);
+    expect((await api('DELETE', `/accounts/${account._id}`)).status).toBe(404);
+  });
 });
 
 describe('running a job', () => {

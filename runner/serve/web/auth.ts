@@ -6,6 +6,7 @@
  * everyone out, and nothing secret is stored in CouchDB but TOTP secrets.
  */
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import type { IncomingMessage } from 'node:http';
 import * as OTPAuth from 'otpauth';
 
 export type Principal = { kind: 'operator' } | { kind: 'owner'; instance: string; email: string };
@@ -26,8 +27,14 @@ const SECOND_STEP_TRIES = 5;
 const randomToken = () => randomBytes(32).toString('base64url');
 const digest = (text: string) => createHash('sha256').update(text).digest();
 
+/** Compares secrets in constant time (their digests, so lengths do not show). */
 export function sameSecret(given: string, expected: string): boolean {
   return timingSafeEqual(digest(given), digest(expected));
+}
+
+/** The bearer token an API client sent, if any. */
+export function bearerToken(req: IncomingMessage): string | undefined {
+  return /^Bearer (.+)$/.exec(req.headers.authorization ?? '')?.[1];
 }
 
 /** Entries kept before expired ones are swept. */

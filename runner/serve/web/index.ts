@@ -12,7 +12,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import nodemailer from 'nodemailer';
 import { z } from 'zod';
-import { readJson, STATUS, validate } from '../api.ts';
+import { readJson, removeAccount, STATUS, validate } from '../api.ts';
 import { ServeError } from '../errors.ts';
 import type { KonnectorRegistry } from '../konnectors.ts';
 import { DOC_ID, type AccountDoc, type JobDoc, type JobSummary, type TriggerDoc } from '../model.ts';
@@ -20,7 +20,7 @@ import type { JobProcessor } from '../processor.ts';
 import type { TriggerScheduler } from '../scheduler.ts';
 import type { Store } from '../store.ts';
 import type { HostLogger } from '../queue.ts';
-import { LINK_MS, RateLimiter, sameSecret, SECOND_STEP_MS, SESSION_MS, Sessions, type Principal, type Session } from './auth.ts';
+import { bearerToken, LINK_MS, RateLimiter, sameSecret, SECOND_STEP_MS, SESSION_MS, Sessions, type Principal, type Session } from './auth.ts';
 import { Catalog, credentialsSchema, visibleFields, type CatalogEntry, type Frequency } from './catalog.ts';
 import { explain } from './explanations.ts';
 import type { LiveLogs } from './live.ts';
@@ -376,13 +376,7 @@ export async function createMyAccounts(ctx: MyAccountsContext): Promise<MyAccoun
     return { status: 200, body: { schedule: scheduleOfTrigger(trigger) } };
   });
   route('DELETE', '/accounts/:id', async ({ principal, params }) => {
-    const account = await accountFor(principal!, params.id!);
-    // As cozy-stack: the triggers go with the account; the documents it saved stay in the instance.
-    for (const trigger of await store.triggers.find({ 'message.account': account._id }, { limit: 1000 })) {
-      await store.triggers.remove(trigger);
-      ctx.scheduler.remove(trigger._id);
-    }
-    await store.accounts.remove(account);
+    await removeAccount(store, ctx.scheduler, await accountFor(principal!, params.id!));
     return { status: 204, body: null };
   });
 
@@ -466,9 +460,9 @@ export async function createMyAccounts(ctx: MyAccountsContext): Promise<MyAccoun
   };
 
   const authenticate = (req: IncomingMessage): { session?: Session; principal?: Principal } => {
-    const bearer = /^Bearer (.+)$/.exec(req.headers.authorization ?? '');
+    const bearer = bearerToken(req);
     // A bearer token is not sent by browsers on their own: no CSRF token needed with it.
-    if (bearer) return sameSecret(bearer[1]!, ctx.token) ? { principal: { kind: 'operator' } } : {};
+    if (bearer !== undefined) return sameSecret(bearer, ctx.token) ? { principal: { kind: 'operator' } } : {};
     const session = sessions.find(cookies(req).get(SESSION_COOKIE));
     return session ? { session, principal: session.principal } : {};
   };
