@@ -1,9 +1,10 @@
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { componentize } from '@bytecodealliance/componentize-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { encodeArtifact, readArtifact } from '../runner/artifact.ts';
+import { BuildCache } from '../runner/build/cache.ts';
 import { buildOnce, fixtureDir, repoRoot } from './support/artifacts.ts';
 import { konnectorCli, lastJsonLine } from './support/cli.ts';
 
@@ -46,6 +47,33 @@ describe('konnector build', () => {
     const ran = await konnectorCli(['run', out, '--fields', '{}', '--json']);
     expect(ran.stdout).toContain('started from src/index.js');
     expect(JSON.parse(ran.stdout.trim().split('\n').at(-1)!)).toMatchObject({ state: 'done', error: null });
+  });
+
+  it('keeps the toolchain-only work in a build cache: a warm build, a cold one and one without the cache give the same bytes; a damaged entry is made again', async () => {
+    const cacheDir = path.join(scratch, 'cache');
+    const build = async (name: string, cache: string) => {
+      const out = path.join(scratch, `${name}.kwasm`);
+      const result = await konnectorCli(['build', fixtureDir('sandbox-probe'), '--out', out], { KONNECTOR_CACHE_DIR: cache });
+      expect(result.code, result.stderr).toBe(0);
+      return readFile(out);
+    };
+    const uncached = await build('uncached', 'off');
+    const cold = await build('cold', cacheDir);
+    const entries = (await readdir(cacheDir)).sort();
+    expect(entries.map((name) => name.replace(/-[0-9a-f]{64}$/, ''))).toEqual(['fuel-code', 'spliced', 'stubbed']);
+    const warm = await build('warm', cacheDir);
+    for (const name of entries) {
+      const entry = path.join(cacheDir, name);
+      const bytes = await readFile(entry);
+      bytes[bytes.length >> 1]! ^= 0xff;
+      await writeFile(entry, bytes);
+    }
+    const repaired = await build('repaired', cacheDir);
+    for (const artifact of [cold, warm, repaired]) expect(Buffer.compare(artifact, uncached)).toBe(0);
+    expect(Buffer.compare(uncached, await readFile(probeArtifact))).toBe(0);
+    // The damaged entries were made again, whole.
+    const cache = new BuildCache(cacheDir);
+    for (const name of entries) expect(cache.get(name)).toBeDefined();
   });
 
   it('says what is missing when called without --out', async () => {

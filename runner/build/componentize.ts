@@ -1,9 +1,12 @@
 import { createHash } from 'node:crypto';
+import { readdirSync, readFileSync } from 'node:fs';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { componentize, version as engineVersion } from '@bytecodealliance/componentize-js';
 import { UsageError } from '../errors.ts';
+import { encodeModule, findSection, readModule, SectionId, setSection, type Section } from '../wasm/index.ts';
+import { type BuildCache, cacheKey } from './cache.ts';
 
 const witDir = fileURLToPath(new URL('../../wit/', import.meta.url));
 const deterministicWizer = fileURLToPath(new URL('./preinit-bin.mjs', import.meta.url));
@@ -18,6 +21,87 @@ export const engine = { name: 'componentize-js', version: engineVersion as strin
 const DISABLED_FEATURES = ['stdio', 'clocks', 'http', 'fetch-event'] as const;
 
 let queue: Promise<unknown> = Promise.resolve();
+
+/** The componentize-js release whose splicer `cacheEngineWork` knows. */
+const SPLICER_KNOWN_VERSION = '0.23.0';
+/** The module componentize() imports its splicer from (the package's exports do not name it). */
+const splicerModule = new URL('../../node_modules/@bytecodealliance/componentize-js/lib/spidermonkey-embedding-splicer.js', import.meta.url).href;
+
+interface Splicer {
+  spliceBindings(engine: Uint8Array, features: string[], witWorld: string | undefined, witPath: string, worldName: string, debug: boolean): Spliced;
+  stubWasi(wasm: Uint8Array, features: string[], witWorld: string | undefined, witPath: string, worldName: string): Uint8Array;
+}
+interface Spliced {
+  wasm: Uint8Array;
+  jsBindings: string;
+  exports: unknown;
+  imports: unknown;
+}
+
+/** Sections preinitialization fills with the konnector's own state; every other section is the engine's. */
+const SNAPSHOT_SECTIONS = [SectionId.memory, SectionId.global, SectionId.data, SectionId.dataCount];
+
+const withSnapshotOf = (engine: readonly Section[], snapshot: readonly Section[]) =>
+  SNAPSHOT_SECTIONS.reduce((sections, id) => setSection(sections, id, findSection(snapshot, id) ?? null), [...engine]);
+const engineSections = (sections: readonly Section[]) => withSnapshotOf(sections, []);
+
+/**
+ * componentize-js rewrites its whole 12 MB engine twice per build: once to
+ * splice in the world's bindings, once after preinitialization to stub the
+ * WASI imports of disabled features; together, most of a build's time. Both
+ * depend on the engine and the WIT alone, not on the konnector (whose state
+ * lives in the snapshot sections, which stubbing leaves as they are). Its
+ * splicer is a plain object that componentize() calls through, so wrapping
+ * both functions with the build cache lets later builds skip the work.
+ * Another componentize-js release is left as it is (builds are then slower).
+ */
+async function cacheEngineWork(cache: BuildCache): Promise<() => void> {
+  if (!cache.dir || engineVersion !== SPLICER_KNOWN_VERSION) return () => {};
+  const { splicer } = (await import(splicerModule)) as { splicer: Splicer };
+  const { spliceBindings, stubWasi } = splicer;
+  const world = (features: string[], witWorld: string | undefined, witPath: string, worldName: string) =>
+    [engineVersion, features.join(','), witWorld ?? '', witFiles(witPath), worldName];
+
+  splicer.spliceBindings = (engine, features, witWorld, witPath, worldName, debug) => {
+    const key = cacheKey('spliced', engine, String(debug), ...world(features, witWorld, witPath, worldName));
+    const cached = cache.get(key);
+    if (cached) {
+      const metaBytes = cached.readUInt32LE(0);
+      return { ...JSON.parse(cached.subarray(4, 4 + metaBytes).toString()), wasm: cached.subarray(4 + metaBytes) } as Spliced;
+    }
+    const spliced = spliceBindings(engine, features, witWorld, witPath, worldName, debug);
+    const meta = Buffer.from(JSON.stringify({ jsBindings: spliced.jsBindings, exports: spliced.exports, imports: spliced.imports }));
+    const length = Buffer.alloc(4);
+    length.writeUInt32LE(meta.length);
+    cache.put(key, Buffer.concat([length, meta, spliced.wasm]));
+    return spliced;
+  };
+
+  splicer.stubWasi = (wasm, features, witWorld, witPath, worldName) => {
+    const snapshot = readModule(wasm);
+    const key = cacheKey('stubbed', encodeModule(engineSections(snapshot)), ...world(features, witWorld, witPath, worldName));
+    const cached = cache.get(key);
+    if (cached) return encodeModule(withSnapshotOf(readModule(cached), snapshot));
+    const stubbed = stubWasi(wasm, features, witWorld, witPath, worldName);
+    const stubbedSections = readModule(stubbed);
+    // Kept only when stubbing left the snapshot untouched, so that the entry fits any konnector's snapshot.
+    const snapshotKept = SNAPSHOT_SECTIONS.every((id) =>
+      Buffer.from(findSection(stubbedSections, id)?.payload ?? []).equals(findSection(snapshot, id)?.payload ?? new Uint8Array()));
+    if (snapshotKept) cache.put(key, encodeModule(engineSections(stubbedSections)));
+    return stubbed;
+  };
+
+  return () => Object.assign(splicer, { spliceBindings, stubWasi });
+}
+
+/** The WIT package's files, names and contents, as one string for a cache key. */
+function witFiles(dir: string): string {
+  return readdirSync(dir)
+    .filter((name) => name.endsWith('.wit'))
+    .sort()
+    .map((name) => `${name}\n${readFileSync(path.join(dir, name), 'utf8')}`)
+    .join('\n');
+}
 
 /**
  * componentize-js reads the wall clock and Math.random of THIS process (for the
@@ -61,22 +145,27 @@ async function withPinnedEntropy<T>(seed: string, work: () => Promise<T>): Promi
  * source goes to a directory named after its hash: its path is passed to the
  * engine, so it must not vary between builds.
  */
-export async function componentizeBundle(code: string): Promise<Uint8Array> {
+export async function componentizeBundle(code: string, cache: BuildCache): Promise<Uint8Array> {
   const sourceDir = path.join('/tmp', `konnector-build-${createHash('sha256').update(code).digest('hex').slice(0, 16)}`);
   await rm(sourceDir, { recursive: true, force: true });
   await mkdir(sourceDir, { recursive: true });
   const sourcePath = path.join(sourceDir, 'konnector.js');
   await writeFile(sourcePath, code);
   try {
-    const { component } = await withPinnedEntropy(code, () =>
-      componentize({
-        sourcePath,
-        witPath: witDir,
-        worldName: 'konnector',
-        disableFeatures: [...DISABLED_FEATURES],
-        wizerBin: deterministicWizer,
-      }),
-    );
+    const { component } = await withPinnedEntropy(code, async () => {
+      const uncache = await cacheEngineWork(cache);
+      try {
+        return await componentize({
+          sourcePath,
+          witPath: witDir,
+          worldName: 'konnector',
+          disableFeatures: [...DISABLED_FEATURES],
+          wizerBin: deterministicWizer,
+        });
+      } finally {
+        uncache();
+      }
+    });
     return component;
   } catch (error) {
     throw new UsageError('source', `the konnector does not compile to a component: ${(error as Error).message}`);

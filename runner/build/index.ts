@@ -5,6 +5,7 @@ import { UsageError } from '../errors.ts';
 import { readManifest } from '../manifest.ts';
 import { FUEL_INSTRUMENTER_VERSION, instrumentComponentFuel } from '../wasm/fuel.ts';
 import { bundleKonnector } from './bundle.ts';
+import { BuildCache } from './cache.ts';
 import { componentizeBundle, engine } from './componentize.ts';
 
 const self = createRequire(import.meta.url)('../../package.json') as { name: string; version: string };
@@ -25,6 +26,8 @@ export interface BuildOptions {
   /** Leave the component without fuel metering (benchmarks compare both); the runner refuses it unless told. */
   unmetered?: boolean;
   progress?: (step: string) => void;
+  /** Toolchain-only results kept between builds (default: ./cache.ts's defaultCacheDir()). */
+  cache?: BuildCache;
 }
 
 export async function buildKonnector(konnectorDir: string, out: string, options: BuildOptions = {}): Promise<BuildResult> {
@@ -34,12 +37,13 @@ export async function buildKonnector(konnectorDir: string, out: string, options:
   progress('bundling sources');
   const bundle = await bundleKonnector(konnectorDir);
   progress('compiling to a WebAssembly component');
-  const componentized = await componentizeBundle(bundle.code);
+  const cache = options.cache ?? new BuildCache();
+  const componentized = await componentizeBundle(bundle.code, cache);
   let component = componentized;
   if (!options.unmetered) {
     progress('metering fuel');
     try {
-      component = instrumentComponentFuel(componentized);
+      component = instrumentComponentFuel(componentized, { cache });
     } catch (error) {
       throw new UsageError('source', `the component cannot be fuel-metered: ${(error as Error).message}`);
     }

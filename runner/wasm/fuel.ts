@@ -56,6 +56,7 @@ import { binaryKind, encodeModule, findSection, mapCoreModules, readComponent, r
 import { appendToVector, constExpr, countImports, readExports, readImports, readMemories, readTypes, vectorLength } from './sections.ts';
 import { instrumentBody, type BodyContext } from './fuel-body.ts';
 import { CodeCursor, FuelInstrumentError, readInstruction } from './fuel-decode.ts';
+import { createHash } from 'node:crypto';
 import { z } from 'zod';
 
 export { FuelInstrumentError, type FuelErrorKind } from './fuel-decode.ts';
@@ -116,6 +117,12 @@ export interface FuelOptions {
   costs?: Partial<FuelCosts>;
   /** Value of the counter when the instance is created (default 0). */
   initialFuel?: bigint;
+  /** Keeps instrumented code sections: every konnector built by one toolchain has the same engine code. */
+  cache?: CodeCache;
+}
+
+export interface CodeCache {
+  getOrMake(key: string, make: () => Uint8Array): Uint8Array;
 }
 
 const FuelMetadataSchema = z.object({ version: z.string(), costs: FuelCostsSchema }).strict();
@@ -127,7 +134,7 @@ export type FuelMetadata = z.infer<typeof FuelMetadataSchema>;
 /** Adds fuel metering to a core module. Throws FuelInstrumentError. */
 export function instrumentFuel(module: Uint8Array, opts: FuelOptions = {}): Uint8Array<ArrayBuffer> {
   const { costs, initialFuel } = parseOptions(opts);
-  return wrapWasmErrors(() => instrumentModule(module, costs, initialFuel, 0));
+  return wrapWasmErrors(() => instrumentModule(module, costs, initialFuel, 0, opts.cache));
 }
 
 /**
@@ -143,7 +150,7 @@ export function instrumentComponentFuel(component: Uint8Array, opts: FuelOptions
   return wrapWasmErrors(() => {
     const offsets = coreModuleOffsets(component);
     return mapCoreModules(component, (module, index) =>
-      needsMetering(module) ? instrumentModule(module, costs, initialFuel, offsets[index]!) : module,
+      needsMetering(module) ? instrumentModule(module, costs, initialFuel, offsets[index]!, opts.cache) : module,
     );
   });
 }
@@ -189,7 +196,7 @@ export function readFuelMetadata(module: Uint8Array): FuelMetadata | undefined {
   });
 }
 
-function parseOptions(opts: FuelOptions): { costs: FuelCosts; initialFuel: bigint } {
+function parseOptions({ cache: _, ...opts }: FuelOptions): { costs: FuelCosts; initialFuel: bigint } {
   const parsed = OptionsSchema.safeParse(opts);
   if (!parsed.success) {
     const issues = parsed.error.issues.map((issue) => `${issue.path.join('.') || 'options'}: ${issue.message}`).join('; ');
@@ -231,7 +238,7 @@ function coreModuleOffsets(component: Uint8Array, base = 0, out: number[] = []):
 
 const I64 = 0x7e;
 
-function instrumentModule(module: Uint8Array, costs: FuelCosts, initialFuel: bigint, base: number): Uint8Array<ArrayBuffer> {
+function instrumentModule(module: Uint8Array, costs: FuelCosts, initialFuel: bigint, base: number, cache?: CodeCache): Uint8Array<ArrayBuffer> {
   let sections = readModule(module);
   if (exportsFuel(sections)) {
     throw new FuelInstrumentError('already-instrumented', `the module already exports "${FUEL_GLOBAL_EXPORT}": it is metered already`, base);
@@ -262,8 +269,16 @@ function instrumentModule(module: Uint8Array, costs: FuelCosts, initialFuel: big
   };
 
   const code = findSection(sections, SectionId.code);
-  if (code) sections = setSection(sections, SectionId.code, instrumentCode(code, paramCounts, counts.func, base, ctx));
-  else if (paramCounts.length > 0) throw new FuelInstrumentError('malformed', 'the module declares functions but has no code section', base);
+  if (code) {
+    const instrument = () => instrumentCode(code, paramCounts, counts.func, base, ctx).payload;
+    const key = () => {
+      const inputs = JSON.stringify({ version: FUEL_INSTRUMENTER_VERSION, ctx, importedFuncs: counts.func, paramCounts });
+      return `fuel-code-${createHash('sha256').update(inputs).update(code.payload).digest('hex')}`;
+    };
+    sections = setSection(sections, SectionId.code, { id: SectionId.code, payload: cache ? cache.getOrMake(key(), instrument) : instrument() });
+  } else if (paramCounts.length > 0) {
+    throw new FuelInstrumentError('malformed', 'the module declares functions but has no code section', base);
+  }
 
   const global = new ByteWriter(16).u8(I64).u8(1).bytes(constExpr('i64', initialFuel)).finish();
   sections = setSection(sections, SectionId.global, appendToVector(SectionId.global, findSection(sections, SectionId.global), [global]));
