@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
-import { readFile, writeFile, rename } from 'node:fs/promises';
+import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import path from 'node:path';
 import { z } from 'zod';
 import { UsageError } from './errors.ts';
 import { ManifestSchema, describeIssues } from './manifest.ts';
@@ -63,6 +64,7 @@ export function encodeArtifact(
 /** Writes through a temporary file so a crash never leaves half an artifact. */
 export async function writeArtifact(file: string, bytes: Buffer): Promise<void> {
   const partial = `${file}.partial-${process.pid}`;
+  await mkdir(path.dirname(file), { recursive: true });
   await writeFile(partial, bytes);
   await rename(partial, file);
 }

@@ -3,7 +3,8 @@ import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { startEmbeddedCouchDB } from '../host-api/couchdb-server.ts';
 import { formatTextLine, type LogLine } from '../host-api/log.ts';
 import { readArtifact } from './artifact.ts';
-import { buildKonnector } from './build/index.ts';
+import { buildKonnector, type BuildResult } from './build/index.ts';
+import { buildKonnectors } from './build/parallel.ts';
 import { allowHostArgs, connectToArgs, jsonObjectArg, limitsArg } from './cli-args.ts';
 import { UsageError } from './errors.ts';
 import { describeComponent, loadKonnector } from './loader.ts';
@@ -20,7 +21,7 @@ const HELP = {
 Runs Cozy konnectors as WebAssembly components in a sandbox.
 
 Commands:
-  build <konnector-dir> --out <file>   compile a konnector to one artifact file
+  build <konnector-dir> --out <file>   compile a konnector to one artifact file (several: --out-dir)
   inspect <artifact> [--json]          show what an artifact is, imports and runs under
   run <artifact> --fields <json|file>  run one job and print its report
   demo                                 build the example konnector and run it against its vendor site
@@ -29,13 +30,20 @@ Commands:
 Run \`konnector <command> --help\` for a command's options.
 Exit codes: 0 done, 1 the konnector ended with an error, 2 bad usage or input, 3 internal error.`,
   build: `Usage: konnector build <konnector-dir> --out <file> [--unmetered]
+       konnector build <konnector-dir>... --out-dir <dir> [--jobs N] [--unmetered]
 
-Bundles the konnector (manifest.konnector, package.json "main" or index.js, its npm
-dependencies; cozy-konnector-libs resolves to the sandbox SDK) and compiles it to a
+Bundles the konnector (manifest.konnector; its entry: package.json "main", else src/index.js,
+src/index.ts, index.js, index.ts; its npm dependencies; cozy-konnector-libs resolves to the
+sandbox SDK) and compiles it to a
 WebAssembly component of the cozy:konnector world. Writes ONE artifact file holding
 the component, the manifest and a sha256 of both. The same sources give the same bytes.
 Every core module that can loop is fuel-metered (docs/fuel.md); --unmetered leaves them
-as they are, for benchmarks: \`run\` refuses such an artifact without --allow-unmetered.`,
+as they are, for benchmarks: \`run\` refuses such an artifact without --allow-unmetered.
+  --out-dir <dir>  build each konnector to <dir>/<slug>.kwasm, --jobs at a time (default:
+                   one per core); one's failure does not stop the others
+What depends on the toolchain alone (the engine's splicing and fuel metering) is kept in
+a build cache, $KONNECTOR_CACHE_DIR (default ~/.cache/konnector; "off" for none): builds
+after the first are several times faster and give the same bytes.`,
   inspect: `Usage: konnector inspect <artifact> [--json] [--limits <file>]
 
 Prints the artifact's slug, version, sha256, engine, the component's full import and
@@ -86,17 +94,48 @@ function onePositional(command: Command, positionals: string[], what: string): s
 }
 
 async function build(argv: string[]): Promise<number> {
-  const { values, positionals } = parse('build', argv, { out: { type: 'string', short: 'o' }, unmetered: { type: 'boolean' } });
-  if (values.help) return help('build');
-  const dir = onePositional('build', positionals, 'konnector directory');
-  if (!values.out) throw new UsageError('bad-arguments', `build needs --out <file>\n\n${HELP.build}`);
-  const result = await buildKonnector(dir, values.out, {
-    unmetered: values.unmetered,
-    progress: (step) => process.stderr.write(`build: ${step}...\n`),
+  const { values, positionals } = parse('build', argv, {
+    out: { type: 'string', short: 'o' },
+    'out-dir': { type: 'string' },
+    jobs: { type: 'string' },
+    unmetered: { type: 'boolean' },
   });
-  process.stdout.write(`${result.out}: ${result.slug} ${result.version}, ${result.bytes} bytes, sha256 ${result.sha256}\n`);
-  return EXIT_OK;
+  if (values.help) return help('build');
+  const outDir = values['out-dir'];
+  if (values.out !== undefined && outDir !== undefined) {
+    throw new UsageError('bad-arguments', `give --out <file> for one konnector or --out-dir <dir> for several, not both\n\n${HELP.build}`);
+  }
+  if (outDir === undefined) {
+    const dir = onePositional('build', positionals, 'konnector directory (several need --out-dir <dir>)');
+    if (!values.out) throw new UsageError('bad-arguments', `build needs --out <file> (or --out-dir <dir>)\n\n${HELP.build}`);
+    const result = await buildKonnector(dir, values.out, {
+      unmetered: values.unmetered,
+      progress: (step) => process.stderr.write(`build: ${step}...\n`),
+    });
+    process.stdout.write(`${builtLine(result)}\n`);
+    return EXIT_OK;
+  }
+  if (positionals.length === 0) throw new UsageError('bad-arguments', `build needs at least one konnector directory\n\n${HELP.build}`);
+  const jobs = values.jobs === undefined ? undefined : Number(values.jobs);
+  if (jobs !== undefined && !(Number.isInteger(jobs) && jobs >= 1)) {
+    throw new UsageError('bad-arguments', `--jobs takes a whole number of builds at a time (1 or more), got ${JSON.stringify(values.jobs)}`);
+  }
+  const outcomes = await buildKonnectors(positionals, outDir, {
+    unmetered: values.unmetered,
+    jobs,
+    progress: (dir, step) => process.stderr.write(`build: ${dir}: ${step}...\n`),
+  });
+  for (const outcome of outcomes) {
+    if ('result' in outcome) process.stdout.write(`${builtLine(outcome.result)}\n`);
+    else process.stderr.write(`konnector: ${outcome.dir}: ${outcome.error.message}\n`);
+  }
+  const failed = outcomes.flatMap((outcome) => ('error' in outcome ? [outcome.error] : []));
+  if (failed.length > 0) process.stderr.write(`konnector: ${failed.length} of ${outcomes.length} builds failed\n`);
+  if (failed.some((error) => !(error instanceof UsageError))) return EXIT_INTERNAL;
+  return failed.length > 0 ? EXIT_USAGE : EXIT_OK;
 }
+
+const builtLine = (result: BuildResult) => `${result.out}: ${result.slug} ${result.version}, ${result.bytes} bytes, sha256 ${result.sha256}`;
 
 async function inspect(argv: string[]): Promise<number> {
   const { values, positionals } = parse('inspect', argv, { json: { type: 'boolean' }, limits: { type: 'string' } });

@@ -76,6 +76,29 @@ describe('konnector build', () => {
     for (const name of entries) expect(cache.get(name)).toBeDefined();
   });
 
+  it('builds several konnectors at once with --out-dir, each to <slug>.kwasm; a failed one does not stop the others', async () => {
+    const outDir = path.join(scratch, 'many');
+    const result = await konnectorCli(['build', fixtureDir('sandbox-probe'), fixtureDir('syntax-error'), fixtureDir('src-layout'), '--out-dir', outDir, '--jobs', '2']);
+    expect(result.code, result.stderr).toBe(2);
+    expect(result.stderr).toMatch(/konnector: \S*syntax-error: cannot bundle .*\n.*index\.js:3:\d+: Expected "\)" but found "\{"/);
+    expect(result.stderr).toContain('1 of 3 builds failed');
+    expect(result.stdout).toMatch(/sandbox-probe\.kwasm: sandbox-probe 1\.0\.0/);
+    expect((await readdir(outDir)).sort()).toEqual(['sandbox-probe.kwasm', 'src-layout.kwasm']);
+    expect(Buffer.compare(await readFile(path.join(outDir, 'sandbox-probe.kwasm')), await readFile(probeArtifact))).toBe(0);
+  });
+
+  it.each([
+    [['--out-dir', 'x', '--out', 'y.kwasm'], 'give --out <file> for one konnector or --out-dir <dir> for several, not both'],
+    [['--out', 'y.kwasm', 'second-dir'], 'build takes exactly one konnector directory (several need --out-dir <dir>), got 2'],
+    [['--out-dir', 'x', '--jobs', '0'], '--jobs takes a whole number of builds at a time (1 or more), got "0"'],
+    [['--out-dir', 'x', 'same-again'], 'are both the konnector "sandbox-probe"'],
+  ])('refuses build arguments that do not fit: %j', async (args, message) => {
+    const dirs = args.map((arg) => (arg === 'second-dir' || arg === 'same-again' ? fixtureDir('sandbox-probe') : arg));
+    const result = await konnectorCli(['build', fixtureDir('sandbox-probe'), ...dirs]);
+    expect(result.code).toBe(2);
+    expect(result.stderr).toContain(message);
+  });
+
   it('says what is missing when called without --out', async () => {
     const result = await konnectorCli(['build', fixtureDir('sandbox-probe')]);
     expect(result.code).toBe(2);
