@@ -13,6 +13,7 @@ import { clockImports } from '../host-api/clock.ts';
 import { randomImports } from '../host-api/random.ts';
 import { GuestBridge, type GuestUsage } from './bridge.ts';
 import { FUEL_GLOBAL_EXPORT } from './wasm/fuel.ts';
+import { applySnapshot, type Snapshot } from './wasm/snapshot.ts';
 
 export interface GuestJob {
   jobId: string;
@@ -25,7 +26,7 @@ export interface GuestJob {
 export interface RunMessage {
   type: 'run';
   konnectorId: string;
-  code?: { glue: string; modules: Record<string, WebAssembly.Module> };
+  code?: { glue: string; modules: Record<string, WebAssembly.Module>; snapshots: Record<string, Snapshot> };
   port: MessagePort;
   signal: SharedArrayBuffer;
   job: GuestJob;
@@ -52,6 +53,7 @@ interface Glue {
 interface Konnector {
   glue: Glue;
   modules: Record<string, WebAssembly.Module>;
+  snapshots: Record<string, Snapshot>;
 }
 
 const konnectors = new Map<string, Konnector>();
@@ -82,7 +84,7 @@ function konnectorFor(message: RunMessage): Konnector {
   let konnector = konnectors.get(message.konnectorId);
   if (!konnector) {
     if (!message.code) throw new Error(`worker has no code for konnector ${message.konnectorId}`);
-    konnector = { glue: evaluateGlue(message.code.glue), modules: message.code.modules };
+    konnector = { glue: evaluateGlue(message.code.glue), modules: message.code.modules, snapshots: message.code.snapshots };
     konnectors.set(message.konnectorId, konnector);
   }
   return konnector;
@@ -115,10 +117,14 @@ function instantiate(konnectorId: string, konnector: Konnector): GuestInstance {
     if (!guest.bridge) throw new Error('the konnector called the host before its job started');
     return guest.bridge;
   };
+  // A shared engine module gets this konnector's snapshot as soon as it is instantiated.
+  const snapshotOf = new Map<WebAssembly.Module, Snapshot>();
   guest.exports = konnector.glue.instantiate(
     (name) => {
       const module = konnector.modules[name];
       if (!module) throw new Error(`the glue asked for an unknown core module ${name}`);
+      const snapshot = konnector.snapshots[name];
+      if (snapshot) snapshotOf.set(module, snapshot);
       return module;
     },
     {
@@ -140,6 +146,8 @@ function instantiate(konnectorId: string, konnector: Konnector): GuestInstance {
     },
     (module, imports) => {
       const instance = new WebAssembly.Instance(module, imports);
+      const snapshot = snapshotOf.get(module);
+      if (snapshot) applySnapshot(instance, snapshot);
       const exported = instance.exports.memory;
       if (!guest.memory && exported instanceof WebAssembly.Memory) guest.memory = exported;
       const counter = instance.exports[FUEL_GLOBAL_EXPORT];

@@ -215,7 +215,7 @@ export async function runInSandbox(
     const onExit = (exitCode: number) => end('UNKNOWN_ERROR.CRASH', `the sandbox worker exited (code ${exitCode}) before the job ended`);
     worker.thread.on('message', onOutcome).on('error', onError).on('exit', onExit);
 
-    const code = worker.knows.has(konnector.id) ? undefined : { glue: konnector.glue, modules: konnector.modules };
+    const code = worker.knows.has(konnector.id) ? undefined : { glue: konnector.glue, modules: konnector.modules, snapshots: konnector.snapshots };
     worker.knows.add(konnector.id);
     const fuel = konnector.metered ? BigInt(limits.fuel) : null;
     try {

@@ -6,7 +6,7 @@ import { startEmbeddedCouchDB, type CouchServer } from '../host-api/couchdb-serv
 import type { LogLine } from '../host-api/log.ts';
 import { runJob, type JobReport } from '../runner/job.ts';
 import { defaultLimits, type Limits } from '../runner/limits.ts';
-import { describeComponent } from '../runner/loader.ts';
+import { describeComponent, loadKonnector } from '../runner/loader.ts';
 import { readArtifact } from '../runner/artifact.ts';
 import { buildOnce, fixtureDir, loadOnce } from './support/artifacts.ts';
 import { databaseName } from '../host-api/job-scope.ts';
@@ -242,5 +242,34 @@ describe('the sandbox', () => {
     const [spinner, benign] = await Promise.all([runProbe({ mode: 'spin' }), runProbe({})]);
     expect(spinner.report.error).toBe('LIMIT_EXCEEDED.WALL_CLOCK');
     expect(benign.report).toMatchObject({ state: 'done', saved: { 'io.cozy.probes': 1 } });
+  });
+
+  it('shares one compiled engine between konnectors of one toolchain, each instance with its own snapshot', async () => {
+    const other = fixtureDir('src-layout');
+    const [probeKonnector, otherKonnector] = await Promise.all([loadOnce(probe, limits), loadOnce(other, limits)]);
+    const [engineName] = Object.keys(probeKonnector.snapshots);
+    expect(engineName).toBeDefined();
+    expect(otherKonnector.modules[engineName!]).toBe(probeKonnector.modules[engineName!]);
+    expect(otherKonnector.snapshots[engineName!]!.data).not.toEqual(probeKonnector.snapshots[engineName!]!.data);
+    // Another memory cap is another engine: the cap is compiled into it.
+    const capped = await loadOnce(probe, { ...limits, memoryBytes: 48 * MiB });
+    expect(capped.modules[engineName!]).not.toBe(probeKonnector.modules[engineName!]);
+
+    // Jobs of both, interleaved on the same workers, each run their own konnector.
+    const lines: LogLine[] = [];
+    const runOther = () => runJob(otherKonnector, { accountId: 'other-account', instance: 'sandbox.cozy.localhost', fields: {} },
+      { couchUrl: couch.url, limits, onLog: (line) => lines.push(line) });
+    const [a, b, c] = await Promise.all([runProbe({}), runOther(), runProbe({})]);
+    expect(a.report).toMatchObject({ state: 'done', saved: { 'io.cozy.probes': 1 } });
+    expect(c.report).toMatchObject({ state: 'done', saved: { 'io.cozy.probes': 1 } });
+    expect(b).toMatchObject({ state: 'done', error: null });
+    expect(lines.map((line) => line.message)).toContain('started from src/index.js');
+    expect((await runOther()).state).toBe('done');
+  });
+
+  it("refuses a konnector whose memory starts above the job's memory cap, and loads it under a cap that fits", async () => {
+    const artifact = await readArtifact(await buildOnce(probe));
+    await expect(loadKonnector(artifact, { memoryBytes: 4 * MiB })).rejects.toThrow(/the konnector's memory starts at \d+ pages \(\d+ KiB\), above the cap of 64 pages: raise the memory limit/);
+    await expect(loadKonnector(artifact, { memoryBytes: 32 * MiB })).resolves.toMatchObject({ metered: true });
   });
 });

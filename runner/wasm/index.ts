@@ -9,3 +9,4 @@ export * from './module.ts';
 export * from './sections.ts';
 export * from './memory-cap.ts';
 export * from './data-segments.ts';
+export * from './snapshot.ts';

@@ -1,0 +1,147 @@
+import { ByteReader } from './bytes.ts';
+import { encodeModule, findSection, readModule, SectionId, setSection } from './module.ts';
+import {
+  countImports,
+  encodeExports,
+  encodeGlobals,
+  encodeMemories,
+  readData,
+  readExports,
+  readGlobals,
+  readImports,
+  readMemories,
+  readStart,
+  type Global,
+  type NumericType,
+} from './sections.ts';
+
+/**
+ * A pre-initialized module is the engine's code plus the konnector's
+ * snapshot: the memory image, the globals' values and the memory's size.
+ * Every konnector built by one toolchain has the same engine, so a host
+ * compiles it once and gives each instance its konnector's snapshot instead
+ * of compiling the same 12 MB of code for every konnector.
+ */
+export interface Snapshot {
+  /** The memory's export name, its size in 64 KiB pages, and its image: `data` holds the segments end to end. */
+  memory: { exportName: string; pages: number };
+  data: Uint8Array;
+  /** [offset in memory, length] of each segment, in `data`'s order. */
+  segments: number[];
+  /** Values of the module's globals, set through the exports the engine adds for them. */
+  globals: { exportName: string; value: number | bigint }[];
+}
+
+export interface SplitModule {
+  /** The module without its snapshot: no data, a memory of 0 pages, every global zero and exported. */
+  engine: Uint8Array<ArrayBuffer>;
+  snapshot: Snapshot;
+}
+
+/** Prefix of the exports the engine gets for its globals; a module already using it is not split. */
+export const SNAPSHOT_GLOBAL_PREFIX = 'konnector_snapshot_global_';
+
+const ZERO_INIT: Partial<Record<NumericType, Uint8Array>> = {
+  i32: Uint8Array.of(0x41, 0x00, 0x0b),
+  i64: Uint8Array.of(0x42, 0x00, 0x0b),
+  f32: Uint8Array.of(0x43, 0, 0, 0, 0, 0x0b),
+  f64: Uint8Array.of(0x44, 0, 0, 0, 0, 0, 0, 0, 0, 0x0b),
+};
+
+/**
+ * Splits a module into engine and snapshot, or returns null for a module that
+ * is not a plain snapshot (it is then compiled whole, as it is): one memory
+ * of its own, exported; only active data segments at constant offsets;
+ * mutable numeric globals with constant values; no start function (nothing
+ * may run before the snapshot is put in).
+ */
+export function splitSnapshot(module: Uint8Array): SplitModule | null {
+  const sections = readModule(module);
+  const imports = readImports(findSection(sections, SectionId.import));
+  const memories = readMemories(findSection(sections, SectionId.memory));
+  if (readStart(findSection(sections, SectionId.start)) !== undefined) return null;
+  if (countImports(imports).memory !== 0 || memories.length !== 1) return null;
+  const exports = readExports(findSection(sections, SectionId.export));
+  if (exports.some((e) => e.name.startsWith(SNAPSHOT_GLOBAL_PREFIX))) return null;
+  const memoryExport = exports.find((e) => e.kind === 'memory' && e.index === 0);
+  if (!memoryExport) return null;
+
+  const segments: number[] = [];
+  const images: Uint8Array[] = [];
+  for (const segment of readData(findSection(sections, SectionId.data))) {
+    if (segment.mode !== 'active' || segment.memory !== 0 || segment.offset[0] !== 0x41) return null;
+    const reader = new ByteReader(segment.offset);
+    reader.u8();
+    const offset = reader.s32() >>> 0;
+    if (reader.u8() !== 0x0b) return null;
+    segments.push(offset, segment.bytes.length);
+    images.push(segment.bytes);
+  }
+
+  const importedGlobals = countImports(imports).global;
+  const globals = readGlobals(findSection(sections, SectionId.global));
+  const values: Snapshot['globals'] = [];
+  const engineGlobals: Global[] = [];
+  for (const [i, global] of globals.entries()) {
+    const zero = ZERO_INIT[global.type.name as NumericType];
+    const value = constValue(global);
+    if (!global.mutable || !zero || value === undefined) return null;
+    values.push({ exportName: `${SNAPSHOT_GLOBAL_PREFIX}${importedGlobals + i}`, value });
+    engineGlobals.push({ ...global, init: zero });
+  }
+
+  let engine = setSection(sections, SectionId.data, null);
+  engine = setSection(engine, SectionId.dataCount, null);
+  engine = setSection(engine, SectionId.memory, encodeMemories([{ ...memories[0]!, min: 0 }]));
+  if (globals.length > 0) engine = setSection(engine, SectionId.global, encodeGlobals(engineGlobals));
+  const globalExports = values.map((v, i) => ({ name: v.exportName, kind: 'global' as const, index: importedGlobals + i }));
+  engine = setSection(engine, SectionId.export, encodeExports([...exports, ...globalExports]));
+
+  const data = new Uint8Array(images.reduce((n, image) => n + image.length, 0));
+  let at = 0;
+  for (const image of images) {
+    data.set(image, at);
+    at += image.length;
+  }
+  return {
+    engine: encodeModule(engine),
+    snapshot: { memory: { exportName: memoryExport.name, pages: memories[0]!.min }, data, segments, globals: values },
+  };
+}
+
+/** The value of a global initialized by a single numeric constant, if it is one. */
+function constValue(global: Global): number | bigint | undefined {
+  const reader = new ByteReader(global.init);
+  const opcode = reader.u8();
+  let value: number | bigint;
+  if (opcode === 0x41) value = reader.s32();
+  else if (opcode === 0x42) value = reader.s64();
+  else if (opcode === 0x43) value = new DataView(reader.bytesView(4).slice().buffer).getFloat32(0, true);
+  else if (opcode === 0x44) value = new DataView(reader.bytesView(8).slice().buffer).getFloat64(0, true);
+  else return undefined;
+  return reader.u8() === 0x0b && reader.rest().length === 0 ? value : undefined;
+}
+
+/**
+ * Puts a konnector's snapshot into a fresh instance of its engine, before
+ * anything runs in it: the memory grown to its size (within the cap the
+ * engine was compiled with), the image written, the globals set.
+ */
+export function applySnapshot(instance: WebAssembly.Instance, snapshot: Snapshot): void {
+  const memory = instance.exports[snapshot.memory.exportName];
+  if (!(memory instanceof WebAssembly.Memory)) throw new Error(`the engine does not export its memory as "${snapshot.memory.exportName}"`);
+  const pages = memory.buffer.byteLength / 65_536;
+  if (snapshot.memory.pages > pages) memory.grow(snapshot.memory.pages - pages);
+  const bytes = new Uint8Array(memory.buffer);
+  let at = 0;
+  for (let i = 0; i < snapshot.segments.length; i += 2) {
+    const length = snapshot.segments[i + 1]!;
+    bytes.set(snapshot.data.subarray(at, at + length), snapshot.segments[i]!);
+    at += length;
+  }
+  for (const { exportName, value } of snapshot.globals) {
+    const global = instance.exports[exportName];
+    if (!(global instanceof WebAssembly.Global)) throw new Error(`the engine does not export the global "${exportName}"`);
+    global.value = value;
+  }
+}

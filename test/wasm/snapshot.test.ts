@@ -1,0 +1,69 @@
+import { describe, expect, it } from 'vitest';
+import { readArtifact } from '../../runner/artifact.ts';
+import { applySnapshot, mapCoreModules, splitSnapshot } from '../../runner/wasm/index.ts';
+import { buildOnce, fixtureDir } from '../support/artifacts.ts';
+import { wat } from './wat.ts';
+
+/** Instantiates a module with every function import answering 0. */
+function instantiateStubbed(module: WebAssembly.Module): WebAssembly.Instance {
+  const imports: Record<string, Record<string, () => number>> = {};
+  for (const { module: from, name, kind } of WebAssembly.Module.imports(module)) {
+    if (kind !== 'function') throw new Error(`cannot stub the ${kind} import ${from}.${name}`);
+    (imports[from] ??= {})[name] = () => 0;
+  }
+  return new WebAssembly.Instance(module, imports);
+}
+
+const memoryOf = (instance: WebAssembly.Instance) => new Uint8Array((instance.exports.memory as WebAssembly.Memory).buffer);
+
+describe('splitSnapshot', () => {
+  it('gives a real konnector engine + snapshot that instantiate to the same memory and globals as the whole module', async () => {
+    const artifact = await readArtifact(await buildOnce(fixtureDir('sandbox-probe')));
+    const modules: Uint8Array[] = [];
+    mapCoreModules(artifact.component, (module) => (modules.push(module), module));
+    const split = modules.map((module) => splitSnapshot(module));
+    // The engine's main module is pre-initialized; the small adapter modules have no memory of their own.
+    expect(split.filter((s) => s !== null)).toHaveLength(1);
+    const index = split.findIndex((s) => s !== null);
+    const { engine, snapshot } = split[index]!;
+
+    const whole = instantiateStubbed(new WebAssembly.Module(modules[index] as Uint8Array<ArrayBuffer>));
+    const fromEngine = instantiateStubbed(new WebAssembly.Module(engine));
+    expect(memoryOf(fromEngine).length).toBe(0);
+    applySnapshot(fromEngine, snapshot);
+    expect(memoryOf(fromEngine).length).toBe(memoryOf(whole).length);
+    expect(Buffer.compare(memoryOf(fromEngine), memoryOf(whole))).toBe(0);
+    expect(snapshot.data.length).toBeGreaterThan(1024 * 1024);
+    expect(snapshot.globals.map((g) => g.value)).toContain(1_048_576); // the guest's stack pointer
+    expect((fromEngine.exports.konnector_fuel as WebAssembly.Global).value).toBe((whole.exports.konnector_fuel as WebAssembly.Global).value);
+  });
+
+  const splittable = `(memory (export "memory") 2) (global $sp (mut i32) (i32.const 4096)) (global (export "g64") (mut i64) (i64.const -5))
+    (data (i32.const 100) "hello") (data (i32.const 70000) "world")
+    (func (export "sp") (result i32) global.get $sp)`;
+
+  it('puts the data, the memory size and every global back into an instance of the engine', async () => {
+    const split = splitSnapshot(await wat(`(module ${splittable})`))!;
+    expect(split.snapshot.memory).toEqual({ exportName: 'memory', pages: 2 });
+    expect(split.snapshot.segments).toEqual([100, 5, 70000, 5]);
+    const instance = new WebAssembly.Instance(new WebAssembly.Module(split.engine));
+    expect((instance.exports.sp as () => number)()).toBe(0);
+    applySnapshot(instance, split.snapshot);
+    expect((instance.exports.sp as () => number)()).toBe(4096);
+    expect((instance.exports.g64 as WebAssembly.Global).value).toBe(-5n);
+    expect(Buffer.from(memoryOf(instance).subarray(100, 105)).toString()).toBe('hello');
+    expect(Buffer.from(memoryOf(instance).subarray(70000, 70005)).toString()).toBe('world');
+    expect(memoryOf(instance).length).toBe(2 * 65536);
+  });
+
+  it.each([
+    ['a start function, which would run before the snapshot is in', `(module ${splittable} (func $init) (start $init))`],
+    ['an immutable global, which the snapshot could not set', '(module (memory (export "memory") 1) (global i32 (i32.const 7)))'],
+    ['a passive data segment', '(module (memory (export "memory") 1) (data "x"))'],
+    ['a memory it does not export', '(module (memory 1) (data (i32.const 0) "x"))'],
+    ['an imported memory', '(module (import "env" "memory" (memory 1)) (data (i32.const 0) "x"))'],
+    ['a data offset read from a global', '(module (import "env" "base" (global i32)) (memory (export "memory") 1) (data (global.get 0) "x"))'],
+  ])('leaves whole a module with %s', async (_, text) => {
+    expect(splitSnapshot(await wat(text))).toBeNull();
+  });
+});
