@@ -6,11 +6,11 @@
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
-const benches = ['build.ts', 'fuel.ts', 'serve.ts'];
+const benches = ['build.ts', 'catalog.ts', 'fuel.ts', 'serve.ts'];
 let failed = 0;
 for (const bench of benches) {
   process.stdout.write(`\n## bench/${bench}\n\n`);
-  const result = spawnSync(process.execPath, ['--import', 'tsx', fileURLToPath(new URL(bench, import.meta.url))], {
+  const result = spawnSync(process.execPath, ['--import', 'tsx', '--expose-gc', fileURLToPath(new URL(bench, import.meta.url))], {
     stdio: 'inherit',
   });
   if (result.status !== 0) {

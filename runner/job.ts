@@ -74,7 +74,7 @@ export function parseJobRequest(input: unknown): z.output<typeof JobRequestSchem
 /** One job: fresh capabilities (cookie jar, budgets, log), a fresh sandbox, a report. */
 export async function runJob(konnector: LoadedKonnector, request: JobRequest, env: JobEnvironment): Promise<JobReport> {
   const job = parseJobRequest(request);
-  const { manifest } = konnector.artifact.header;
+  const { manifest } = konnector.header;
   const log = new JobLog(env.limits.log, env.onLog);
   const sessions = openSessions({ couchUrl: env.couchUrl, instance: job.instance, slug: manifest.slug, accountId: job.accountId });
   // Read while the konnector starts, once the job is ours: only its first request needs it.

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { Worker } from 'node:worker_threads';
 import { componentWit } from '@bytecodealliance/jco-transpile/wasm-tools';
-import type { Artifact } from './artifact.ts';
+import type { Artifact, ArtifactHeader } from './artifact.ts';
 import { UsageError } from './errors.ts';
 import { WASM_PAGE_BYTES, type Limits } from './limits.ts';
 import { isFuelInstrumented } from './wasm/fuel.ts';
@@ -21,7 +21,8 @@ export const ALLOWED_IMPORTS = new Set([
 export interface LoadedKonnector {
   /** Identifies this code in the workers' caches: the artifact and the memory cap it was compiled with. */
   id: string;
-  artifact: Artifact;
+  /** The artifact's header (its manifest, hashes and build facts); the component itself is not kept. */
+  header: ArtifactHeader;
   /** ES module source of the component's JS glue, generated here by jco, never read from the artifact. */
   glue: string;
   /** Compiled core modules, their memories capped: engines shared with every konnector of the same toolchain. */
@@ -76,7 +77,7 @@ export async function loadKonnector(
   }
   const byName: Record<string, Snapshot> = {};
   for (const [index, snapshot] of snapshots) byName[engine.snapshotModules.get(index)!] = snapshot;
-  return { id: `${artifact.header.sha256}:${maxPages}`, artifact, metered, glue: engine.glue, modules: engine.modules, snapshots: byName };
+  return { id: `${artifact.header.sha256}:${maxPages}`, header: artifact.header, metered, glue: engine.glue, modules: engine.modules, snapshots: byName };
 }
 
 /** The component with each pre-initialized core module replaced by its engine, and their snapshots by module index. */

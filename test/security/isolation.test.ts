@@ -45,8 +45,8 @@ let victim: LoadedKonnector;
 
 /** The same component under another manifest: what the host knows a konnector by. */
 function withManifest(konnector: LoadedKonnector, changes: Partial<Manifest>): LoadedKonnector {
-  const { header } = konnector.artifact;
-  return { ...konnector, artifact: { ...konnector.artifact, header: { ...header, manifest: { ...header.manifest, ...changes } } } };
+  const { header } = konnector;
+  return { ...konnector, header: { ...header, manifest: { ...header.manifest, ...changes } } };
 }
 
 beforeAll(async () => {

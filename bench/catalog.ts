@@ -1,0 +1,88 @@
+/**
+ * A host holding a whole catalog: N distinct konnectors (copies of
+ * bench/fixtures/serve-trivial, each with its own slug and sources, so each
+ * has its own snapshot) built with one `konnector build --out-dir`, then
+ * loaded and run one after the other in this process. The baselines, from the
+ * same run: the host's memory with one konnector loaded, and a warm job of
+ * that konnector.
+ *
+ *   node --import tsx --expose-gc bench/catalog.ts [--konnectors N]
+ */
+import { cp, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { fileURLToPath } from 'node:url';
+import { startEmbeddedCouchDB } from '../host-api/couchdb-server.ts';
+import { readArtifact } from '../runner/artifact.ts';
+import { buildKonnectors } from '../runner/build/parallel.ts';
+import { runJob } from '../runner/job.ts';
+import { defaultLimits } from '../runner/limits.ts';
+import { loadKonnector, type LoadedKonnector } from '../runner/loader.ts';
+
+const { values } = parseArgs({ options: { konnectors: { type: 'string', default: '50' } } });
+const count = Number(values.konnectors);
+if (!Number.isInteger(count) || count < 2) throw new Error(`--konnectors must be a whole number of 2 or more, got ${values.konnectors}`);
+
+const fixture = fileURLToPath(new URL('./fixtures/serve-trivial/', import.meta.url));
+const scratch = await mkdtemp(path.join(os.tmpdir(), 'bench-catalog-'));
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1]!;
+const rssMiB = () => {
+  globalThis.gc?.();
+  return process.memoryUsage().rss / 2 ** 20;
+};
+
+try {
+  const dirs: string[] = [];
+  for (let i = 1; i <= count; i++) {
+    const dir = path.join(scratch, 'sources', `catalog-${i}`);
+    await cp(fixture, dir, { recursive: true });
+    const manifest = JSON.parse(await readFile(path.join(dir, 'manifest.konnector'), 'utf8'));
+    await writeFile(path.join(dir, 'manifest.konnector'), JSON.stringify({ ...manifest, slug: `catalog-${i}`, name: `Catalog konnector ${i}` }));
+    const source = await readFile(path.join(dir, 'index.js'), 'utf8');
+    await writeFile(path.join(dir, 'index.js'), `${source}\nexport const which = ${i};\n`);
+    dirs.push(dir);
+  }
+  const buildStarted = Date.now();
+  const outcomes = await buildKonnectors(dirs, path.join(scratch, 'artifacts'));
+  const failed = outcomes.find((outcome) => 'error' in outcome);
+  if (failed && 'error' in failed) throw failed.error;
+  const buildSeconds = (Date.now() - buildStarted) / 1000;
+
+  const couch = await startEmbeddedCouchDB({ dataDir: path.join(scratch, 'couch') });
+  const runOne = async (konnector: LoadedKonnector) => {
+    const started = performance.now();
+    const report = await runJob(konnector, { accountId: 'bench-account', instance: 'bench.cozy.localhost', fields: {} }, { couchUrl: couch.url, limits: defaultLimits });
+    if (report.state !== 'done') throw new Error(`a job of ${konnector.header.manifest.slug} ended ${report.error}`);
+    return performance.now() - started;
+  };
+  const load = async (outcome: (typeof outcomes)[number]) => {
+    if (!('result' in outcome)) throw new Error('unreachable: failures were thrown above');
+    return loadKonnector(await readArtifact(outcome.result.out), defaultLimits);
+  };
+
+  const before = rssMiB();
+  const firstStarted = performance.now();
+  const first = await load(outcomes[0]!);
+  const firstJobMs = performance.now() - firstStarted + (await runOne(first));
+  const warm: number[] = [];
+  for (let i = 0; i < 9; i++) warm.push(await runOne(first));
+  const withOne = rssMiB() - before;
+  let lastFirstJobMs = 0;
+  for (const outcome of outcomes.slice(1)) {
+    const started = performance.now();
+    const konnector = await load(outcome);
+    lastFirstJobMs = performance.now() - started + (await runOne(konnector));
+  }
+  const withAll = rssMiB() - before;
+  await couch.stop();
+
+  console.log(`${os.cpus().length} CPUs (${os.cpus()[0]?.model}), Node ${process.version}; ${count} konnectors built with --out-dir in ${buildSeconds.toFixed(1)} s`);
+  console.log('| measure | value | baseline | ratio | target |');
+  console.log('|---|---|---|---|---|');
+  console.log(`| host RSS growth, ${count} konnectors loaded and run vs 1 (MiB) | ${withAll.toFixed(0)} | ${withOne.toFixed(0)} | ${(withAll / withOne).toFixed(2)}x | <= 2x |`);
+  console.log(`| first job of the ${count}th konnector, load + run (ms) vs a warm job | ${lastFirstJobMs.toFixed(1)} | ${median(warm).toFixed(1)} | ${(lastFirstJobMs / median(warm)).toFixed(1)}x | <= 2x |`);
+  console.log(`| first job of the 1st konnector, load (transpile, compile) + run (ms) | ${firstJobMs.toFixed(0)} | - | - | - |`);
+} finally {
+  await rm(scratch, { recursive: true, force: true });
+}
