@@ -48,9 +48,9 @@ export class CookieKonnector extends BaseKonnector {
     return super.end();
   }
 
-  /** A requestFactory whose requests share the job's cookies (the host's jar). */
+  /** A requestFactory whose requests share the job's cookies (the host's jar), mirrored in `this._jar` for reading. */
   requestFactory(options = {}) {
-    return requestFactory({ ...options, jar: true });
+    return requestFactory({ ...options, jar: this._jar });
   }
 
   /**

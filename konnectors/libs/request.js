@@ -9,10 +9,12 @@
  * ```
  *
  * Cookies: the host keeps a cookie jar private to the job and replays it on
- * every request, so `jar` is accepted and has no effect, and a `Cookie` header
+ * every request, so `jar: true` has no effect, a jar from `request.jar()`
+ * mirrors the cookies the vendor sets (for reading), and a `Cookie` header
  * cannot be set by hand.
  */
 import { load } from 'cheerio';
+import { Cookie, CookieJar } from 'tough-cookie';
 import { send } from './host.js';
 import { stringify } from './querystring.js';
 import { HostError, InvalidArgumentError, RequestError, StatusCodeError, UnsupportedError } from './exceptions.js';
@@ -27,7 +29,7 @@ const HANDLED = new Set([
 
 /** Options accepted for compatibility, without effect: the host owns what they control. */
 const IGNORED = new Set([
-  'jar', // the host keeps the job's cookies
+  'jar', // the host keeps the job's cookies (a jar from `jar()` also records what it sees)
   'strictSSL', // the host always verifies TLS certificates
   'rejectUnauthorized',
   'gzip', // the host returns decoded bodies
@@ -204,6 +206,7 @@ async function perform(options) {
     throw error;
   }
 
+  if (options.jar instanceof CookieJarMirror) options.jar.record(answer.url, answer.headers);
   let body = decodeBody(answer.body, options.encoding);
   if (options.json && !options.cheerio) body = parseJson(body);
   const response = {
@@ -234,15 +237,39 @@ function normalizeArguments(first, second) {
   throw new InvalidArgumentError('request: call it with a URL, a URL and options, or an options object');
 }
 
-function unsupportedJar() {
-  const fail = () => {
-    throw new UnsupportedError('a cookie jar object', 'the host keeps the cookies of the job; drop `jar()` and keep `jar: true`');
-  };
-  return Object.freeze({ setCookie: fail, getCookies: fail, getCookieString: fail });
+/**
+ * What `request.jar()` gives: request's RequestJar over a tough-cookie jar
+ * (`_jar`, as CookieKonnector code reads it). The host keeps the cookies it
+ * sends; this jar mirrors the `set-cookie` answers of the requests it is
+ * passed to (`jar: j`), so a konnector can read the cookies its vendor set in
+ * this job. Cookies set here by hand stay here: they are not sent.
+ */
+export class CookieJarMirror {
+  constructor() {
+    this._jar = new CookieJar(undefined, { looseMode: true });
+  }
+
+  record(url, headers) {
+    for (const [name, value] of headers) {
+      if (name.toLowerCase() === 'set-cookie') this._jar.setCookieSync(value, url, { ignoreError: true });
+    }
+  }
+
+  setCookie(cookie, uri, options) {
+    return this._jar.setCookieSync(cookie, uri, { ignoreError: true, ...options });
+  }
+
+  getCookieString(uri) {
+    return this._jar.getCookieStringSync(uri);
+  }
+
+  getCookies(uri) {
+    return this._jar.getCookiesSync(uri);
+  }
 }
 
 /** A request-promise-like function bound to `defaults` (no cozy defaults added). */
-function makeRequester(defaults) {
+export function makeRequester(defaults) {
   const rq = async (first, second) => {
     const options = normalizeArguments(first, second);
     checkOptionNames(options, 'the request call');
@@ -256,7 +283,8 @@ function makeRequester(defaults) {
     checkOptionNames(options, 'defaults()');
     return makeRequester({ ...defaults, ...options, headers: mergeHeaders(defaults.headers, options.headers) });
   };
-  rq.jar = unsupportedJar;
+  rq.jar = () => new CookieJarMirror();
+  rq.cookie = (text) => Cookie.parse(text, { loose: true });
   return rq;
 }
 

@@ -104,6 +104,27 @@ const nodeBuiltins: esbuild.Plugin = {
   },
 };
 
+/**
+ * Packages konnectors require without declaring them, because the real
+ * cozy-konnector-libs brought them along (moment: its 4.x releases). The
+ * konnector's own copy wins; without one, this project's pinned copy is used.
+ */
+const BROUGHT_BY_THE_SDK = /^(lodash|moment|bluebird|date-fns|tough-cookie)(\/.*)?$/;
+
+const broughtByTheSdk: esbuild.Plugin = {
+  name: 'brought-by-the-sdk',
+  setup(build) {
+    build.onResolve({ filter: BROUGHT_BY_THE_SDK }, async (args) => {
+      if (args.pluginData === broughtByTheSdk) return undefined;
+      const again = { kind: args.kind, importer: args.importer, pluginData: broughtByTheSdk };
+      const own = await build.resolve(args.path, { ...again, resolveDir: args.resolveDir });
+      const found = own.errors.length === 0 ? own : await build.resolve(args.path, { ...again, resolveDir: repoRoot });
+      if (found.errors.length > 0) return { errors: found.errors };
+      return { path: found.path, namespace: found.namespace, sideEffects: found.sideEffects };
+    });
+  },
+};
+
 /** How a konnector's imports resolve inside the guest (shared with the SDK's test harness). */
 export const GUEST_RESOLUTION = {
   bundle: true,
@@ -117,6 +138,10 @@ export const GUEST_RESOLUTION = {
     // cheerio's default entry pulls in undici and Node streams; its browser
     // entry has the same parse5-based `load` without them.
     cheerio: path.join(repoRoot, 'node_modules/cheerio/dist/browser/index.js'),
+    // Node's http under them cannot be in a sandbox: konnectors get their API on the host's http.
+    request: path.join(guestLibsDir, 'request-library.cjs'),
+    'request-promise': path.join(guestLibsDir, 'request-promise.cjs'),
+    'request-promise-native': path.join(guestLibsDir, 'request-promise.cjs'),
   },
 } satisfies esbuild.BuildOptions;
 
@@ -172,7 +197,7 @@ export async function bundleKonnector(dir: string): Promise<Bundle> {
       define: { 'process.env.NODE_ENV': '"production"', global: 'globalThis' },
       write: false,
       format: 'esm',
-      plugins: [worldImportsOnly, nodeBuiltins],
+      plugins: [worldImportsOnly, nodeBuiltins, broughtByTheSdk],
       logLevel: 'silent',
       legalComments: 'none',
       charset: 'utf8',

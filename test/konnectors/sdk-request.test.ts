@@ -190,7 +190,22 @@ describe('requestFactory', () => {
     // The benign twin: jar, strictSSL, gzip and timeout are accepted (the host owns cookies, TLS, encodings, timeouts).
     const rq = factory({ jar: true, strictSSL: false, gzip: true, timeout: 5000 });
     expect((await rq(echo)).method).toBe('GET');
-    expect(() => rq.jar().setCookie('a=1', echo)).toThrow(/cookie jar object/);
+  });
+
+  it("gives request.jar(): a mirror of the cookies the vendor set in this job's requests it was passed to, readable as request's jar is", async () => {
+    const { factory } = await guest();
+    const jar = factory({}).jar();
+    const base = echo.replace(/\/echo$/, '');
+    expect(jar.getCookieString(base)).toBe('');
+    await factory({ jar, json: true })(`${base}/json`);
+    expect(jar.getCookieString(base)).toBe('a=1; b=2');
+    expect(jar._jar.toJSON().cookies.map((c: { key: string; value: string }) => `${c.key}=${c.value}`)).toEqual(['a=1', 'b=2']);
+    // A jar not passed to the request sees nothing: each jar holds what its own requests were answered.
+    const other = factory({}).jar();
+    await factory({ json: true })(`${base}/json`);
+    expect(other.getCookies(base)).toEqual([]);
+    other.setCookie('c=3', base);
+    expect(other.getCookieString(base)).toBe('c=3');
   });
 
   it('turns a host refusal into a RequestError carrying the WIT error kind', async () => {
