@@ -4,7 +4,9 @@
  * (a `contractLabel` becomes its sub-folder), the bill is linked to it with
  * `invoice: 'io.cozy.files:<id>'`, and bills are deduplicated on
  * `['date', 'amount', 'vendor']` (plus `contractId` when bills have one).
- * As in 5.x, a bill whose file could not be saved is not saved.
+ * As in 5.x, a bill whose file could not be saved is not saved, and bills
+ * without `matchingCriterias.labelRegex` get the manifest's
+ * `banksTransactionRegExp` there.
  *
  * Not done here: linking bills to bank operations (`linkBankOperations`),
  * `processPdf` (files cannot be read back).
@@ -16,6 +18,7 @@ import { InvalidArgumentError, UnsupportedError } from './exceptions.js';
 import { addData } from './addData.js';
 import { hydrateAndFilter } from './hydrateAndFilter.js';
 import { log as baseLog } from './log.js';
+import { manifest } from './manifest.js';
 import { saveFiles } from './saveFiles.js';
 
 const log = baseLog.namespace('saveBills');
@@ -124,8 +127,13 @@ export async function saveBills(inputEntries, fields, inputOptions = {}) {
   if (withFiles.length < entries.length) {
     log('warn', `${entries.length - withFiles.length} bill(s) without a saved file are not saved (as cozy-konnector-libs 5.x)`);
   }
+  // As upstream: the manifest's banksTransactionRegExp tells the banking apps which operations pay these bills.
+  const { banksTransactionRegExp } = manifest.data;
   const bills = withFiles.map((entry) => {
     const bill = { ...entry, currency: convertCurrency(entry.currency), invoice: `io.cozy.files:${entry.fileDocument._id}` };
+    if (banksTransactionRegExp && !bill.matchingCriterias?.labelRegex) {
+      bill.matchingCriterias = { ...bill.matchingCriterias, labelRegex: banksTransactionRegExp };
+    }
     for (const attribute of FILE_ONLY_ATTRIBUTES) delete bill[attribute];
     return bill;
   });

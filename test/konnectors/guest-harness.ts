@@ -3,8 +3,9 @@
  * without compiling a component: the code is bundled with the options of
  * `konnector build`, the `cozy:konnector/*` imports are bound to a test host,
  * and the bundle runs in a fresh `node:vm` context that has only the web
- * globals the StarlingMonkey guest has (no process, require, Buffer, timers,
- * fetch, console), so a use of a Node API fails here as it would in the sandbox.
+ * globals the StarlingMonkey guest has (no process, require, Buffer, fetch,
+ * console; timers as the build's prelude gives them), so a use of a Node API
+ * fails here as it would in the sandbox.
  *
  * The host is real where it matters: HTTP goes to real servers on 127.0.0.1
  * (with a cookie jar, redirects and --connect-to style host mapping), and
@@ -290,6 +291,8 @@ export interface GuestJob {
   accountId?: string;
   fields?: Record<string, unknown> | string;
   parameters?: Record<string, unknown> | string;
+  /** The konnector's manifest (default `{}`). */
+  manifest?: Record<string, unknown> | string;
 }
 
 export interface Guest {
@@ -379,6 +382,9 @@ export async function loadGuest(source: GuestSource, host: TestHost): Promise<Gu
     atob,
     btoa,
     crypto: globalThis.crypto,
+    // What the build's prelude gives a konnector on the host clock (runner/build/guest-prelude.js).
+    setTimeout: (callback: () => void, ms?: number) => setTimeout(callback, ms),
+    clearTimeout: (timer: ReturnType<typeof setTimeout>) => clearTimeout(timer),
     __node: {
       encode: (text: string) => new TextEncoder().encode(text),
       decode: (bytes: Uint8Array, label: string, fatal: boolean) => new TextDecoder(label, { fatal }).decode(bytes),
@@ -409,6 +415,7 @@ export async function loadGuest(source: GuestSource, host: TestHost): Promise<Gu
         accountId: job.accountId ?? 'account-1',
         fields: asJson(job.fields),
         parameters: asJson(job.parameters),
+        manifest: asJson(job.manifest),
       });
     },
   };
