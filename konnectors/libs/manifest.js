@@ -45,6 +45,10 @@ export const manifest = Object.freeze({
   get data() {
     return currentManifest();
   },
+  /** Upstream's `data` is a plain property: assigning it replaces the manifest, as setManifest. */
+  set data(value) {
+    setManifest(value);
+  },
   getCozyMetadata,
   setManifest,
 });

@@ -65,8 +65,9 @@ function checkRequiredAttributes(entries) {
 }
 
 /**
- * cozy-konnector-libs' `manageContractsData`: contract ids become a
- * deduplication key, and contract labels the sub-folder of the bills' files.
+ * cozy-konnector-libs' `manageContractsData` (also `saveBills.manageContractsData`):
+ * contract ids become a deduplication key (added to `options.keys` when there
+ * are keys), and contract labels the sub-folder of the bills' files.
  */
 function manageContractsData(entries, options) {
   if (options.contractLabel && options.contractId === undefined) {
@@ -76,11 +77,11 @@ function manageContractsData(entries, options) {
   if (options.contractId) {
     options.contractLabel ||= options.contractId;
     options.subPath = options.contractLabel;
-    options.keys.push('contractId');
+    options.keys?.push('contractId');
     return entries.map((entry) => ({ ...entry, contractId: options.contractId, contractLabel: options.contractLabel }));
   }
   if (entries.some((entry) => entry.contractId)) {
-    options.keys.push('contractId');
+    options.keys?.push('contractId');
     return entries.map((entry) => {
       if (!entry.contractId) return entry;
       const contractLabel = entry.contractLabel || entry.contractId;
@@ -142,3 +143,6 @@ export async function saveBills(inputEntries, fields, inputOptions = {}) {
   log('info', `${toSave.length} of ${bills.length} bill(s) to save`);
   return addData(toSave, DOCTYPE, options);
 }
+
+// As upstream, for konnectors that prepare their bills' contracts themselves.
+saveBills.manageContractsData = manageContractsData;

@@ -308,7 +308,7 @@ export type GuestSource = { file: string } | { code: string };
  * The bundle as `konnector build` makes it: the konnector's module, then the
  * SDK runtime's `runJob` when it created a BaseKonnector, else its own `run`.
  */
-export async function bundleGuest(source: GuestSource): Promise<string> {
+export async function bundleGuest(source: GuestSource, extraPlugins: esbuild.Plugin[] = []): Promise<string> {
   const konnectorPath = 'file' in source ? source.file : 'virtual:konnector';
   const entry = `${entryModuleSource(konnectorPath)}\nexport { konnector };`;
   const plugin: esbuild.Plugin = {
@@ -342,7 +342,8 @@ export async function bundleGuest(source: GuestSource): Promise<string> {
     globalName: '__guest',
     external: [],
     stdin: { contents: entry, resolveDir: repoRoot, sourcefile: 'konnector-entry.js', loader: 'js' },
-    plugins: [plugin],
+    // The extra plugins resolve first (upstream's spec files map their modules onto the SDK's).
+    plugins: [...extraPlugins, plugin],
     write: false,
     logLevel: 'silent',
     absWorkingDir: repoRoot,
@@ -370,10 +371,13 @@ globalThis.TextDecoder = class TextDecoder {
 
 const bundles = new Map<string, Promise<string>>();
 
-/** Loads a bundle (built once per source) in a fresh context whose globals are web ones only. */
-export async function loadGuest(source: GuestSource, host: TestHost): Promise<Guest> {
-  const key = 'file' in source ? `file:${source.file}` : `code:${source.code}`;
-  if (!bundles.has(key)) bundles.set(key, bundleGuest(source));
+/**
+ * Loads a bundle (built once per source and plugins) in a fresh context whose globals are web ones only.
+ * `plugins`: esbuild plugins the bundle is built with, before the harness's own.
+ */
+export async function loadGuest(source: GuestSource, host: TestHost, plugins: esbuild.Plugin[] = []): Promise<Guest> {
+  const key = `${'file' in source ? `file:${source.file}` : `code:${source.code}`}:${plugins.map((plugin) => plugin.name).join(',')}`;
+  if (!bundles.has(key)) bundles.set(key, bundleGuest(source, plugins));
   const code = await bundles.get(key)!;
   const context = vm.createContext({
     URL,
