@@ -207,12 +207,16 @@ describe('manifest', () => {
     await expect(loaded.run({ manifest: '{' })).rejects.toMatchObject({ message: expect.stringMatching(/^the job's manifest is not valid JSON/) });
   });
 
-  it('setManifest replaces it, and refuses what is not an object', async () => {
+  it('setManifest (or assigning data) replaces it, and refuses what is not an object', async () => {
     const { libs } = await guest();
     libs.manifest.setManifest({ slug: 'testapp', version: '0.0.1' });
     expect(libs.manifest.data).toEqual({ slug: 'testapp', version: '0.0.1' });
     const metadata = libs.manifest.getCozyMetadata({ updatedByApps: [{ slug: 'other' }, { slug: 'testapp', version: '0.0.0' }] });
     expect(metadata.updatedByApps).toEqual([{ slug: 'other' }, { slug: 'testapp', version: '0.0.1', date: metadata.updatedAt }]);
     expect(() => libs.manifest.setManifest('testapp')).toThrow('manifest.setManifest: the manifest must be an object, got "testapp"');
+    // Assigning data, as upstream's own tests do, is setManifest.
+    libs.manifest.data = { slug: 'assigned' };
+    expect(libs.manifest.getCozyMetadata().createdByApp).toBe('assigned');
+    expect(() => { libs.manifest.data = null; }).toThrow('manifest.setManifest: the manifest must be an object, got null');
   });
 });

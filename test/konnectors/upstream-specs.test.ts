@@ -71,7 +71,6 @@ const RELATIVE_FILEURL = 'a relative fileurl ("randomfileurl.txt") has no name h
 const IDENTITY_MATCHING =
   "an identity is matched on `identifier` and the job's account (two accounts of one konnector keep two identities), not on createdByApp";
 const IDENTITY_QUERY = "with merge: false the SDK reads identities through the documents host, not cozy-client's new.query the spec mocks";
-const IDENTITY_INTERNALS = "formatIdentityContact and trimProperties are internal to upstream's saveIdentity, not exported by the SDK";
 const NO_DELETION = 'utils.findDuplicates throws UnsupportedError: documents cannot be deleted by konnectors here';
 const NO_BANK_OPERATIONS = 'utils.sortBillsByLinkedOperationNumber throws UnsupportedError: bank operations are not readable here';
 
@@ -153,9 +152,6 @@ export const KNOWN_DIFFERENCES: KnownDifferences = {
     'saveIdentity > should updateOrCreate a full identity with given contact (for retro compatibility)': IDENTITY_MATCHING,
     'saveIdentity > should create a new identity if merge option is false': IDENTITY_QUERY,
     'saveIdentity > should replace the existing identity if merge option is false': IDENTITY_QUERY,
-    'formatIdentityContact > should format (create the array) phone, address & mail if only strings': IDENTITY_INTERNALS,
-    'formatIdentityContact > should format (create the array) phone, address & mail if string or array': IDENTITY_INTERNALS,
-    'trimProperties > should trim all properties': IDENTITY_INTERNALS,
   },
   'libs/utils.spec.js': {
     'findDuplicates > should find duplicates and uniques': NO_DELETION,
