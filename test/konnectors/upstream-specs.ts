@@ -27,7 +27,10 @@ import { createTestHost, loadGuest, repoRoot, witError, type TestHost } from './
 
 const libsDir = path.join(repoRoot, 'konnectors/libs');
 
-/** What an upstream module path stands for: one export of an SDK module, a whole SDK module, or an adapter. */
+/**
+ * What an upstream module path stands for: one export of an SDK module, a whole SDK module, a package as the
+ * guest has it (ADAPTERS), or upstream's test helpers on the harness (jestRuntime).
+ */
 type Target = { sdk: string; export: string } | { sdk: string; whole: true } | { adapter: keyof typeof ADAPTERS } | { harness: 'testUtils' };
 
 /**
@@ -50,11 +53,13 @@ function realmExpect(): typeof expect {
         return value !== null && typeof value === 'object' ? adapt(value) : value;
       },
     });
-  return Object.assign((actual: unknown, message?: string) => adapt(expect(actual, message)), expect) as typeof expect;
+  const call = (actual: unknown, message?: string) => adapt(expect(actual, message));
+  // expect.assertions, expect.any... are vitest's own.
+  return new Proxy(call, { get: (_target, member) => Reflect.get(expect, member) as unknown }) as unknown as typeof expect;
 }
 
 /** Upstream modules (paths under its `src/`, without extension, or package names) -> the SDK. */
-export const UPSTREAM_MODULES: Record<string, Target> = {
+const UPSTREAM_MODULES: Record<string, Target> = {
   'libs/BaseKonnector': { sdk: 'BaseKonnector', export: 'BaseKonnector' },
   'libs/CookieKonnector': { sdk: 'CookieKonnector', export: 'CookieKonnector' },
   'libs/addData': { sdk: 'addData', export: 'addData' },
@@ -78,7 +83,6 @@ export const UPSTREAM_MODULES: Record<string, Target> = {
   'cozy-logger': { adapter: 'cozy-logger' },
   'cozy-client': { adapter: 'cozy-client' },
   'request-promise/errors': { adapter: 'request-promise/errors' },
-  path: { adapter: 'path' },
 };
 
 /** Packages upstream's specs use, as the guest has them (built in the bundle, so of the guest's realm). */
@@ -88,7 +92,6 @@ const ADAPTERS = {
   'cozy-logger': `import { log } from 'sdk-module:log'; export default Object.assign((...args) => log(...args), { namespace: log.namespace, setLevel() {} });`,
   'cozy-client': `import { cozyClient } from 'sdk-module:cozyClient'; export default { models: cozyClient.new.models };`,
   'request-promise/errors': `import { RequestError, StatusCodeError } from 'sdk-module:exceptions'; export default { RequestError, StatusCodeError };`,
-  path: `import path from 'path-browserify'; export default path;`,
 };
 
 const EXPORT_DECLARATION = /^export (?:async )?(?:function\*?|class|const|let) ([A-Za-z_$][\w$]*)/gm;
@@ -140,7 +143,7 @@ const SPEC_PARAMETERS = [
 ] as const;
 
 /** The spec's source with its top-level `jest.mock(...)` statements first, as babel-jest hoists them. */
-export function hoistJestMocks(source: string): string {
+function hoistJestMocks(source: string): string {
   const program = acorn.parse(source, { ecmaVersion: 'latest', sourceType: 'script', allowHashBang: true });
   const isJestMock = (node: acorn.Statement | acorn.ModuleDeclaration) =>
     node.type === 'ExpressionStatement' &&
@@ -294,7 +297,7 @@ function jestRuntime(bundle: SpecBundle, specDir: string, cozy: CozyClientMock) 
 }
 
 /** The name of the test standing for a spec file, or a suite, whose body throws. */
-export const LOADING = '(loading the spec file)';
+const LOADING = '(loading the spec file)';
 
 /** Upstream's tests whose outcome differs here: spec file -> full test name -> why. */
 export type KnownDifferences = Record<string, Record<string, string>>;
