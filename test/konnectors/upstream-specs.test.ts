@@ -49,7 +49,7 @@ const NOT_RUN: Record<string, string> = {
   'libs/linker/billsToOperation/helpers.spec.js': 'linkBankOperations: unsupported',
   'libs/linker/billsToOperation/operationsFilters.spec.js': 'linkBankOperations: unsupported',
   'libs/mkdirp.spec.js': 'mkdirp: unsupported (saveFiles makes folders)',
-  'libs/testUtils.spec.js': "upstream's own test helpers",
+  'libs/testUtils.spec.js': "upstream's own test tooling",
 };
 
 /** Why upstream's tests that fail here do: each is a choice of this runner, said in docs/porting.md. */
@@ -61,7 +61,7 @@ const LOGIN_STATE = "BaseKonnector#signin does not write the account's login sta
 const PAYLOAD = 'no COZY_PAYLOAD: a job brings its fields and parameters (WIT job record), and the sandbox has no filesystem';
 const RUN_OUTSIDE_JOB = 'run() outside a job does nothing (the module is evaluated at build time); the runtime calls it when a job starts';
 const REQUEST_INTERNALS =
-  "tests request-promise option helpers internal to upstream and TLS against badssl.com; sdk-request.test.ts covers requestFactory's behaviour";
+  "tests request-promise option functions internal to upstream and TLS against badssl.com; sdk-request.test.ts covers requestFactory's behaviour";
 const BILL_ERROR_MESSAGE = 'the SDK names the bill and the expected type: "saveBills: bill #0 has a `amount` that is not a number: ..."';
 const FILES_THROUGH_HOST =
   "files go through the host's files interface, not cozy-client's statByPath/save the spec mocks (sdk-files.test.ts covers saveFiles)";

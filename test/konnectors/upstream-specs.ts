@@ -29,7 +29,7 @@ const libsDir = path.join(repoRoot, 'konnectors/libs');
 
 /**
  * What an upstream module path stands for: one export of an SDK module, a whole SDK module, a package as the
- * guest has it (ADAPTERS), or upstream's test helpers on the harness (jestRuntime).
+ * guest has it (ADAPTERS), or upstream's test utilities on the harness (jestRuntime).
  */
 type Target = { sdk: string; export: string } | { sdk: string; whole: true } | { adapter: keyof typeof ADAPTERS } | { harness: 'testUtils' };
 
@@ -249,7 +249,7 @@ function documentsFromCozyMock(cozy: CozyClientMock): TestHost['documents'] {
 function jestRuntime(bundle: SpecBundle, specDir: string, cozy: CozyClientMock) {
   const mocks = new Map<string, unknown>();
   const context = bundle.sdk.context as unknown as { beginJob(job: unknown): void; endJob(): void };
-  /** Upstream's test helpers the specs use, on the SDK: COZY_* variables are what a job brings here. */
+  /** Upstream's test utilities the specs use, on the SDK: COZY_* variables are what a job brings here. */
   const testUtils = {
     mockEnvVariables(variables: Record<string, string>) {
       const { account, fields } = JSON.parse(variables.COZY_FIELDS ?? '{}') as { account?: string; fields?: Record<string, unknown> };
