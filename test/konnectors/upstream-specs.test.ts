@@ -65,9 +65,8 @@ const REQUEST_INTERNALS =
 const BILL_ERROR_MESSAGE = 'the SDK names the bill and the expected type: "saveBills: bill #0 has a `amount` that is not a number: ..."';
 const FILES_THROUGH_HOST =
   "files go through the host's files interface, not cozy-client's statByPath/save the spec mocks (sdk-files.test.ts covers saveFiles)";
-const SAVE_FILES_INTERNALS = "getFileIfExists and sanitizeFileName are internal to upstream's saveFiles (the host refuses control characters)";
+const SAVE_FILES_INTERNALS = "getFileIfExists is internal to upstream's saveFiles (here the host finds a file by its path)";
 const QUALIFICATION_LABELS = "the SDK's qualifications are the labels konnectors give to files; other_tax_document is not among them";
-const RELATIVE_FILEURL = 'a relative fileurl ("randomfileurl.txt") has no name here: the SDK asks for a `filename`';
 const IDENTITY_MATCHING =
   "an identity is matched on `identifier` and the job's account (two accounts of one konnector keep two identities), not on createdByApp";
 const IDENTITY_QUERY = "with merge: false the SDK reads identities through the documents host, not cozy-client's new.query the spec mocks";
@@ -134,18 +133,17 @@ export const KNOWN_DIFFERENCES: KnownDifferences = {
     'saveFiles > when a qualification V2 do not need to be updated > should not update the file': FILES_THROUGH_HOST,
     'saveFiles > when a qualification is received > should convert qualification to a json': FILES_THROUGH_HOST,
     'saveFiles > when a qualification is received with undefined attribut > should convert and remove undefined attribut': QUALIFICATION_LABELS,
-    'subPath handling > should not create subPath if no subPath specified': RELATIVE_FILEURL,
-    'subPath handling > should change the folderPath for entries with subPath': RELATIVE_FILEURL,
-    'subPath handling > should change the folderPath with subPath main option': RELATIVE_FILEURL,
-    'contract handling > should not create subPath if no contract specified': RELATIVE_FILEURL,
-    'contract handling > should change the folderPath for entries with contract': RELATIVE_FILEURL,
-    'contract handling > should change the folderPath with contract main option': RELATIVE_FILEURL,
+    'subPath handling > should not create subPath if no subPath specified': FILES_THROUGH_HOST,
+    'subPath handling > should change the folderPath for entries with subPath': FILES_THROUGH_HOST,
+    'subPath handling > should change the folderPath with subPath main option': FILES_THROUGH_HOST,
+    'contract handling > should not create subPath if no contract specified': FILES_THROUGH_HOST,
+    'contract handling > should change the folderPath for entries with contract': FILES_THROUGH_HOST,
+    'contract handling > should change the folderPath with contract main option': FILES_THROUGH_HOST,
     'getFileIfExists > when in filepath mode > when the file does not exist, should not return any file': SAVE_FILES_INTERNALS,
     'getFileIfExists > when in filepath mode > when the file exists and without metadata, should return the file': SAVE_FILES_INTERNALS,
     'getFileIfExists > when in metadata mode > when the file does not exist, should not return any file': SAVE_FILES_INTERNALS,
     'getFileIfExists > when in metadata mode > when the file exists, should return the file': SAVE_FILES_INTERNALS,
     'getFileIfExists > when in metadata mode > when multiple fileIdAttributes are given > when the file exists, should return the file': SAVE_FILES_INTERNALS,
-    'filename sanitization > should sanitize control characters': SAVE_FILES_INTERNALS,
   },
   'libs/saveIdentity.spec.js': {
     'saveIdentity > should updateOrCreate a full identity with given identifier': IDENTITY_MATCHING,
