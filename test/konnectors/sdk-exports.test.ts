@@ -111,9 +111,9 @@ describe('retry', () => {
     const context = { name: 'konnector' };
     expect(await libs.retry(fn, { interval: 40, backoff: 2, context, args: ['a', 1] })).toBe('done after 3');
     expect(calls.map((call) => [call.self, call.args])).toEqual([[context, ['a', 1]], [context, ['a', 1]], [context, ['a', 1]]]);
-    // Waits are lower bounds (the timers never fire early): 40 ms, then 80 ms.
-    expect(calls[1]!.at - calls[0]!.at).toBeGreaterThanOrEqual(39);
-    expect(calls[2]!.at - calls[1]!.at).toBeGreaterThanOrEqual(79);
+    // 40 ms, then 80 ms, counted from each try's start: lower bounds, give or take the clocks' whole milliseconds.
+    expect(calls[1]!.at - calls[0]!.at).toBeGreaterThanOrEqual(40 - 3);
+    expect(calls[2]!.at - calls[1]!.at).toBeGreaterThanOrEqual(80 - 3);
   });
 
   it('gives up after max_tries with an ETIMEDOUT error carrying the last failure, or that failure with throw_original', async () => {
