@@ -21,7 +21,7 @@ const log = baseLog.namespace('signin');
 
 const STRATEGIES = {
   cheerio: (body) => load(body),
-  // With the factory's json default, a JSON answer arrives already parsed.
+  // A requestInstance with json on hands over a JSON answer already parsed.
   json: (body) => (typeof body === 'string' ? JSON.parse(body) : body),
   raw: (body) => body,
 };

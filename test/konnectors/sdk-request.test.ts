@@ -9,13 +9,15 @@ import { startVendorSite, type VendorSite } from '../../konnectors/example-bills
 import { createTestHost, loadGuest, type HttpRequest } from './guest-harness.ts';
 
 const GUEST = `
-import { requestFactory, signin, submitForm } from 'cozy-konnector-libs';
+import { BaseKonnector, requestFactory, signin, submitForm } from 'cozy-konnector-libs';
 export const json = requestFactory();
 export const html = requestFactory({ cheerio: true, json: false });
 // As in cozy-konnector-libs, json is always !cheerio: json: false is overridden.
 export const full = requestFactory({ resolveWithFullResponse: true, json: false });
 export const factory = (options) => requestFactory(options);
 export { signin, submitForm };
+const konnector = new BaseKonnector(async () => {});
+export const signinMethod = (options) => konnector.signin(options);
 export const title = ($) => $('h1').text();
 `;
 
@@ -76,6 +78,7 @@ interface Exports {
   factory(options: unknown): Requester;
   signin(options: unknown): Promise<any>;
   submitForm: unknown;
+  signinMethod(options: unknown): Promise<any>;
   title($: unknown): string;
 }
 
@@ -253,6 +256,12 @@ describe('signin', () => {
     await expect(signin({ ...form, parse: 'raw', validate: () => false })).rejects.toMatchObject({ message: 'LOGIN_FAILED' });
     expect(sent.map((request) => request.method)).toEqual(['GET', 'POST']);
     expect(sent[1]!.headers).toContainEqual(['Referer', form.url]);
+  });
+
+  it("rejects, as BaseKonnector's async signin method, where the function throws at once", async () => {
+    const { signinMethod } = await guest();
+    const pending = signinMethod({ formSelector: form.formSelector });
+    await expect(pending).rejects.toThrow('signin: `url` must be defined');
   });
 
   it('is also exported as submitForm, as upstream', async () => {
