@@ -248,6 +248,8 @@ export async function runServeBench(options: ServeBenchOptions): Promise<ServeBe
         PATH: process.env.PATH, COUCH_URL: couch.url, COZY_INSTANCE: instance, COZY_JOB_ID: id, COZY_ACCOUNT: `${which}-account`,
         COZY_FIELDS: JSON.stringify(which === 'bills' ? site.credentials : {}), KONNECTOR_SLUG: manifests[which].slug,
         KONNECTOR_PERMISSIONS: JSON.stringify(manifests[which].permissions), CONNECT_TO: JSON.stringify([connectTo]),
+        // What webpack embeds in a cozy-stack konnector's bundle (cozy-konnector-libs' manifest.data).
+        KONNECTOR_MANIFEST: JSON.stringify(manifests[which]),
         KONNECTOR_FOLDER: konnectorFolderPath(manifests[which].folders, { konnector: manifests[which].name, account: `${which}-account` }),
         FILES_DIR: nodeFilesDir,
       },

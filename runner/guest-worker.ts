@@ -20,6 +20,8 @@ export interface GuestJob {
   accountId: string;
   fields: string;
   parameters: string;
+  /** The konnector's manifest, as JSON. */
+  manifest: string;
 }
 
 /** Host -> worker: run one job. `code` is sent the first time this worker sees the konnector. */

@@ -123,6 +123,7 @@ export async function runJob(konnector: LoadedKonnector, request: JobRequest, en
         accountId: job.accountId,
         fields: JSON.stringify(job.fields),
         parameters: JSON.stringify(job.parameters),
+        manifest: JSON.stringify(manifest),
       },
       { http, documents, files, log },
       env.limits,

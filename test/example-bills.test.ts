@@ -22,6 +22,7 @@ interface SavedBill {
   vendorRef?: string;
   filename: string;
   invoice: string;
+  matchingCriterias?: { labelRegex: string };
   cozyMetadata: { createdByApp: string; sourceAccount: string };
 }
 
@@ -102,6 +103,8 @@ describe('the example konnector, built and run in the sandbox', () => {
     expect(files).toHaveLength(site.bills.length);
     for (const bill of bills) {
       expect(bill.cozyMetadata).toMatchObject({ createdByApp: 'example-bills', sourceAccount: ACCOUNT });
+      // From the manifest the artifact carries, which the runner hands the guest with the job.
+      expect(bill.matchingCriterias).toEqual({ labelRegex: '\\bexample energy\\b' });
       const file = files.find((f) => `io.cozy.files:${f._id}` === bill.invoice)!;
       expect(file.name).toBe(bill.filename);
       // The account's login names its folder, as cozy-home names it.

@@ -162,8 +162,11 @@ export class BaseKonnector {
     });
   }
 
-  /** `signin` (the account's login state is not written: cozy-home does not watch this runner's jobs). */
-  signin(options) {
+  /**
+   * `signin`, whose errors reject as upstream's async method's do (the account's login state is not written:
+   * cozy-home does not watch this runner's jobs).
+   */
+  async signin(options) {
     return signin(options);
   }
 

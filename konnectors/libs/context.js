@@ -5,7 +5,7 @@
  * is evaluated (at build time, when no host call is allowed).
  */
 
-/** @typedef {{ jobId: string, accountId: string, fields: Record<string, unknown>, parameters: Record<string, unknown> }} Job */
+/** @typedef {{ jobId: string, accountId: string, fields: Record<string, unknown>, parameters: Record<string, unknown>, manifest: Record<string, unknown> }} Job */
 
 /** Thrown by `terminate()` to unwind the konnector, as `process.exit` does under Node. */
 export class JobTermination extends Error {
@@ -24,6 +24,8 @@ const state = {
   job: null,
   /** @type {JobTermination | null} */
   termination: null,
+  /** The konnector's manifest: the job's, or what `manifest.setManifest` was given. */
+  manifest: {},
 };
 
 export function registerKonnector(konnector) {
@@ -38,6 +40,7 @@ export function registeredKonnectors() {
 export function beginJob(job) {
   state.job = job;
   state.termination = null;
+  state.manifest = job.manifest;
 }
 
 export function endJob() {
@@ -56,4 +59,14 @@ export function recordTermination(termination) {
 
 export function termination() {
   return state.termination;
+}
+
+/** @returns {Record<string, unknown>} the konnector's manifest (`{}` before the first job) */
+export function currentManifest() {
+  return state.manifest;
+}
+
+/** @param {Record<string, unknown>} manifest */
+export function replaceManifest(manifest) {
+  state.manifest = manifest;
 }

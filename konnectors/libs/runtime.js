@@ -32,12 +32,14 @@ export function toFailure(error) {
   return failure('unknown-error', `the konnector threw ${String(error)}`);
 }
 
+/** @param {string} json @param {'fields'|'parameters'|'manifest'} what */
 function parseObject(json, what) {
+  const are = what === 'manifest' ? 'is' : 'are';
   let value;
   try {
     value = JSON.parse(json);
   } catch (error) {
-    throw failure('unknown-error', `the job's ${what} are not valid JSON (${error.message})`);
+    throw failure('unknown-error', `the job's ${what} ${are} not valid JSON (${error.message})`);
   }
   if (value === null || typeof value !== 'object' || Array.isArray(value)) {
     throw failure('unknown-error', `the job's ${what} must be a JSON object, got ${JSON.stringify(value)}`);
@@ -46,7 +48,7 @@ function parseObject(json, what) {
 }
 
 /**
- * @param {{ jobId: string, accountId: string, fields: string, parameters: string }} job the WIT `job` record
+ * @param {{ jobId: string, accountId: string, fields: string, parameters: string, manifest: string }} job the WIT `job` record
  * @returns {Promise<void>}
  */
 export async function runJob(job) {
@@ -61,6 +63,7 @@ export async function runJob(job) {
     accountId: job.accountId,
     fields: parseObject(job.fields, 'fields'),
     parameters: parseObject(job.parameters, 'parameters'),
+    manifest: parseObject(job.manifest, 'manifest'),
   });
   try {
     await konnectors[0].run();

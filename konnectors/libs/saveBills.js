@@ -4,7 +4,9 @@
  * (a `contractLabel` becomes its sub-folder), the bill is linked to it with
  * `invoice: 'io.cozy.files:<id>'`, and bills are deduplicated on
  * `['date', 'amount', 'vendor']` (plus `contractId` when bills have one).
- * As in 5.x, a bill whose file could not be saved is not saved.
+ * As in 5.x, a bill whose file could not be saved is not saved, and bills
+ * without `matchingCriterias.labelRegex` get the manifest's
+ * `banksTransactionRegExp` there.
  *
  * Not done here: linking bills to bank operations (`linkBankOperations`),
  * `processPdf` (files cannot be read back).
@@ -16,6 +18,7 @@ import { InvalidArgumentError, UnsupportedError } from './exceptions.js';
 import { addData } from './addData.js';
 import { hydrateAndFilter } from './hydrateAndFilter.js';
 import { log as baseLog } from './log.js';
+import { manifest } from './manifest.js';
 import { saveFiles } from './saveFiles.js';
 
 const log = baseLog.namespace('saveBills');
@@ -62,8 +65,9 @@ function checkRequiredAttributes(entries) {
 }
 
 /**
- * cozy-konnector-libs' `manageContractsData`: contract ids become a
- * deduplication key, and contract labels the sub-folder of the bills' files.
+ * cozy-konnector-libs' `manageContractsData` (also `saveBills.manageContractsData`):
+ * contract ids become a deduplication key (added to `options.keys` when there
+ * are keys), and contract labels the sub-folder of the bills' files.
  */
 function manageContractsData(entries, options) {
   if (options.contractLabel && options.contractId === undefined) {
@@ -73,11 +77,11 @@ function manageContractsData(entries, options) {
   if (options.contractId) {
     options.contractLabel ||= options.contractId;
     options.subPath = options.contractLabel;
-    options.keys.push('contractId');
+    options.keys?.push('contractId');
     return entries.map((entry) => ({ ...entry, contractId: options.contractId, contractLabel: options.contractLabel }));
   }
   if (entries.some((entry) => entry.contractId)) {
-    options.keys.push('contractId');
+    options.keys?.push('contractId');
     return entries.map((entry) => {
       if (!entry.contractId) return entry;
       const contractLabel = entry.contractLabel || entry.contractId;
@@ -124,8 +128,13 @@ export async function saveBills(inputEntries, fields, inputOptions = {}) {
   if (withFiles.length < entries.length) {
     log('warn', `${entries.length - withFiles.length} bill(s) without a saved file are not saved (as cozy-konnector-libs 5.x)`);
   }
+  // As upstream: the manifest's banksTransactionRegExp tells the banking apps which operations pay these bills.
+  const { banksTransactionRegExp } = manifest.data;
   const bills = withFiles.map((entry) => {
     const bill = { ...entry, currency: convertCurrency(entry.currency), invoice: `io.cozy.files:${entry.fileDocument._id}` };
+    if (banksTransactionRegExp && !bill.matchingCriterias?.labelRegex) {
+      bill.matchingCriterias = { ...bill.matchingCriterias, labelRegex: banksTransactionRegExp };
+    }
     for (const attribute of FILE_ONLY_ATTRIBUTES) delete bill[attribute];
     return bill;
   });
@@ -134,3 +143,6 @@ export async function saveBills(inputEntries, fields, inputOptions = {}) {
   log('info', `${toSave.length} of ${bills.length} bill(s) to save`);
   return addData(toSave, DOCTYPE, options);
 }
+
+// As upstream, for konnectors that prepare their bills' contracts themselves.
+saveBills.manageContractsData = manageContractsData;

@@ -64,18 +64,28 @@ function valueOrCall(value, ...args) {
   return typeof value === 'function' ? value(...args) : value;
 }
 
-/** As cozy-konnector-libs: the entry's filename, else the last segment of its URL, without unsafe characters. */
+/**
+ * cozy-konnector-libs' `sanitizeFileName`: a name without `/?<>\\:*|"`, without the control characters 0x00-0x0F,
+ * and empty when it is only dots.
+ */
+function sanitizeFileName(name) {
+  return String(name).replace(/^\.+$/, '').replace(/[/?<>\\:*|"]/g, '').replace(/[\x00-\x0F]/g, '');
+}
+
+/**
+ * As cozy-konnector-libs: the entry's filename, else the last segment of its URL's path (a relative URL too, the
+ * segment left percent-encoded as upstream leaves it), sanitized.
+ */
 function fileName(entry) {
   let name = entry.filename;
   if (!name && entry.fileurl) {
     try {
-      const segments = new URL(String(entry.fileurl)).pathname.split('/');
-      name = decodeURIComponent(segments[segments.length - 1] ?? '');
+      name = new URL(String(entry.fileurl), 'http://relative.invalid/').pathname.replace(/\/+$/, '').split('/').pop();
     } catch {
       name = '';
     }
   }
-  const cleaned = String(name ?? '').replace(/^\.+$/, '').replace(/[/?<>\\:*|"]/g, '');
+  const cleaned = sanitizeFileName(name ?? '');
   if (!cleaned) throw new InvalidArgumentError(`saveFiles: no file name for ${entry.fileurl ?? 'an entry'}: give it a \`filename\``);
   return cleaned;
 }
@@ -343,3 +353,6 @@ export async function saveFiles(entries, fields, options = {}) {
   log('info', `saveFiles created ${written} files for ${handled.length} entries`);
   return handled;
 }
+
+// As upstream, for konnectors that name files as saveFiles does.
+saveFiles.sanitizeFileName = sanitizeFileName;

@@ -6,8 +6,10 @@
  * fullResponse)` is true.
  *
  * Errors (as Error messages): LOGIN_FAILED when `validate` says no,
- * INVALID_FORM when the selector matches no form, UNKNOWN_PARSING_STRATEGY,
- * VENDOR_DOWN when a request fails or answers a non-2xx status.
+ * INVALID_FORM when the selector matches no form, VENDOR_DOWN when a request
+ * fails or answers a non-2xx status (the promise rejects); a missing `url` or
+ * `formSelector`, and UNKNOWN_PARSING_STRATEGY, are thrown by the call itself.
+ * `submitForm` is another name for it, as upstream.
  */
 import { load } from 'cheerio';
 import { errors } from './errors.js';
@@ -19,7 +21,7 @@ const log = baseLog.namespace('signin');
 
 const STRATEGIES = {
   cheerio: (body) => load(body),
-  // With the factory's json default, a JSON answer arrives already parsed.
+  // A requestInstance with json on hands over a JSON answer already parsed.
   json: (body) => (typeof body === 'string' ? JSON.parse(body) : body),
   raw: (body) => body,
 };
@@ -48,6 +50,9 @@ function parseForm($, formSelector, pageUrl) {
 }
 
 /**
+ * Bad arguments throw at once, as upstream's (synchronous) checks do; what
+ * happens on the vendor's side rejects the returned promise.
+ *
  * @param {object} options
  * @param {string} options.url the page holding the login form
  * @param {string} options.formSelector a CSS selector matching the form
@@ -57,17 +62,19 @@ function parseForm($, formSelector, pageUrl) {
  * @param {Function} [options.requestInstance] a requestFactory() instance to use
  * @returns {Promise<unknown>} the parsed answer to the form
  */
-export async function signin({ url, formSelector, formData = {}, parse = 'cheerio', validate = defaultValidate, ...requestOptions } = {}) {
+export function signin({ url, formSelector, formData = {}, parse = 'cheerio', validate = defaultValidate, ...requestOptions } = {}) {
   if (url === undefined) throw new InvalidArgumentError('signin: `url` must be defined');
   if (formSelector === undefined) throw new InvalidArgumentError('signin: `formSelector` must be defined');
-  const parseBody = STRATEGIES[parse];
   if (!Object.hasOwn(STRATEGIES, parse)) {
     log('error', `signin: parsing strategy \`${parse}\` unknown. Use one of \`raw\`, \`cheerio\` or \`json\``);
     throw new Error('UNKNOWN_PARSING_STRATEGY');
   }
   const { requestInstance, ...factoryOptions } = requestOptions;
-  const rq = requestInstance || requestFactory({ jar: true, ...factoryOptions });
+  const rq = requestInstance || requestFactory({ jar: true, json: false, ...factoryOptions });
+  return submitLoginForm(rq, { url, formSelector, formData, parseBody: STRATEGIES[parse], validate });
+}
 
+async function submitLoginForm(rq, { url, formSelector, formData, parseBody, validate }) {
   const $ = await rq({ uri: url, transform: (body) => load(body) }).catch(vendorDown);
   const { action, inputs } = parseForm($, formSelector, url);
   const data = typeof formData === 'function' ? formData($) : formData;
@@ -75,6 +82,8 @@ export async function signin({ url, formSelector, formData = {}, parse = 'cheeri
     uri: action,
     method: 'POST',
     form: { ...inputs, ...data },
+    // As upstream: some vendors check that the form was posted from its page.
+    headers: { Referer: url },
     transform: (body, response) => [response.statusCode, parseBody(body), response],
   }).catch(vendorDown);
   if (!validate(statusCode, parsedBody, fullResponse)) throw new Error(errors.LOGIN_FAILED);

@@ -20,3 +20,6 @@ export const mkdirp = unsupported('mkdirp', 'saveFiles creates folders as it sav
 export const solveCaptcha = unsupported('solveCaptcha', 'the sandbox cannot reach captcha services');
 export const htmlToPDF = unsupported('htmlToPDF', NO_PDF);
 export const createCozyPDFDocument = unsupported('createCozyPDFDocument', NO_PDF);
+const NO_MODEL = 'categorizing bank operations needs the Cozy\'s trained model and io.cozy.bank.operations, which konnectors here cannot read';
+export const categorize = unsupported('categorize', NO_MODEL);
+export const createCategorizer = unsupported('createCategorizer', NO_MODEL);

@@ -3,8 +3,9 @@
  * without compiling a component: the code is bundled with the options of
  * `konnector build`, the `cozy:konnector/*` imports are bound to a test host,
  * and the bundle runs in a fresh `node:vm` context that has only the web
- * globals the StarlingMonkey guest has (no process, require, Buffer, timers,
- * fetch, console), so a use of a Node API fails here as it would in the sandbox.
+ * globals the StarlingMonkey guest has (no process, require, Buffer, fetch,
+ * console; timers as the build's prelude gives them), so a use of a Node API
+ * fails here as it would in the sandbox.
  *
  * The host is real where it matters: HTTP goes to real servers on 127.0.0.1
  * (with a cookie jar, redirects and --connect-to style host mapping), and
@@ -290,6 +291,8 @@ export interface GuestJob {
   accountId?: string;
   fields?: Record<string, unknown> | string;
   parameters?: Record<string, unknown> | string;
+  /** The konnector's manifest (default `{}`). */
+  manifest?: Record<string, unknown> | string;
 }
 
 export interface Guest {
@@ -305,7 +308,7 @@ export type GuestSource = { file: string } | { code: string };
  * The bundle as `konnector build` makes it: the konnector's module, then the
  * SDK runtime's `runJob` when it created a BaseKonnector, else its own `run`.
  */
-export async function bundleGuest(source: GuestSource): Promise<string> {
+export async function bundleGuest(source: GuestSource, extraPlugins: esbuild.Plugin[] = []): Promise<string> {
   const konnectorPath = 'file' in source ? source.file : 'virtual:konnector';
   const entry = `${entryModuleSource(konnectorPath)}\nexport { konnector };`;
   const plugin: esbuild.Plugin = {
@@ -339,7 +342,8 @@ export async function bundleGuest(source: GuestSource): Promise<string> {
     globalName: '__guest',
     external: [],
     stdin: { contents: entry, resolveDir: repoRoot, sourcefile: 'konnector-entry.js', loader: 'js' },
-    plugins: [plugin],
+    // The extra plugins resolve first (upstream's spec files map their modules onto the SDK's).
+    plugins: [...extraPlugins, plugin],
     write: false,
     logLevel: 'silent',
     absWorkingDir: repoRoot,
@@ -367,10 +371,13 @@ globalThis.TextDecoder = class TextDecoder {
 
 const bundles = new Map<string, Promise<string>>();
 
-/** Loads a bundle (built once per source) in a fresh context whose globals are web ones only. */
-export async function loadGuest(source: GuestSource, host: TestHost): Promise<Guest> {
-  const key = 'file' in source ? `file:${source.file}` : `code:${source.code}`;
-  if (!bundles.has(key)) bundles.set(key, bundleGuest(source));
+/**
+ * Loads a bundle (built once per source and plugins) in a fresh context whose globals are web ones only.
+ * `plugins`: esbuild plugins the bundle is built with, before the harness's own.
+ */
+export async function loadGuest(source: GuestSource, host: TestHost, plugins: esbuild.Plugin[] = []): Promise<Guest> {
+  const key = `${'file' in source ? `file:${source.file}` : `code:${source.code}`}:${plugins.map((plugin) => plugin.name).join(',')}`;
+  if (!bundles.has(key)) bundles.set(key, bundleGuest(source, plugins));
   const code = await bundles.get(key)!;
   const context = vm.createContext({
     URL,
@@ -379,6 +386,9 @@ export async function loadGuest(source: GuestSource, host: TestHost): Promise<Gu
     atob,
     btoa,
     crypto: globalThis.crypto,
+    // What the build's prelude gives a konnector on the host clock (runner/build/guest-prelude.js).
+    setTimeout: (callback: () => void, ms?: number) => setTimeout(callback, ms),
+    clearTimeout: (timer: ReturnType<typeof setTimeout>) => clearTimeout(timer),
     __node: {
       encode: (text: string) => new TextEncoder().encode(text),
       decode: (bytes: Uint8Array, label: string, fatal: boolean) => new TextDecoder(label, { fatal }).decode(bytes),
@@ -409,6 +419,7 @@ export async function loadGuest(source: GuestSource, host: TestHost): Promise<Gu
         accountId: job.accountId ?? 'account-1',
         fields: asJson(job.fields),
         parameters: asJson(job.parameters),
+        manifest: asJson(job.manifest),
       });
     },
   };

@@ -63,7 +63,7 @@ interface Exports {
   bill(day: number, amount: number, extra?: Record<string, unknown>): Record<string, unknown>;
 }
 
-async function guest(instance: string, opts: { maxFindLimit?: number; permissions?: typeof PERMISSIONS | Record<string, never> } = {}) {
+async function guest(instance: string, opts: { maxFindLimit?: number; permissions?: typeof PERMISSIONS | Record<string, never>; code?: string } = {}) {
   const { host: documentsHost, documents } = createTestDocuments({
     couchUrl: couch.url, instance, accountId: ACCOUNT, permissions: opts.permissions ?? PERMISSIONS, maxFindLimit: opts.maxFindLimit,
   });
@@ -73,8 +73,8 @@ async function guest(instance: string, opts: { maxFindLimit?: number; permission
   const host = createTestHost({
     documents: documentsHost, files: filesHost, http: { connectTo: { 'files.example:80': fileServer.port } },
   });
-  const loaded = await loadGuest({ code: GUEST }, host);
-  return { ...(loaded.exports as unknown as Exports), documents, logs: host.logs };
+  const loaded = await loadGuest({ code: opts.code ?? GUEST }, host);
+  return { ...(loaded.exports as unknown as Exports), run: loaded.run, documents, logs: host.logs };
 }
 
 async function stored(instance: string, doctype = 'io.cozy.bills'): Promise<any[]> {
@@ -155,6 +155,36 @@ describe('saveBills', () => {
     const docs = await stored(instance);
     expect(docs.map((doc) => doc.amount)).toEqual([12.5]);
     expect(docs[0].cozyMetadata.createdAt).toBe(created.cozyMetadata.createdAt);
+  });
+});
+
+describe('saveBills and the manifest', () => {
+  const KONNECTOR = `
+    const { BaseKonnector, saveBills } = require('cozy-konnector-libs')
+    const bill = (day, extra) => ({
+      date: new Date(Date.UTC(2024, 1, day)), amount: day, vendor: 'Example Energy',
+      fileurl: 'http://files.example/regexp-' + day + '.pdf', ...extra,
+    })
+    module.exports = new BaseKonnector(async function start(fields) {
+      await saveBills([bill(1), bill(2, { matchingCriterias: { labelRegex: 'OWN REGEXP' } })], fields)
+    })`;
+
+  async function billsSavedWith(instance: string, manifest: Record<string, unknown>) {
+    const { run } = await guest(instance, { code: KONNECTOR });
+    await run({ accountId: ACCOUNT, manifest });
+    return (await stored(instance)).sort((a, b) => a.amount - b.amount).map((doc) => doc.matchingCriterias);
+  }
+
+  it("fills matchingCriterias.labelRegex from the manifest's banksTransactionRegExp, keeping a bill's own", async () => {
+    const manifest = { slug: 'example-bills', banksTransactionRegExp: '\\bEXAMPLE ENERGY\\b' };
+    expect(await billsSavedWith('regexp.cozy.test', manifest)).toEqual([
+      { labelRegex: '\\bEXAMPLE ENERGY\\b' },
+      { labelRegex: 'OWN REGEXP' },
+    ]);
+  });
+
+  it('leaves matchingCriterias alone when the manifest has no banksTransactionRegExp', async () => {
+    expect(await billsSavedWith('no-regexp.cozy.test', { slug: 'example-bills' })).toEqual([undefined, { labelRegex: 'OWN REGEXP' }]);
   });
 });
 
@@ -242,8 +272,11 @@ describe('scrape and normalizeFilename', () => {
 
   it('normalizes file names as cozy-konnector-libs does', async () => {
     const { normalizeFilename } = await guest('names.cozy.test');
-    expect(normalizeFilename('*foo/bar: <baz> \\"qux"\t???', '.txt')).toBe('foo_bar_baz_qux.txt');
-    expect(normalizeFilename('bill 2024-01', 'pdf')).toBe('bill_2024-01.pdf');
+    // Spaces, where the SDK once put underscores: the file must get the name it gets on cozy-stack.
+    expect(normalizeFilename('*foo/bar: <baz> \\"qux"\t???', '.txt')).toBe('foo bar baz qux.txt');
+    expect(normalizeFilename('bill  2024-01\r\n', 'pdf')).toBe('bill 2024-01.pdf');
+    expect(normalizeFilename('Facture_2024.01', '')).toBe('Facture_2024.01.');
     expect(() => normalizeFilename('???')).toThrow(/no filename-compatible character in "\?\?\?"/);
+    expect(() => normalizeFilename(42 as unknown as string)).toThrow('normalizeFilename: the name must be a string, got number');
   });
 });

@@ -22,8 +22,8 @@ import {
 } from './guest-harness.ts';
 
 const GUEST = `
-import { saveFiles, saveBills } from 'cozy-konnector-libs';
-export { saveFiles, saveBills };
+import { saveFiles, saveBills, requestFactory } from 'cozy-konnector-libs';
+export { saveFiles, saveBills, requestFactory };
 export const pdf = (text) => new TextEncoder().encode('%PDF-1.4\\n% ' + text + '\\n%%EOF\\n');
 export const day = (n) => new Date(Date.UTC(2024, 0, n));
 `;
@@ -49,7 +49,8 @@ afterAll(async () => {
 });
 
 interface Exports {
-  saveFiles(entries: unknown[], fields: unknown, options?: unknown): Promise<any[]>;
+  saveFiles: ((entries: unknown[], fields: unknown, options?: unknown) => Promise<any[]>) & { sanitizeFileName(name: string): string };
+  requestFactory(options: unknown): unknown;
   saveBills(entries: unknown[], fields: unknown, options?: unknown): Promise<any[]>;
   pdf(text: string): Uint8Array;
   day(n: number): Date;
@@ -122,6 +123,20 @@ describe('saveFiles', () => {
     }
     expect(entries[4].fileDocument).toBeUndefined();
     expect(messages()).toContain('saveFiles: saveFiles created 4 files for 5 entries');
+  });
+
+  it("names files as cozy-konnector-libs does: a relative fileurl's last segment, left percent-encoded, without control characters", async () => {
+    const { saveFiles, requestFactory, instance } = await guest();
+    const requestInstance = requestFactory({ baseUrl: URL_BASE });
+    const entries = await saveFiles([
+      { fileurl: '/bills/march%20bill.pdf' },
+      { fileurl: `${URL_BASE}/control.pdf`, filename: 'tab\tbill\u0001.pdf' },
+    ], {}, { requestInstance });
+    expect(entries.map((entry) => entry.fileDocument?.name)).toEqual(['march%20bill.pdf', 'tabbill.pdf']);
+    expect((await storedFiles(instance)).map((f) => f.name).sort()).toEqual(['march%20bill.pdf', 'tabbill.pdf']);
+    expect(server.requests.map((r) => r.path)).toContain('/bills/march%20bill.pdf');
+    expect(saveFiles.sanitizeFileName('AAA\u0000BBB\nCCC.pdf')).toBe('AAABBBCCC.pdf');
+    expect(saveFiles.sanitizeFileName('..')).toBe('');
   });
 
   it('keeps a file already there: a second run downloads nothing and links the same document', async () => {

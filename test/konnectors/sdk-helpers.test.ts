@@ -118,6 +118,22 @@ describe('saveIdentity', () => {
     expect(identity!.housing).toBeUndefined();
   });
 
+  it('formats the contact as cozy-konnector-libs does: lists, phone digits, addresses without HTML, trimmed strings', async () => {
+    const instance = freshInstance();
+    const { saveIdentity } = await guest(instance);
+    const contact = { name: { givenName: ' Jane ' }, phone: '+33 (0)6 00-00-00-00', email: ' jane@example.org ', address: '1 rue A<br>\n75001 Paris ' };
+    await saveIdentity({ contact }, 'jane');
+    const [identity] = await stored(instance, 'io.cozy.identities');
+    expect(identity!.contact).toEqual({
+      name: { givenName: 'Jane' },
+      phone: [{ number: '+330600000000' }],
+      email: [{ address: 'jane@example.org' }],
+      address: [{ formattedAddress: '1 rue A 75001 Paris' }],
+    });
+    // The konnector's own object is left as it was.
+    expect(contact.name.givenName).toBe(' Jane ');
+  });
+
   it('formats an address without formattedAddress from its parts', async () => {
     const instance = freshInstance();
     const { saveIdentity } = await guest(instance);

@@ -9,13 +9,15 @@ import { startVendorSite, type VendorSite } from '../../konnectors/example-bills
 import { createTestHost, loadGuest, type HttpRequest } from './guest-harness.ts';
 
 const GUEST = `
-import { requestFactory, signin } from 'cozy-konnector-libs';
+import { BaseKonnector, requestFactory, signin, submitForm } from 'cozy-konnector-libs';
 export const json = requestFactory();
 export const html = requestFactory({ cheerio: true, json: false });
 // As in cozy-konnector-libs, json is always !cheerio: json: false is overridden.
 export const full = requestFactory({ resolveWithFullResponse: true, json: false });
 export const factory = (options) => requestFactory(options);
-export { signin };
+export { signin, submitForm };
+const konnector = new BaseKonnector(async () => {});
+export const signinMethod = (options) => konnector.signin(options);
 export const title = ($) => $('h1').text();
 `;
 
@@ -75,6 +77,8 @@ interface Exports {
   full: Requester;
   factory(options: unknown): Requester;
   signin(options: unknown): Promise<any>;
+  submitForm: unknown;
+  signinMethod(options: unknown): Promise<any>;
   title($: unknown): string;
 }
 
@@ -249,11 +253,34 @@ describe('signin', () => {
       .rejects.toMatchObject({ message: 'LOGIN_FAILED' });
   });
 
-  it('fails with INVALID_FORM, VENDOR_DOWN and UNKNOWN_PARSING_STRATEGY as cozy-konnector-libs does', async () => {
+  it('rejects with INVALID_FORM and VENDOR_DOWN as cozy-konnector-libs does', async () => {
     const { signin, logs } = await guest();
     await expect(signin({ ...form, formSelector: 'form#missing' })).rejects.toMatchObject({ message: 'INVALID_FORM' });
     await expect(signin({ ...form, url: 'http://down.example/login' })).rejects.toMatchObject({ message: 'VENDOR_DOWN' });
     expect(logs.at(-1)).toEqual({ level: 'error', message: expect.stringContaining('down.example is not an allowed destination') });
-    await expect(signin({ ...form, parse: 'xml' })).rejects.toMatchObject({ message: 'UNKNOWN_PARSING_STRATEGY' });
+  });
+
+  it('throws at once, before any request, on a missing url or formSelector and an unknown parse strategy', async () => {
+    const sent: HttpRequest[] = [];
+    const { signin } = await guest(sent);
+    expect(() => signin({ formSelector: form.formSelector })).toThrow('signin: `url` must be defined');
+    expect(() => signin({ url: form.url })).toThrow('signin: `formSelector` must be defined');
+    expect(() => signin({ ...form, parse: 'xml' })).toThrow('UNKNOWN_PARSING_STRATEGY');
+    expect(sent).toEqual([]);
+    // The benign twin: the same call with a known strategy goes on to the vendor, and rejects there.
+    await expect(signin({ ...form, parse: 'raw', validate: () => false })).rejects.toMatchObject({ message: 'LOGIN_FAILED' });
+    expect(sent.map((request) => request.method)).toEqual(['GET', 'POST']);
+    expect(sent[1]!.headers).toContainEqual(['Referer', form.url]);
+  });
+
+  it("rejects, as BaseKonnector's async signin method, where the function throws at once", async () => {
+    const { signinMethod } = await guest();
+    const pending = signinMethod({ formSelector: form.formSelector });
+    await expect(pending).rejects.toThrow('signin: `url` must be defined');
+  });
+
+  it('is also exported as submitForm, as upstream', async () => {
+    const { signin, submitForm } = await guest();
+    expect(submitForm).toBe(signin);
   });
 });

@@ -101,7 +101,8 @@ describe('riverside-water, ported unmodified', () => {
       contact: {
         name: { givenName: 'Jane', familyName: 'Doe' },
         email: [{ address: 'jane.doe@example.org' }],
-        phone: [{ number: '+33 6 12 34 56 78' }],
+        // Kept to digits and `+`, as cozy-konnector-libs formats identity phones.
+        phone: [{ number: '+33612345678' }],
         address: [{ street: '12 quai des Tanneurs', postcode: '69001', city: 'Lyon', country: 'France', formattedAddress: '12 quai des Tanneurs 69001 Lyon France' }],
       },
       cozyMetadata: { createdByApp: 'riverside-water', sourceAccount: ACCOUNT },

@@ -1,5 +1,6 @@
 /**
- * System services some suites need (redis-server, chromium). Where one is absent the
+ * System services some suites need (redis-server, chromium; the npm registry for
+ * upstream's spec files, see upstream-package.ts). Where one is absent the
  * suite is skipped with one printed line saying why and how to get it, unless
  * REQUIRE_TEST_SERVICES=1 (set by .ci/run) makes its absence a failure.
  */
@@ -36,18 +37,31 @@ export function findExecutable(service: SystemService): string | undefined {
 
 export const servicesRequired = process.env.REQUIRE_TEST_SERVICES === '1';
 
+/** Why a suite cannot run here, and how to make it run. */
+export interface Unavailable {
+  /** What is missing, e.g. "redis-server is not installed". */
+  missing: string;
+  /** How a newcomer gets it. */
+  remedy: string;
+}
+
 /**
- * `describe` where the service exists; elsewhere a skipped suite and one line on stderr,
+ * `describe` where nothing is missing; elsewhere a skipped suite and one line on stderr,
  * or a thrown error when the environment requires every service.
  */
-export function describeWithService(service: SystemService, title: string, body: (executable: string) => void): void {
-  const executable = findExecutable(service);
-  if (executable) {
-    describe(title, () => body(executable));
+export function describeUnlessUnavailable(title: string, unavailable: Unavailable | undefined, body: () => void): void {
+  if (!unavailable) {
+    describe(title, body);
     return;
   }
-  const reason = `${title}: skipped, ${service.name} is not installed (${service.install}; REQUIRE_TEST_SERVICES=1 makes this a failure)`;
-  if (servicesRequired) throw new Error(`${service.name} is required (REQUIRE_TEST_SERVICES=1) but not installed: ${service.install}`);
-  process.stderr.write(`${reason}\n`);
-  describe.skip(title, () => body(''));
+  if (servicesRequired) throw new Error(`${unavailable.missing}, and REQUIRE_TEST_SERVICES=1 requires it: ${unavailable.remedy}`);
+  process.stderr.write(`${title}: skipped, ${unavailable.missing} (${unavailable.remedy}; REQUIRE_TEST_SERVICES=1 makes this a failure)\n`);
+  describe.skip(title, body);
+}
+
+/** `describeUnlessUnavailable` for a system service: the body gets its executable's path. */
+export function describeWithService(service: SystemService, title: string, body: (executable: string) => void): void {
+  const executable = findExecutable(service);
+  const unavailable = executable ? undefined : { missing: `${service.name} is not installed`, remedy: service.install };
+  describeUnlessUnavailable(title, unavailable, () => body(executable ?? ''));
 }
