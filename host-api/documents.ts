@@ -45,6 +45,13 @@ export interface Documents {
   find(doctype: string, selectorJson: string, limit: number): Promise<string>;
   /** Documents written per doctype during this job (for the job report `saved`). */
   readonly saved: Record<string, number>;
+  /**
+   * Host side, before the job: makes the job's io.cozy.accounts document when
+   * the manifest grants that doctype and there is none, as cozy-stack has one
+   * from the moment Harvest made the account. No credentials in it. Not
+   * counted in the job's budgets: the konnector did not ask for it.
+   */
+  ensureAccount(): Promise<void>;
 }
 
 export { databaseName } from './job-scope.ts';
@@ -150,6 +157,7 @@ export function createDocuments(opts: DocumentsOptions): Documents {
   const saved: Record<string, number> = {};
   let writes = 0; // counts writes in flight too, so concurrent saves cannot overrun the budget
   let finds = 0;
+  let accountReady: Promise<void> = Promise.resolve();
   const sameDatabase = (a: string, b: string) => databaseName(instance, a) === databaseName(instance, b);
 
   function request(req: { db: string; method?: string; path?: string; body?: unknown }): Promise<unknown> {
@@ -314,6 +322,24 @@ export function createDocuments(opts: DocumentsOptions): Documents {
     return Object.fromEntries(FILE_SYSTEM_KEYS.filter((key) => key in base).map((key) => [key, base[key]]));
   }
 
+  /** ensureAccount's work; the guest's calls on io.cozy.accounts wait for it. */
+  async function makeAccount(): Promise<void> {
+    if (!Object.values(permissions).some((p) => sameDatabase(p.type, ACCOUNTS_DOCTYPE))) return;
+    const db = databaseName(instance, ACCOUNTS_DOCTYPE);
+    const operation = `the job's ${ACCOUNTS_DOCTYPE} document`;
+    try {
+      await request({ db, path: encodeURIComponent(accountId) });
+      return;
+    } catch (e) {
+      if ((e as CouchFailure).statusCode !== 404) throw couchError(e, operation);
+    }
+    try {
+      await write(db, { _id: accountId, account_type: slug, cozyMetadata: metadata(undefined, undefined) });
+    } catch (e) {
+      if ((e as CouchFailure).statusCode !== 409) throw couchError(e, operation); // made meanwhile by another job
+    }
+  }
+
   return {
     get saved() {
       return { ...saved };
@@ -331,6 +357,7 @@ export function createDocuments(opts: DocumentsOptions): Documents {
         throw new DocumentsError('forbidden', `${operation}: a konnector may only write its own account: the ` +
           `document's _id must be ${JSON.stringify(accountId)}`);
       }
+      if (sameDatabase(doctype, ACCOUNTS_DOCTYPE)) await accountReady.catch(() => {});
       if (writes >= limits.maxDocuments) {
         throw new BudgetExceeded('DOCUMENTS', limits.maxDocuments, writes + 1, `${operation}: documents written`);
       }
@@ -371,6 +398,7 @@ export function createDocuments(opts: DocumentsOptions): Documents {
       const guestSelector = parseJsonObject(selectorJson, 'selector', operation, selectorSchema);
       // A konnector sees only its own account, whatever its selector says.
       const ownAccountOnly = sameDatabase(doctype, ACCOUNTS_DOCTYPE);
+      if (ownAccountOnly) await accountReady.catch(() => {});
       // The $or keeps our condition apart: pouchdb-server merges the conditions an $and puts on one field, and
       // drops some (an $eq wins over a $gt).
       const selector = ownAccountOnly ? { $and: [{ $or: [{ _id: accountId }] }, guestSelector] } : guestSelector;
@@ -387,6 +415,11 @@ export function createDocuments(opts: DocumentsOptions): Documents {
       const { docs } = answer(findResultSchema, result);
       // Filtered here as well, in case a selector defeats that merging.
       return JSON.stringify(ownAccountOnly ? docs.filter((doc) => doc._id === accountId) : docs);
+    },
+
+    ensureAccount() {
+      accountReady = makeAccount();
+      return accountReady;
     },
   };
 }

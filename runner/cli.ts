@@ -5,6 +5,7 @@ import { formatTextLine, type LogLine } from '../host-api/log.ts';
 import { readArtifact } from './artifact.ts';
 import { buildKonnector, type BuildResult } from './build/index.ts';
 import { buildKonnectors } from './build/parallel.ts';
+import { compatTable, formatCompatTable } from './compat.ts';
 import { allowHostArgs, connectToArgs, jsonObjectArg, limitsArg } from './cli-args.ts';
 import { UsageError } from './errors.ts';
 import { describeComponent, loadKonnector } from './loader.ts';
@@ -24,6 +25,7 @@ Commands:
   build <konnector-dir> --out <file>   compile a konnector to one artifact file (several: --out-dir)
   inspect <artifact> [--json]          show what an artifact is, imports and runs under
   run <artifact> --fields <json|file>  run one job and print its report
+  compat <konnector-dir>...            build konnectors unmodified and run each offline: a table of outcomes
   demo                                 build the example konnector and run it against its vendor site
   serve [options]                      a long-running worker host with an HTTP API (docs/serve.md)
 
@@ -44,6 +46,15 @@ as they are, for benchmarks: \`run\` refuses such an artifact without --allow-un
 What depends on the toolchain alone (the engine's splicing and fuel metering) is kept in
 a build cache, $KONNECTOR_CACHE_DIR (default ~/.cache/konnector; "off" for none): builds
 after the first are several times faster and give the same bytes.`,
+  compat: `Usage: konnector compat <konnector-dir>...
+
+How konnectors written for cozy-stack fare here, unmodified (npm run compat -- <dirs>).
+Installs nothing: builds each directory as it is (its own node_modules if it has them;
+cozy-konnector-libs resolves to the sandbox SDK), both cores at a time, then runs each
+once offline with stand-in values for its manifest's fields, against an embedded CouchDB.
+Prints a Markdown table: konnector, build (ok or why not), seconds, artifact MB, and the
+offline run's state and error code. A konnector here must end with a standard error
+code offline, never crash or hang. Exit 0 when the table is printed, whatever it says.`,
   inspect: `Usage: konnector inspect <artifact> [--json] [--limits <file>]
 
 Prints the artifact's slug, version, sha256, engine, the component's full import and
@@ -136,6 +147,15 @@ async function build(argv: string[]): Promise<number> {
 }
 
 const builtLine = (result: BuildResult) => `${result.out}: ${result.slug} ${result.version}, ${result.bytes} bytes, sha256 ${result.sha256}`;
+
+async function compat(argv: string[]): Promise<number> {
+  const { values, positionals } = parse('compat', argv, {});
+  if (values.help) return help('compat');
+  if (positionals.length === 0) throw new UsageError('bad-arguments', `compat needs at least one konnector directory\n\n${HELP.compat}`);
+  const rows = await compatTable(positionals, { progress: (line) => process.stderr.write(`compat: ${line}\n`) });
+  process.stdout.write(`${formatCompatTable(rows)}\n`);
+  return EXIT_OK;
+}
 
 async function inspect(argv: string[]): Promise<number> {
   const { values, positionals } = parse('inspect', argv, { json: { type: 'boolean' }, limits: { type: 'string' } });
@@ -260,6 +280,8 @@ async function main(argv: string[]): Promise<number> {
       return inspect(rest);
     case 'run':
       return run(rest);
+    case 'compat':
+      return compat(rest);
     case 'demo':
       if (rest.includes('--help') || rest.includes('-h')) return help('demo');
       // Loaded on demand: the demo and the worker host bring dependencies the other commands do not need.

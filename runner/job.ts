@@ -116,6 +116,10 @@ export async function runJob(konnector: LoadedKonnector, request: JobRequest, en
   });
   let outcome: JobOutcome;
   try {
+    // Made while the konnector starts, once the job is ours; its account calls wait for it.
+    void gate.opened.then((owned) => (owned ? documents.ensureAccount() : undefined)).catch((error: Error) => {
+      log.write('warning', `the job's account document could not be made: ${error.message}`, 'runner');
+    });
     outcome = await runInSandbox(
       konnector,
       {

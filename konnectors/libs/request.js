@@ -13,6 +13,7 @@
  * mirrors the cookies the vendor sets (for reading), and a `Cookie` header
  * cannot be set by hand.
  */
+import Bluebird from 'bluebird';
 import { load } from 'cheerio';
 import { Cookie, CookieJar } from 'tough-cookie';
 import { send } from './host.js';
@@ -270,11 +271,13 @@ export class CookieJarMirror {
 
 /** A request-promise-like function bound to `defaults` (no cozy defaults added). */
 export function makeRequester(defaults) {
-  const rq = async (first, second) => {
-    const options = normalizeArguments(first, second);
-    checkOptionNames(options, 'the request call');
-    return perform({ ...defaults, ...options, headers: mergeHeaders(defaults.headers, options.headers) });
-  };
+  // A bluebird promise, as request-promise's: konnectors chain `.map()`, `.mapSeries()`... on it.
+  const rq = (first, second) =>
+    Bluebird.try(() => {
+      const options = normalizeArguments(first, second);
+      checkOptionNames(options, 'the request call');
+      return perform({ ...defaults, ...options, headers: mergeHeaders(defaults.headers, options.headers) });
+    });
   for (const method of ['get', 'head', 'post', 'put', 'patch', 'delete', 'options']) {
     rq[method] = (first, second) => rq({ ...normalizeArguments(first, second), method: method.toUpperCase() });
   }

@@ -11,6 +11,7 @@
  * `formSelector`, and UNKNOWN_PARSING_STRATEGY, are thrown by the call itself.
  * `submitForm` is another name for it, as upstream.
  */
+import Bluebird from 'bluebird';
 import { load } from 'cheerio';
 import { errors } from './errors.js';
 import { InvalidArgumentError, RequestError, StatusCodeError } from './exceptions.js';
@@ -71,7 +72,8 @@ export function signin({ url, formSelector, formData = {}, parse = 'cheerio', va
   }
   const { requestInstance, ...factoryOptions } = requestOptions;
   const rq = requestInstance || requestFactory({ jar: true, json: false, ...factoryOptions });
-  return submitLoginForm(rq, { url, formSelector, formData, parseBody: STRATEGIES[parse], validate });
+  // A bluebird promise, as upstream's (request-promise's): konnectors chain `.mapSeries()` and friends on it.
+  return Bluebird.resolve(submitLoginForm(rq, { url, formSelector, formData, parseBody: STRATEGIES[parse], validate }));
 }
 
 async function submitLoginForm(rq, { url, formSelector, formData, parseBody, validate }) {

@@ -91,11 +91,22 @@ const nodeBuiltins: esbuild.Plugin = {
     build.onResolve({ filter: /^(node:)?[a-z_]+(\/promises)?$/ }, (args) => {
       const name = args.path.replace(/^node:/, '');
       if (name === 'process') return { path: processStandIn };
+      if (name === 'util' || name === 'sys') return { path: 'util', namespace: 'guest-util' };
       if (POLYFILLED_BUILTINS.includes(name)) return { path: resolvePackage(stdlib[name]!) };
       if (UNAVAILABLE_BUILTINS.includes(name)) return { path: name, namespace: 'unavailable-builtin' };
       if (args.path.startsWith('node:')) return { errors: [{ text: `"${args.path}" is not a Node built-in the konnector sandbox knows` }] };
       return undefined;
     });
+    // Node's util, knowing the guest's setTimeout as Node's knows its own: util.promisify(setTimeout) sleeps.
+    build.onLoad({ filter: /.*/, namespace: 'guest-util' }, () => ({
+      contents: [
+        `const util = require(${JSON.stringify(resolvePackage(stdlib.util!))});`,
+        'setTimeout[util.promisify.custom] = (delay, value) => new Promise((resolve) => setTimeout(resolve, delay, value));',
+        'module.exports = util;',
+      ].join('\n'),
+      loader: 'js',
+      resolveDir: repoRoot,
+    }));
     build.onLoad({ filter: /.*/, namespace: 'unavailable-builtin' }, (args) => ({
       contents: `import { unavailableBuiltin } from ${JSON.stringify(unavailablePath)};\nmodule.exports = unavailableBuiltin(${JSON.stringify(args.path)});`,
       loader: 'js',

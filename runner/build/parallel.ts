@@ -15,7 +15,8 @@ import type { BuildResult } from './index.ts';
 
 const buildChild = fileURLToPath(new URL('./build-child.ts', import.meta.url));
 
-export type BuildOutcome = { dir: string; result: BuildResult } | { dir: string; error: Error };
+/** Each build's outcome, with the seconds it took. */
+export type BuildOutcome = ({ result: BuildResult } | { error: Error }) & { dir: string; seconds: number };
 
 export interface ParallelBuildOptions {
   unmetered?: boolean;
@@ -44,8 +45,10 @@ export async function buildKonnectors(dirs: string[], outDir: string, options: P
     while (next < dirs.length) {
       const index = next++;
       const dir = dirs[index]!;
+      const started = performance.now();
+      const seconds = () => (performance.now() - started) / 1000;
       outcomes[index] = await buildInChild({ dir, out: outs.get(dir)!, unmetered: options.unmetered ?? false }, (step) => options.progress?.(dir, step))
-        .then((result) => ({ dir, result }), (error: Error) => ({ dir, error }));
+        .then((result) => ({ dir, result, seconds: seconds() }), (error: Error) => ({ dir, error, seconds: seconds() }));
     }
   };
   await Promise.all(Array.from({ length: jobs }, lane));

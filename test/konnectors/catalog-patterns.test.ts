@@ -84,6 +84,10 @@ describe('a catalog-style konnector with undeclared dependencies', () => {
       { vendor: 'shop', currency: 'EUR', amount: 30, date: '2026-03-05', label: '5 mars 2026' },
       { vendor: 'shop', currency: 'EUR', amount: 12.5, date: '2026-04-05', label: '5 avril 2026' },
     ]);
+    // The host made the job's account document (no credentials in it); the konnector saved its data there.
+    const account = await nano(couch.url).use<Record<string, unknown>>(databaseName('jane.cozy.example', 'io.cozy.accounts')).get('shop-account');
+    expect(account).toMatchObject({ account_type: 'undeclared-deps', data: { billsSeen: 2 } });
+    expect(JSON.stringify(account)).not.toContain('secret');
   });
 
   it("gets request's answer, not an exception, for a refused login, and ends LOGIN_FAILED", async () => {

@@ -36,6 +36,7 @@ describe('Node built-ins', () => {
     const facts = JSON.parse(JSON.parse(line!).message.replace(/^facts /, ''));
     expect(facts).toEqual({
       promisified: 42,
+      slept: 'awake',
       heard: 'FAC-1',
       query: 'login=jane%20doe&page=2',
       host: 'shop.example',

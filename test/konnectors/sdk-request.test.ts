@@ -93,6 +93,14 @@ async function guest(sent: HttpRequest[] = []) {
 const echo = 'http://api.example/echo';
 
 describe('requestFactory', () => {
+  it("answers with bluebird promises, as request-promise's: konnectors chain .map() and .mapSeries() on them", async () => {
+    const { json } = await guest();
+    const answered = json(echo.replace(/echo$/, 'json')).then(() => [1, 2, 3]) as unknown as { mapSeries(f: (n: number) => number): Promise<number[]> };
+    const ids = await answered.mapSeries((n) => n * 2);
+    expect(ids).toEqual([2, 4, 6]);
+    await expect(json('not a url at all')).rejects.toThrow();
+  });
+
   it('parses JSON by default, asks for it, and sends no User-Agent (cozy-konnector-libs defaults)', async () => {
     const { json } = await guest();
     expect(await json('http://api.example/json')).toEqual({ a: 1, list: [true] });
