@@ -106,6 +106,23 @@ describe('konnector build', () => {
   });
 });
 
+describe('konnector compat', () => {
+  it('builds each konnector as it is and runs it offline, one table row each, bad directories included', async () => {
+    const missing = path.join(scratch, 'no-such-konnector');
+    const result = await konnectorCli(['compat', fixtureDir('undeclared-deps'), fixtureDir('syntax-error'), missing]);
+    expect(result.code, result.stderr).toBe(0);
+    expect(result.stderr).toContain('compat: building 2 konnectors...');
+    const rows = result.stdout.trim().split('\n').slice(2).map((line) => line.split(' | ').map((cell) => cell.replace(/^\| |\s*\|$/g, '')));
+    expect(rows).toHaveLength(3);
+    // Offline, the vendor's name does not resolve: the konnector ends with a Cozy error code.
+    expect(rows[0]).toEqual(['undeclared-deps', 'ok', expect.stringMatching(/^\d+\.\d$/), expect.stringMatching(/^\d+\.\d$/), 'errored UNKNOWN_ERROR',
+      expect.stringContaining('could not resolve shop.example')]);
+    expect(rows[1]!.slice(0, 2)).toEqual(['syntax-error', expect.stringContaining('cannot bundle the konnector')]);
+    expect(rows[1]![4]).toBe('not run');
+    expect(rows[2]).toEqual(['no-such-konnector', `${missing} is not a directory`, '-', '-', 'not run', '']);
+  });
+});
+
 describe('konnector inspect', () => {
   it('prints one JSON object with the imports, exports, permissions and limits', async () => {
     const result = await konnectorCli(['inspect', probeArtifact, '--json']);
