@@ -248,6 +248,7 @@ async function run(argv: string[]): Promise<number> {
         instance: values.instance ?? 'cozy.localhost',
         fields,
         parameters,
+        manual: true, // run by hand
       },
       {
         couchUrl: couchUrl ?? embedded!.url,

@@ -91,7 +91,7 @@ export async function compatTable(dirs: string[], options: CompatOptions = {}): 
           let lastError: string | undefined;
           const report = await runJob(
             await loadKonnector(artifact, limits),
-            { accountId: `${outcome.result.slug}-compat`, instance: 'compat.cozy.localhost', fields: standInFields(artifact.header.manifest.fields) },
+            { accountId: `${outcome.result.slug}-compat`, instance: 'compat.cozy.localhost', fields: standInFields(artifact.header.manifest.fields), manual: true },
             {
               couchUrl: couch.url,
               limits,

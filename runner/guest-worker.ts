@@ -22,6 +22,8 @@ export interface GuestJob {
   parameters: string;
   /** The konnector's manifest, as JSON. */
   manifest: string;
+  /** The guest's process.env entries for this job. */
+  environment: [string, string][];
 }
 
 /** Host -> worker: run one job. `code` is sent the first time this worker sees the konnector. */

@@ -21,6 +21,10 @@ export const JobRequestSchema = z.object({
   instance: instanceDomainSchema,
   fields: z.record(z.unknown()),
   parameters: z.record(z.unknown()).default({}),
+  /** Launched by a person (run now, `konnector run`) rather than by a schedule: the konnector may then ask for a second factor. */
+  manual: z.boolean().default(false),
+  /** The instance's locale, as cozy-stack passes it. */
+  locale: z.string().min(2).max(35).default('en'),
 });
 
 export type JobRequest = z.input<typeof JobRequestSchema>;
@@ -128,6 +132,12 @@ export async function runJob(konnector: LoadedKonnector, request: JobRequest, en
         fields: JSON.stringify(job.fields),
         parameters: JSON.stringify(job.parameters),
         manifest: JSON.stringify(manifest),
+        environment: [
+          ['COZY_JOB_ID', job.jobId],
+          ['COZY_JOB_MANUAL_EXECUTION', String(job.manual)],
+          ['COZY_LOCALE', job.locale],
+          ['COZY_TIME_LIMIT', String(Math.ceil(env.limits.wallClockMs / 1000))],
+        ],
       },
       { http, documents, files, log },
       env.limits,

@@ -45,7 +45,7 @@ describe('konnector build', () => {
     const built = await konnectorCli(['build', fixtureDir('src-layout'), '--out', out]);
     expect(built.code, built.stderr).toBe(0);
     const ran = await konnectorCli(['run', out, '--fields', '{}', '--json']);
-    expect(ran.stdout).toContain('started from src/index.js');
+    expect(ran.stdout).toContain('started from src/index.js, manual execution: true');
     expect(JSON.parse(ran.stdout.trim().split('\n').at(-1)!)).toMatchObject({ state: 'done', error: null });
   });
 

@@ -81,8 +81,15 @@ describe('the sandbox', () => {
     expect(first.report).toMatchObject({ state: 'done', error: null, saved: { 'io.cozy.probes': 1 } });
     const view = sandboxView(first.lines);
     expect(view).toMatchObject({ process: 'undefined', require: 'undefined', WebAssembly: 'undefined', Deno: 'undefined' });
-    // The konnector's own `process` is the build's stand-in: only what the konnector wrote, nothing of the host.
-    expect(JSON.parse(view.processEnv)).toEqual({ SENTRY_DSN: 'https://sentry.example/1' });
+    // The konnector's own `process` is the build's stand-in: what the konnector wrote and the non-secret values
+    // cozy-stack gives a job, nothing of the host and no credential.
+    expect(JSON.parse(view.processEnv)).toEqual({
+      SENTRY_DSN: 'https://sentry.example/1',
+      COZY_JOB_ID: first.report.jobId,
+      COZY_JOB_MANUAL_EXECUTION: 'false',
+      COZY_LOCALE: 'en',
+      COZY_TIME_LIMIT: String(limits.wallClockMs / 1000),
+    });
     // The clock is the host's, not the instant the snapshot was taken at build time.
     expect(view.now).toBeGreaterThanOrEqual(before);
     expect(view.now).toBeLessThanOrEqual(after);
@@ -263,7 +270,7 @@ describe('the sandbox', () => {
     expect(a.report).toMatchObject({ state: 'done', saved: { 'io.cozy.probes': 1 } });
     expect(c.report).toMatchObject({ state: 'done', saved: { 'io.cozy.probes': 1 } });
     expect(b).toMatchObject({ state: 'done', error: null });
-    expect(lines.map((line) => line.message)).toContain('started from src/index.js');
+    expect(lines.map((line) => line.message)).toContain('started from src/index.js, manual execution: false');
     expect((await runOther()).state).toBe('done');
   });
 

@@ -194,8 +194,8 @@ export async function bundleKonnector(dir: string): Promise<Bundle> {
   const konnectorDir = path.resolve(dir);
   const entry = await entryFile(konnectorDir);
   const wrapper = [
-    `import { enableHostClock, dropTimers } from ${JSON.stringify(preludePath)};`,
-    entryModuleSource(entry, { beforeRun: 'enableHostClock();', afterRun: 'dropTimers();' }),
+    `import { enableHostClock, dropTimers, setJobEnvironment } from ${JSON.stringify(preludePath)};`,
+    entryModuleSource(entry, { beforeRun: 'enableHostClock(); setJobEnvironment(job.environment);', afterRun: 'dropTimers();' }),
   ].join('\n');
   let result: esbuild.BuildResult & { outputFiles: esbuild.OutputFile[] };
   try {

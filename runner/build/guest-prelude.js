@@ -112,3 +112,8 @@ export function enableHostClock() {
 globalThis.fetch = async () => {
   throw new TypeError('fetch() is not available in the konnector sandbox: use cozy-konnector-libs `requestFactory` (or the cozy:konnector/http interface)');
 };
+
+/** The job's `process.env` entries (the WIT job's `environment`): set on the process stand-in before the konnector runs. */
+export function setJobEnvironment(entries) {
+  for (const [name, value] of entries ?? []) process.env[name] = value;
+}

@@ -343,7 +343,7 @@ export class JobProcessor {
     return this.opts.executor
       .execute(
         konnector,
-        { jobId: job._id, accountId: account._id, instance: job.instance, fields: account.auth, parameters: {} },
+        { jobId: job._id, accountId: account._id, instance: job.instance, fields: account.auth, parameters: {}, manual: job.manual },
         { ...this.opts.env, onLog: (line) => {
           lines.push({ ...line, attempt });
           this.opts.onLogLine?.(job._id);
