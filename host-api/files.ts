@@ -103,7 +103,10 @@ export function accountName(fields: Record<string, unknown>, accountId: string):
 export function konnectorFolderPath(
   folders: ReadonlyArray<{ defaultDir?: unknown }> | undefined,
   names: { konnector: string; account: string },
+  fields: Record<string, unknown> = {},
 ): string | undefined {
+  // Older manifests ask for a folder with the legacy `fields.advancedFields.folderPath` instead: the default one.
+  if ((!folders || folders.length === 0) && hasLegacyFolderField(fields)) return konnectorFolderPath([{}], names);
   if (!folders || folders.length === 0) return undefined;
   const defaultDir = typeof folders[0]!.defaultDir === 'string' && folders[0]!.defaultDir ? folders[0]!.defaultDir : DEFAULT_DEFAULT_DIR;
   const segments = defaultDir.split('/').filter((segment) => segment !== '');
@@ -112,6 +115,11 @@ export function konnectorFolderPath(
   const rendered = rest.map((segment) =>
     segment === '$konnector' ? names.konnector : segment === '$account' ? names.account.replace(/\//g, '-') : segment);
   return `/${[base, ...rendered].map(safeFolderName).join('/')}`;
+}
+
+function hasLegacyFolderField(fields: Record<string, unknown>): boolean {
+  const advanced = fields.advancedFields;
+  return typeof advanced === 'object' && advanced !== null && 'folderPath' in advanced;
 }
 
 /** A name from the manifest or the account made acceptable as one folder name. */

@@ -114,7 +114,7 @@ export async function runJob(konnector: LoadedKonnector, request: JobRequest, en
     folderPath: konnectorFolderPath(manifest.folders, {
       konnector: manifest.name,
       account: accountName(job.fields, job.accountId),
-    }),
+    }, manifest.fields),
     filesDir: env.filesDir,
     limits: env.limits.files,
   });

@@ -107,6 +107,10 @@ describe('the konnector folder', () => {
 
   it('is absent when the manifest grants no folder', () => {
     expect(konnectorFolderPath(undefined, names)).toBeUndefined();
+    // The legacy way to ask for a folder: the default one.
+    expect(konnectorFolderPath(undefined, names, { advancedFields: { folderPath: { advanced: true, isRequired: false } } }))
+      .toBe('/Administrative/Example Energy/jane@example.org');
+    expect(konnectorFolderPath([], names, { login: { type: 'text' } })).toBeUndefined();
     expect(konnectorFolderPath([], names)).toBeUndefined();
   });
 
