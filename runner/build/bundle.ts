@@ -79,10 +79,14 @@ const POLYFILLED_BUILTINS = ['assert', 'buffer', 'constants', 'crypto', 'domain'
   '_stream_duplex', '_stream_passthrough', '_stream_readable', '_stream_transform', '_stream_writable'];
 
 /** Node built-ins a sandbox cannot have: they build, and fail when called (runner/build/guest-unavailable.js). */
-const UNAVAILABLE_BUILTINS = ['fs', 'fs/promises', 'child_process', 'net', 'tls', 'dgram', 'dns', 'http', 'https', 'http2',
+const UNAVAILABLE_BUILTINS = ['fs', 'fs/promises', 'child_process', 'net', 'tls', 'dgram', 'dns', 'http2',
   'cluster', 'worker_threads', 'vm', 'module', 'readline', 'repl', 'tty', 'v8', 'perf_hooks', 'async_hooks', 'inspector', 'trace_events'];
 
 const unavailablePath = fileURLToPath(new URL('./guest-unavailable.js', import.meta.url));
+
+/** `http` and `https` on the host's http.send (runner/build/guest-http.js). */
+const GUEST_HTTP_BUILTINS = ['http', 'https'];
+const guestHttpPath = fileURLToPath(new URL('./guest-http.js', import.meta.url));
 
 /** Node built-ins: polyfilled, or a module whose functions fail with a named error; `process` is the stand-in. */
 const nodeBuiltins: esbuild.Plugin = {
@@ -92,6 +96,7 @@ const nodeBuiltins: esbuild.Plugin = {
       const name = args.path.replace(/^node:/, '');
       if (name === 'process') return { path: processStandIn };
       if (POLYFILLED_BUILTINS.includes(name)) return { path: resolvePackage(stdlib[name]!) };
+      if (GUEST_HTTP_BUILTINS.includes(name)) return { path: name, namespace: 'guest-http' };
       if (UNAVAILABLE_BUILTINS.includes(name)) return { path: name, namespace: 'unavailable-builtin' };
       if (args.path.startsWith('node:')) return { errors: [{ text: `"${args.path}" is not a Node built-in the konnector sandbox knows` }] };
       return undefined;
@@ -101,6 +106,55 @@ const nodeBuiltins: esbuild.Plugin = {
       loader: 'js',
       resolveDir: repoRoot,
     }));
+    build.onLoad({ filter: /.*/, namespace: 'guest-http' }, (args) => ({
+      contents: `import { ${args.path} } from ${JSON.stringify(guestHttpPath)};\nmodule.exports = ${args.path};`,
+      loader: 'js',
+      resolveDir: repoRoot,
+    }));
+  },
+};
+
+/**
+ * Packages cozy-konnector-libs 5.13 brought with it, which catalog konnectors
+ * require without declaring them. This project depends on them (pinned); a
+ * konnector's own copy wins when its node_modules has one.
+ */
+export const SDK_PROVIDED_PACKAGES = ['request', 'request-promise', 'request-promise-native', 'bluebird', 'lodash', 'moment'];
+const SDK_PROVIDED_IMPORT = new RegExp(`^(${SDK_PROVIDED_PACKAGES.join('|')})(/.*)?$`);
+
+/**
+ * Packages whose browser entry is a web global the guest does not have
+ * (form-data's is `window.FormData`): their Node entry, which runs on the
+ * polyfilled built-ins, is used instead.
+ */
+const NODE_ENTRIES: Record<string, string> = { 'form-data': 'lib/form_data.js' };
+
+const nodeEntries: esbuild.Plugin = {
+  name: 'node-entries',
+  setup(build) {
+    build.onResolve({ filter: new RegExp(`^(${Object.keys(NODE_ENTRIES).join('|')})$`) }, async (args) => {
+      if (args.pluginData === 'node-entry') return undefined;
+      const manifest = await build.resolve(`${args.path}/package.json`, {
+        kind: args.kind, importer: args.importer, resolveDir: args.resolveDir, pluginData: 'node-entry',
+      });
+      if (manifest.errors.length > 0) return { errors: manifest.errors };
+      return { path: path.join(path.dirname(manifest.path), NODE_ENTRIES[args.path]!) };
+    });
+  },
+};
+
+const sdkProvidedPackages: esbuild.Plugin = {
+  name: 'sdk-provided-packages',
+  setup(build) {
+    build.onResolve({ filter: SDK_PROVIDED_IMPORT }, async (args) => {
+      if (args.pluginData === 'sdk-provided') return undefined;
+      const options = { kind: args.kind, importer: args.importer, pluginData: 'sdk-provided' };
+      const own = await build.resolve(args.path, { ...options, resolveDir: args.resolveDir });
+      if (own.errors.length === 0) return own;
+      const provided = await build.resolve(args.path, { ...options, resolveDir: repoRoot });
+      // Neither: the konnector's own resolution error is the one that says what to install.
+      return provided.errors.length === 0 ? provided : { errors: own.errors };
+    });
   },
 };
 
@@ -172,7 +226,7 @@ export async function bundleKonnector(dir: string): Promise<Bundle> {
       define: { 'process.env.NODE_ENV': '"production"', global: 'globalThis' },
       write: false,
       format: 'esm',
-      plugins: [worldImportsOnly, nodeBuiltins],
+      plugins: [worldImportsOnly, nodeBuiltins, nodeEntries, sdkProvidedPackages],
       logLevel: 'silent',
       legalComments: 'none',
       charset: 'utf8',
