@@ -9,8 +9,8 @@
  * ```
  *
  * Cookies: the host keeps a cookie jar private to the job and replays it on
- * every request, so `jar` is accepted and has no effect, and a `Cookie` header
- * cannot be set by hand.
+ * every request, so `jar` is accepted and has no effect. A `Cookie` header set
+ * by hand is merged by the host with its jar (the jar wins a name both hold).
  */
 import { load } from 'cheerio';
 import { send } from './host.js';
