@@ -30,7 +30,9 @@ const IGNORED = new Set([
   'jar', // the host keeps the job's cookies
   'strictSSL', // the host always verifies TLS certificates
   'rejectUnauthorized',
-  'gzip', // the host returns decoded bodies
+  // The host never decompresses. requestFactory sends no Accept-Encoding, so vendors answer uncompressed;
+  // a konnector that sets Accept-Encoding itself gets the encoded bytes (decoding here is not written yet).
+  'gzip',
   'timeout', // the host enforces the job's timeouts
   'debug',
 ]);
