@@ -238,9 +238,13 @@ function normalizeArguments(first, second) {
 
 function unsupportedJar() {
   const fail = () => {
-    throw new UnsupportedError('a cookie jar object', 'the host keeps the cookies of the job; drop `jar()` and keep `jar: true`');
+    throw new UnsupportedError('a cookie jar object', "the host keeps the cookies of the job; drop `jar()` and keep `jar: true`, or use the `request` package's `request.jar()`, which mirrors them");
   };
-  return Object.freeze({ setCookie: fail, getCookies: fail, getCookieString: fail });
+  // request's RequestJar wraps a tough-cookie jar as `_jar`, which konnectors reach (CookieKonnector's `this._jar._jar`).
+  const toughCookieJar = Object.freeze({
+    toJSON: fail, serializeSync: fail, getCookieStringSync: fail, getCookiesSync: fail, setCookieSync: fail,
+  });
+  return Object.freeze({ setCookie: fail, getCookies: fail, getCookieString: fail, _jar: toughCookieJar });
 }
 
 /** A request-promise-like function bound to `defaults` (no cozy defaults added). */

@@ -76,6 +76,9 @@ function socketFacts(protocol) {
 
 /** Node's IncomingMessage: a readable stream of the whole body, with its status and headers. */
 export class IncomingMessage extends Readable {
+  /** The body not streamed yet (Node's IncomingMessage has no `body`; libraries such as request set one). */
+  #unread;
+
   constructor(answer, protocol) {
     super();
     this.statusCode = answer.status;
@@ -95,13 +98,13 @@ export class IncomingMessage extends Readable {
     this.rawTrailers = [];
     this.socket = this.connection = socketFacts(protocol);
     this.complete = false;
-    this.body = answer.body;
+    this.#unread = answer.body;
   }
 
   _read() {
-    if (this.body === undefined) return;
-    const body = Buffer.from(this.body.buffer, this.body.byteOffset, this.body.byteLength);
-    this.body = undefined;
+    if (this.#unread === undefined) return;
+    const body = Buffer.from(this.#unread.buffer, this.#unread.byteOffset, this.#unread.byteLength);
+    this.#unread = undefined;
     if (body.length > 0) this.push(body);
     this.complete = true;
     this.push(null);

@@ -191,6 +191,8 @@ describe('requestFactory', () => {
     const rq = factory({ jar: true, strictSSL: false, gzip: true, timeout: 5000 });
     expect((await rq(echo)).method).toBe('GET');
     expect(() => rq.jar().setCookie('a=1', echo)).toThrow(/cookie jar object/);
+    expect(() => rq.jar()._jar.getCookieStringSync(echo)).toThrow(/cookie jar object .*request\.jar\(\)/);
+    expect(() => rq.jar()._jar.toJSON()).toThrow(/cookie jar object/);
   });
 
   it('turns a host refusal into a RequestError carrying the WIT error kind', async () => {
