@@ -102,3 +102,15 @@ test('konnector inspect lists only cozy:konnector/* and wasi:random/* imports', 
   expect(imports).toContain('cozy:konnector/http@0.1.0');
   expect(imports.filter((name) => !/^(cozy:konnector|wasi:random)\//.test(name))).toEqual([]);
 });
+
+describe('a decompression bomb', () => {
+  test("request's gzip decoding of a 1 GiB bomb (1 MB on the wire) ends the job at a limit; a gzip body of 100 kB decodes whole", async () => {
+    const [twin] = await steps([{ via: 'gzip', url: 'http://vendor.test/gzip?bytes=100000' }]);
+    expect(twin).toMatchObject({ ok: true, decodedBytes: 100_000 });
+    const bomb = await runHostile(konnector, { steps: [{ via: 'gzip', url: `http://vendor.test/gzip?bytes=${2 ** 30}` }] }, env());
+    expect(bomb.report).toMatchObject({ state: 'errored', error: expect.stringMatching(/^LIMIT_EXCEEDED\./) });
+    expect(bomb.outcomes).toEqual([]);
+    // Decoding is guest work: it spends the job's fuel (LIMIT_EXCEEDED.FUEL with these limits) inside its capped memory.
+    expect(bomb.report.memoryPeakBytes).toBeLessThanOrEqual(limits.memoryBytes);
+  });
+});
