@@ -56,6 +56,8 @@ export interface JobEnvironment {
   allowHosts?: OperatorHosts;
   /** DNS for the job's http capability; default the system resolver. Tests inject a fake one. */
   resolve?: (host: string) => Promise<string[]>;
+  /** CA certificates (PEM) the job's https trusts beside Node's roots: an operator's private CA, or a test vendor's. */
+  extraCaCertificates?: string[];
   onLog?: (line: LogLine) => void;
   /** Where file contents are stored (`<filesDir>/<instance>/<path>`); without it the konnector cannot save files. */
   filesDir?: string;
@@ -94,6 +96,7 @@ export async function runJob(konnector: LoadedKonnector, request: JobRequest, en
     operatorAllowedHosts: operatorHostsFor(env.allowHosts, manifest.slug),
     connectTo: env.connectTo,
     resolve: env.resolve,
+    extraCaCertificates: env.extraCaCertificates,
     onLog: (level, message) => log.write(level, message, 'runner'),
   });
   const documents = createDocuments({

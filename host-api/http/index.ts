@@ -17,7 +17,7 @@ import { createCheckedConnector, type Resolver } from './connector.ts';
 import { CookieStore } from './cookies.ts';
 import { HttpConfigError, HttpError, type HttpErrorKind } from './errors.ts';
 import { defaultPort, EgressPolicy, parseAllowedHost, parseConnectTo, type ConnectTo, type HostList } from './policy.ts';
-import { fieldBytes, headBytes, validateRequest } from './request.ts';
+import { fieldBytes, headBytes, mergeCookieHeader, validateRequest } from './request.ts';
 
 export { HttpConfigError, HttpError, type HttpErrorKind } from './errors.ts';
 export {
@@ -236,8 +236,10 @@ export function createHttp(opts: HttpOptions): Http {
     if (closed) throw new HttpError('network', `${where}: the job's http capability is closed`);
     // Refused destinations stop here, before any budget or socket is used.
     policy.check(url.protocol, url.hostname, url.port ? Number(url.port) : defaultPort(url.protocol));
-    const cookie = await (await cookies).header(url);
-    const sent: [string, string][] = cookie ? [...headers, ['cookie', cookie]] : headers;
+    const isCookie = ([name]: [string, string]) => name.toLowerCase() === 'cookie';
+    const cookie = mergeCookieHeader(await (await cookies).header(url), headers.filter(isCookie).map(([, value]) => value));
+    const others = headers.filter((header) => !isCookie(header));
+    const sent: [string, string][] = cookie ? [...others, ['cookie', cookie]] : others;
     const outBytes = headBytes(method, url, sent) + (body?.byteLength ?? 0);
     if (stats.requests >= limits.maxRequests) {
       throw new BudgetExceeded('HTTP_REQUESTS', limits.maxRequests, stats.requests + 1, `${where}: requests`);

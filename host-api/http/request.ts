@@ -10,10 +10,13 @@ export const METHODS: readonly string[] = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH'
  *   a second request into the connection;
  * - `connection`, `keep-alive`, `upgrade`, `te`, `trailer`, `expect`: change
  *   the connection's life or protocol, which the host's pool manages;
- * - `cookie`: bypass or pollute the job's jar (the host sends the jar's cookies);
  * - `proxy-*`: there is no proxy; such headers would only leak to the origin.
+ *
+ * A `cookie` header is the konnector's own cookies (a library's jar, or one it
+ * set by hand): it holds only what the konnector already knows, so it may
+ * come, and the host merges it with the job's jar (`mergeCookieHeader`).
  */
-const HOST_OWNED = new Set(['host', 'content-length', 'transfer-encoding', 'connection', 'keep-alive', 'upgrade', 'te', 'trailer', 'expect', 'cookie']);
+const HOST_OWNED = new Set(['host', 'content-length', 'transfer-encoding', 'connection', 'keep-alive', 'upgrade', 'te', 'trailer', 'expect']);
 
 /** RFC 9110 token. */
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
@@ -91,4 +94,24 @@ export function validateRequest(
     throw new HttpError('too-large', `request body of ${req.body.byteLength} bytes exceeds the limit of ${maxBodyBytes} bytes`);
   }
   return { method: req.method, url, headers, body: req.body };
+}
+
+/**
+ * The `cookie` header sent for a request: the job's jar's cookies, then the
+ * konnector's own ones whose names the jar does not hold for this URL. The
+ * jar wins a name both have, so a guest's stale copy never overrides what the
+ * vendor set; the guest's cookies are sent, never stored in the jar.
+ */
+export function mergeCookieHeader(fromJar: string | undefined, fromGuest: readonly string[]): string | undefined {
+  const pairs = fromJar ? fromJar.split(/;\s*/) : [];
+  const held = new Set(pairs.map((pair) => pair.split('=', 1)[0]!.trim()));
+  for (const pair of fromGuest.flatMap((value) => value.split(';'))) {
+    const trimmed = pair.trim();
+    if (trimmed === '') continue;
+    const name = trimmed.split('=', 1)[0]!.trim();
+    if (held.has(name)) continue;
+    held.add(name);
+    pairs.push(trimmed);
+  }
+  return pairs.length > 0 ? pairs.join('; ') : undefined;
 }

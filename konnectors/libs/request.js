@@ -9,9 +9,10 @@
  * ```
  *
  * Cookies: the host keeps a cookie jar private to the job and replays it on
- * every request, so `jar: true` has no effect, a jar from `request.jar()`
- * mirrors the cookies the vendor sets (for reading), and a `Cookie` header
- * cannot be set by hand.
+ * every request, so `jar: true` has no effect. A jar from `request.jar()`
+ * mirrors the cookies the vendor sets in the requests it is passed to, and the
+ * cookies set in it by hand are sent: the host merges a `Cookie` header with its
+ * own jar (the host's jar wins a name both hold).
  */
 import Bluebird from 'bluebird';
 import { load } from 'cheerio';
@@ -33,7 +34,9 @@ const IGNORED = new Set([
   'jar', // the host keeps the job's cookies (a jar from `jar()` also records what it sees)
   'strictSSL', // the host always verifies TLS certificates
   'rejectUnauthorized',
-  'gzip', // the host returns decoded bodies
+  // The host never decompresses. requestFactory sends no Accept-Encoding, so vendors answer uncompressed;
+  // a konnector that sets Accept-Encoding itself gets the encoded bytes (decoding here is not written yet).
+  'gzip',
   'timeout', // the host enforces the job's timeouts
   'debug',
 ]);
@@ -195,6 +198,8 @@ async function perform(options) {
   const url = resolveUrl(options);
   const { bytes, type } = buildBody(options);
   const headers = mergeHeaders(options.headers);
+  const ownCookies = options.jar instanceof CookieJarMirror ? options.jar.getCookieString(url) : '';
+  if (ownCookies !== '' && !hasHeader(headers, 'cookie')) headers.Cookie = ownCookies;
   if (options.userAgent === true && !hasHeader(headers, 'user-agent')) headers['User-Agent'] = DEFAULT_USER_AGENT;
   if (type && !hasHeader(headers, 'content-type')) headers['Content-Type'] = type;
   if (options.json && !hasHeader(headers, 'accept')) headers.Accept = 'application/json';
@@ -243,7 +248,8 @@ function normalizeArguments(first, second) {
  * (`_jar`, as CookieKonnector code reads it). The host keeps the cookies it
  * sends; this jar mirrors the `set-cookie` answers of the requests it is
  * passed to (`jar: j`), so a konnector can read the cookies its vendor set in
- * this job. Cookies set here by hand stay here: they are not sent.
+ * this job. Cookies set here by hand go with those requests too (the host
+ * merges them with its own jar).
  */
 export class CookieJarMirror {
   constructor() {

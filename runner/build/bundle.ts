@@ -79,10 +79,14 @@ const POLYFILLED_BUILTINS = ['assert', 'buffer', 'constants', 'crypto', 'domain'
   '_stream_duplex', '_stream_passthrough', '_stream_readable', '_stream_transform', '_stream_writable'];
 
 /** Node built-ins a sandbox cannot have: they build, and fail when called (runner/build/guest-unavailable.js). */
-const UNAVAILABLE_BUILTINS = ['fs', 'fs/promises', 'child_process', 'net', 'tls', 'dgram', 'dns', 'http', 'https', 'http2',
+const UNAVAILABLE_BUILTINS = ['fs', 'fs/promises', 'child_process', 'net', 'tls', 'dgram', 'dns', 'http2',
   'cluster', 'worker_threads', 'vm', 'module', 'readline', 'repl', 'tty', 'v8', 'perf_hooks', 'async_hooks', 'inspector', 'trace_events'];
 
 const unavailablePath = fileURLToPath(new URL('./guest-unavailable.js', import.meta.url));
+
+/** `http` and `https` on the host's http.send (runner/build/guest-http.js). */
+const GUEST_HTTP_BUILTINS = ['http', 'https'];
+const guestHttpPath = fileURLToPath(new URL('./guest-http.js', import.meta.url));
 
 /** Node built-ins: polyfilled, or a module whose functions fail with a named error; `process` is the stand-in. */
 const nodeBuiltins: esbuild.Plugin = {
@@ -93,6 +97,7 @@ const nodeBuiltins: esbuild.Plugin = {
       if (name === 'process') return { path: processStandIn };
       if (name === 'util' || name === 'sys') return { path: 'util', namespace: 'guest-util' };
       if (POLYFILLED_BUILTINS.includes(name)) return { path: resolvePackage(stdlib[name]!) };
+      if (GUEST_HTTP_BUILTINS.includes(name)) return { path: name, namespace: 'guest-http' };
       if (UNAVAILABLE_BUILTINS.includes(name)) return { path: name, namespace: 'unavailable-builtin' };
       if (args.path.startsWith('node:')) return { errors: [{ text: `"${args.path}" is not a Node built-in the konnector sandbox knows` }] };
       return undefined;
@@ -112,26 +117,54 @@ const nodeBuiltins: esbuild.Plugin = {
       loader: 'js',
       resolveDir: repoRoot,
     }));
+    build.onLoad({ filter: /.*/, namespace: 'guest-http' }, (args) => ({
+      contents: `import { ${args.path} } from ${JSON.stringify(guestHttpPath)};\nmodule.exports = ${args.path};`,
+      loader: 'js',
+      resolveDir: repoRoot,
+    }));
   },
 };
 
 /**
- * Packages konnectors require without declaring them, because the real
- * cozy-konnector-libs brought them along (moment: its 4.x releases). The
- * konnector's own copy wins; without one, this project's pinned copy is used.
+ * Packages cozy-konnector-libs brought with it (5.13; moment: its 4.x releases), which catalog konnectors
+ * require without declaring them. This project depends on them (pinned); a
+ * konnector's own copy wins when its node_modules has one.
  */
-const BROUGHT_BY_THE_SDK = /^(lodash|moment|bluebird|date-fns|tough-cookie)(\/.*)?$/;
+export const SDK_PROVIDED_PACKAGES = ['request', 'request-promise', 'request-promise-native', 'bluebird', 'lodash', 'moment', 'date-fns', 'tough-cookie'];
+const SDK_PROVIDED_IMPORT = new RegExp(`^(${SDK_PROVIDED_PACKAGES.join('|')})(/.*)?$`);
 
-const broughtByTheSdk: esbuild.Plugin = {
-  name: 'brought-by-the-sdk',
+/**
+ * Packages whose browser entry is a web global the guest does not have
+ * (form-data's is `window.FormData`): their Node entry, which runs on the
+ * polyfilled built-ins, is used instead.
+ */
+const NODE_ENTRIES: Record<string, string> = { 'form-data': 'lib/form_data.js' };
+
+const nodeEntries: esbuild.Plugin = {
+  name: 'node-entries',
   setup(build) {
-    build.onResolve({ filter: BROUGHT_BY_THE_SDK }, async (args) => {
-      if (args.pluginData === broughtByTheSdk) return undefined;
-      const again = { kind: args.kind, importer: args.importer, pluginData: broughtByTheSdk };
-      const own = await build.resolve(args.path, { ...again, resolveDir: args.resolveDir });
-      const found = own.errors.length === 0 ? own : await build.resolve(args.path, { ...again, resolveDir: repoRoot });
-      if (found.errors.length > 0) return { errors: found.errors };
-      return { path: found.path, namespace: found.namespace, sideEffects: found.sideEffects };
+    build.onResolve({ filter: new RegExp(`^(${Object.keys(NODE_ENTRIES).join('|')})$`) }, async (args) => {
+      if (args.pluginData === 'node-entry') return undefined;
+      const manifest = await build.resolve(`${args.path}/package.json`, {
+        kind: args.kind, importer: args.importer, resolveDir: args.resolveDir, pluginData: 'node-entry',
+      });
+      if (manifest.errors.length > 0) return { errors: manifest.errors };
+      return { path: path.join(path.dirname(manifest.path), NODE_ENTRIES[args.path]!) };
+    });
+  },
+};
+
+const sdkProvidedPackages: esbuild.Plugin = {
+  name: 'sdk-provided-packages',
+  setup(build) {
+    build.onResolve({ filter: SDK_PROVIDED_IMPORT }, async (args) => {
+      if (args.pluginData === 'sdk-provided') return undefined;
+      const options = { kind: args.kind, importer: args.importer, pluginData: 'sdk-provided' };
+      const own = await build.resolve(args.path, { ...options, resolveDir: args.resolveDir });
+      if (own.errors.length === 0) return own;
+      const provided = await build.resolve(args.path, { ...options, resolveDir: repoRoot });
+      // Neither: the konnector's own resolution error is the one that says what to install.
+      return provided.errors.length === 0 ? provided : { errors: own.errors };
     });
   },
 };
@@ -149,10 +182,6 @@ export const GUEST_RESOLUTION = {
     // cheerio's default entry pulls in undici and Node streams; its browser
     // entry has the same parse5-based `load` without them.
     cheerio: path.join(repoRoot, 'node_modules/cheerio/dist/browser/index.js'),
-    // Node's http under them cannot be in a sandbox: konnectors get their API on the host's http.
-    request: path.join(guestLibsDir, 'request-library.cjs'),
-    'request-promise': path.join(guestLibsDir, 'request-promise.cjs'),
-    'request-promise-native': path.join(guestLibsDir, 'request-promise.cjs'),
   },
 } satisfies esbuild.BuildOptions;
 
@@ -208,7 +237,7 @@ export async function bundleKonnector(dir: string): Promise<Bundle> {
       define: { 'process.env.NODE_ENV': '"production"', global: 'globalThis' },
       write: false,
       format: 'esm',
-      plugins: [worldImportsOnly, nodeBuiltins, broughtByTheSdk],
+      plugins: [worldImportsOnly, nodeBuiltins, nodeEntries, sdkProvidedPackages],
       logLevel: 'silent',
       legalComments: 'none',
       charset: 'utf8',

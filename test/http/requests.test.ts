@@ -24,7 +24,6 @@ describe('headers from the konnector', () => {
     ['TE', 'trailers'],
     ['Trailer', 'x-smuggled'],
     ['Expect', '100-continue'],
-    ['Cookie', 'session=stolen'],
     ['Proxy-Authorization', 'Basic Zm9vOmJhcg=='],
     ['proxy-connection', 'keep-alive'],
     ['X Note', 'space in the name'],
@@ -200,6 +199,15 @@ describe('the cookie jar', () => {
     const bobs = await bob.http.send(get('http://vendor.test/account'));
     expect([bobs.status, text(bobs.body)]).toEqual([401, 'no cookie']);
     expect(text((await alice.http.send(get('http://vendor.test/account'))).body)).toBe('session=s3cr3t');
+  });
+
+  test("a konnector's cookie header is merged with the jar: the jar wins a name both hold, and keeps none of the konnector's", async () => {
+    const { connectTo } = await loginSite();
+    const { http } = makeHttp({ connectTo });
+    await http.send(get('http://vendor.test/login'));
+    const merged = await http.send(get('http://vendor.test/bills', { headers: [['Cookie', 'session=forged; lang=fr']] }));
+    expect(text(merged.body)).toBe('session=s3cr3t; lang=fr');
+    expect(text((await http.send(get('http://vendor.test/bills'))).body)).toBe('session=s3cr3t');
   });
 
   test('a cookie stays with its domain', async () => {

@@ -24,6 +24,7 @@ import { CookieJar } from 'tough-cookie';
 import { startEmbeddedCouchDB, type CouchServer } from '../../host-api/couchdb-server.ts';
 import { createDocuments, DocumentsError, type Documents } from '../../host-api/documents.ts';
 import { createFiles, FilesError, type Files } from '../../host-api/files.ts';
+import { mergeCookieHeader } from '../../host-api/http/request.ts';
 import { entryModuleSource, GUEST_RESOLUTION } from '../../runner/build/bundle.ts';
 
 export const repoRoot = fileURLToPath(new URL('../../', import.meta.url));
@@ -73,7 +74,7 @@ export function witError(kind: string, message: string): { payload: { kind: stri
 // ---------------------------------------------------------------------------
 // HTTP
 
-const FORBIDDEN_HEADERS = new Set(['host', 'connection', 'content-length', 'transfer-encoding', 'cookie', 'proxy-authorization', 'proxy-connection']);
+const FORBIDDEN_HEADERS = new Set(['host', 'connection', 'content-length', 'transfer-encoding', 'proxy-authorization', 'proxy-connection']);
 const MAX_REDIRECTS = 10;
 
 export interface TestHttpOptions {
@@ -119,10 +120,12 @@ export function createTestHttp(opts: TestHttpOptions): TestHost['http'] {
         if (url.protocol !== 'http:') throw witError('denied', `${url.protocol} is not reachable in tests`);
         const port = opts.connectTo[`${url.hostname}:${url.port || '80'}`];
         if (port === undefined) throw witError('denied', `${url.host} is not an allowed destination`);
-        const cookie = await jar.getCookieString(url.href);
+        const isCookie = ([name]: [string, string]) => name.toLowerCase() === 'cookie';
+        const cookie = mergeCookieHeader(await jar.getCookieString(url.href) || undefined, headers.filter(isCookie).map(([, value]) => value));
+        const others = headers.filter((header) => !isCookie(header));
         let answer;
         try {
-          answer = await rawRequest(port, url, method, cookie ? [...headers, ['Cookie', cookie]] : headers, body);
+          answer = await rawRequest(port, url, method, cookie ? [...others, ['Cookie', cookie]] : others, body);
         } catch (error) {
           throw witError('network', `${url.host}: ${(error as Error).message}`);
         }

@@ -5,10 +5,11 @@
  * child_process, net...) build, and fail with a named error when called. The
  * component still imports nothing but the world's interfaces.
  */
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { bundleKonnector } from '../../runner/build/bundle.ts';
 import { fixtureDir } from '../support/artifacts.ts';
 import { konnectorCli } from '../support/cli.ts';
 
@@ -60,5 +61,45 @@ describe('Node built-ins', () => {
     const inspected = await konnectorCli(['inspect', artifact, '--json']);
     const { imports } = JSON.parse(inspected.stdout) as { imports: string[] };
     expect(imports.filter((name) => !/^(cozy:konnector|wasi:random)\//.test(name))).toEqual([]);
+  });
+});
+
+describe('packages cozy-konnector-libs brought, which konnectors require undeclared', () => {
+  /** The version line of this project's moment, as esbuild prints it. */
+  const PROJECT_MOMENT = /hooks\.version = ["']2\.30\.1["']/;
+
+  /** A konnector in a folder outside this project requiring `moduleName`, with the files given (its own node_modules). */
+  async function konnectorOutside(moduleName: string, files: Record<string, string> = {}): Promise<string> {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'undeclared-'));
+    await writeFile(path.join(dir, 'index.js'), `exports.run = () => console.log(require(${JSON.stringify(moduleName)}))\n`);
+    for (const [file, content] of Object.entries(files)) {
+      await mkdir(path.dirname(path.join(dir, file)), { recursive: true });
+      await writeFile(path.join(dir, file), content);
+    }
+    return dir;
+  }
+
+  it("resolve from this project when the konnector's node_modules lacks them", async () => {
+    const dir = await konnectorOutside('moment');
+    const { code } = await bundleKonnector(dir);
+    expect(code).toMatch(PROJECT_MOMENT);
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it("the konnector's own copy wins when it has one", async () => {
+    const dir = await konnectorOutside('moment', {
+      'node_modules/moment/package.json': '{ "name": "moment", "version": "0.0.1", "main": "own.js" }',
+      'node_modules/moment/own.js': "module.exports = 'the konnector own moment'\n",
+    });
+    const { code } = await bundleKonnector(dir);
+    expect(code).toContain('the konnector own moment');
+    expect(code).not.toMatch(PROJECT_MOMENT);
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('only those: another package of this project is not lent, the build names what is missing', async () => {
+    const dir = await konnectorOutside('undici');
+    await expect(bundleKonnector(dir)).rejects.toThrow(/Could not resolve "undici"/);
+    await rm(dir, { recursive: true, force: true });
   });
 });

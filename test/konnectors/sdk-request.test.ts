@@ -218,6 +218,9 @@ describe('requestFactory', () => {
     expect(other.getCookies(base)).toEqual([]);
     other.setCookie('c=3', base);
     expect(other.getCookieString(base)).toBe('c=3');
+    // A cookie set by hand goes with the requests the jar is passed to, beside the host's.
+    const seen = await factory({ jar: other, json: true })(echo);
+    expect(seen.headers.cookie.split('; ').sort()).toEqual(['a=1', 'b=2', 'c=3']);
   });
 
   it('turns a host refusal into a RequestError carrying the WIT error kind', async () => {

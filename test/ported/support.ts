@@ -48,11 +48,16 @@ export interface PortedRun {
   messages: string[];
 }
 
-/** One job of the konnector in `konnectorDir`, its vendor `host` (port 80) mapped to 127.0.0.1:`port`. */
+/**
+ * One job of the konnector in `konnectorDir`, its vendor `host` mapped to 127.0.0.1:`port`: port 80, or 443 when
+ * `ca` is given (an https site; `ca`, when not empty, is a CA the job trusts beside Node's roots).
+ */
 export async function runPorted(
   env: PortedEnv,
   konnectorDir: string,
-  job: { instance: string; accountId: string; fields: Record<string, unknown>; vendor: { host: string; port: number }; limits?: Limits },
+  job: {
+    instance: string; accountId: string; fields: Record<string, unknown>; vendor: { host: string; port: number; ca?: string }; limits?: Limits;
+  },
 ): Promise<PortedRun> {
   const logs: LogLine[] = [];
   const report = await runJob(
@@ -62,7 +67,8 @@ export async function runPorted(
       couchUrl: env.couchUrl,
       limits: job.limits ?? defaultLimits,
       filesDir: env.filesDir,
-      connectTo: [{ host: job.vendor.host, port: 80, toAddress: '127.0.0.1', toPort: job.vendor.port }],
+      connectTo: [{ host: job.vendor.host, port: job.vendor.ca === undefined ? 80 : 443, toAddress: '127.0.0.1', toPort: job.vendor.port }],
+      extraCaCertificates: job.vendor.ca ? [job.vendor.ca] : undefined,
       onLog: (line) => logs.push(line),
     },
   );

@@ -7,6 +7,8 @@
 import dc from 'node:diagnostics_channel';
 import http from 'node:http';
 import type net from 'node:net';
+import { Readable } from 'node:stream';
+import { createGzip } from 'node:zlib';
 import { parseConnectTo } from '../../host-api/http/index.ts';
 import type { LogLine } from '../../host-api/log.ts';
 import { runJob, type JobEnvironment, type JobReport } from '../../runner/job.ts';
@@ -91,6 +93,20 @@ function stream(res: http.ServerResponse, total: number, declareLength: boolean)
   return state;
 }
 
+/** `total` zero bytes through gzip, produced as the client reads. */
+function gzipZeros(res: http.ServerResponse, total: number): void {
+  res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-encoding': 'gzip' });
+  const zeros = Buffer.alloc(1024 * 1024);
+  let left = total;
+  Readable.from((function* produce() {
+    while (left > 0) {
+      const chunk = zeros.subarray(0, Math.min(zeros.length, left));
+      left -= chunk.length;
+      yield chunk;
+    }
+  })()).pipe(createGzip()).pipe(res);
+}
+
 /** One byte every `everyMs` ms, `total` of them (forever when not given). */
 function drip(res: http.ServerResponse, total: number, everyMs: number): void {
   res.writeHead(200, { 'content-type': 'text/plain' });
@@ -119,6 +135,7 @@ function drip(res: http.ServerResponse, total: number, everyMs: number): void {
  *   /stream?bytes=N[&declared]  N bytes (1 GiB by default), produced as the client reads
  *   /drip?bytes=N&every=MS   one byte every MS ms (forever without bytes)
  *   /stall                   never answers
+ *   /gzip?bytes=N            N zero bytes, gzip-encoded as they are produced (1 GiB is a 1 MB bomb)
  */
 export async function startVendorSite() {
   const streams: Stream[] = [];
@@ -151,6 +168,8 @@ export async function startVendorSite() {
         return drip(res, Number(param('bytes') ?? Infinity), Number(param('every') ?? 100));
       case '/stall':
         return;
+      case '/gzip':
+        return gzipZeros(res, Number(param('bytes')));
       default:
         return res.writeHead(404).end('not found');
     }

@@ -1,0 +1,116 @@
+/**
+ * Attacks through Node's modules as a konnector's npm dependencies reach them
+ * (runner/build/guest-http.js, guest-unavailable.js): http, https and request
+ * go through the host's egress policy like any send, files and processes fail
+ * with a named error, and request's cookie jar sees only its own job's
+ * cookies. Each attack has a benign twin that succeeds.
+ */
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { startEmbeddedCouchDB, type CouchServer } from '../../host-api/couchdb-server.ts';
+import type { JobEnvironment } from '../../runner/job.ts';
+import { LimitsSchema } from '../../runner/limits.ts';
+import type { LoadedKonnector } from '../../runner/loader.ts';
+import { buildOnce, fixtureDir, loadOnce } from '../support/artifacts.ts';
+import { konnectorCli } from '../support/cli.ts';
+import { runHostile, startCountingServer, startVendorSite, type CountingServer, type Outcome } from './support.ts';
+
+const limits = LimitsSchema.parse({ memoryBytes: 256 * 1024 * 1024, wallClockMs: 60_000, http: { connectTimeoutMs: 2_000 } });
+const dir = fixtureDir('hostile-builtins');
+
+let tmp: string;
+let couch: CouchServer;
+let vendor: Awaited<ReturnType<typeof startVendorSite>>;
+/** A service on this machine a konnector must not reach. */
+let internal: CountingServer;
+let konnector: LoadedKonnector;
+
+beforeAll(async () => {
+  tmp = await mkdtemp(path.join(os.tmpdir(), 'hostile-builtins-'));
+  [couch, vendor, internal] = await Promise.all([
+    startEmbeddedCouchDB({ dataDir: path.join(tmp, 'couchdb') }),
+    startVendorSite(),
+    startCountingServer((_req, res) => res.end('internal secret')),
+  ]);
+  konnector = await loadOnce(dir, limits);
+});
+
+afterAll(async () => {
+  await Promise.all([couch?.stop(), vendor?.close(), internal?.close()]);
+  if (tmp) await rm(tmp, { recursive: true, force: true });
+});
+
+const env = (): JobEnvironment => ({ couchUrl: couch.url, limits, connectTo: [vendor.connectTo] });
+
+async function steps(todo: Record<string, unknown>[], account?: string): Promise<Outcome[]> {
+  const run = await runHostile(konnector, { steps: todo }, env(), account);
+  expect(run.report, run.lines.map((l) => l.message).join('\n')).toMatchObject({ state: 'done', error: null });
+  return todo.map((_, index) => run.outcomes.find((o) => o.step === index)!);
+}
+
+describe('http, https and request go through the egress policy', () => {
+  const targets = () => [
+    `http://127.0.0.1:${internal.port}/`,
+    'http://169.254.169.254/latest/meta-data/',
+    `http://127.0.0.1:${new URL(couch.url).port}/_all_dbs`,
+  ];
+
+  test.each(['http', 'request'])('%s to loopback, the metadata address and the CouchDB port is denied; to the vendor it succeeds', async (via) => {
+    const outcomes = await steps([...targets().map((url) => ({ via, url })), { via, url: 'http://vendor.test/ping' }]);
+    for (const outcome of outcomes.slice(0, -1)) {
+      expect(outcome).toMatchObject({ ok: false, kind: 'denied', message: expect.stringMatching(/egress|not allowed|loopback|private|link-local|refused/i) });
+    }
+    expect(outcomes.at(-1)).toMatchObject({ ok: true, status: 200, text: 'pong' });
+    expect(internal.connections).toBe(0);
+  });
+
+  test('https to the metadata address and to loopback is denied as well', async () => {
+    const outcomes = await steps([{ via: 'https', url: 'https://169.254.169.254/' }, { via: 'https', url: `https://127.0.0.1:${internal.port}/` }]);
+    for (const outcome of outcomes) expect(outcome).toMatchObject({ ok: false, kind: 'denied' });
+    expect(internal.connections).toBe(0);
+  });
+});
+
+describe('files and processes', () => {
+  test('fs.readFileSync("/etc/passwd") and child_process.exec fail with a named error; the job goes on to reach its vendor', async () => {
+    const [file, exec, twin] = await steps([{ via: 'fs' }, { via: 'child_process' }, { via: 'http', url: 'http://vendor.test/ping' }]);
+    expect(file).toMatchObject({ ok: false, message: expect.stringContaining('fs.readFileSync is not available in the konnector sandbox') });
+    expect(exec).toMatchObject({ ok: false, message: expect.stringContaining('child_process.exec is not available in the konnector sandbox') });
+    expect(JSON.stringify([file, exec])).not.toContain('root:');
+    expect(twin).toMatchObject({ ok: true, text: 'pong' });
+  });
+});
+
+describe("request's cookie jar", () => {
+  test("sees only its own job's cookies: another account's concurrent job gets none of them", async () => {
+    const [[alice], [bob]] = await Promise.all([
+      steps([{ via: 'jar', url: 'http://vendor.test', login: 'alice' }], 'alice-account'),
+      steps([{ via: 'jar', url: 'http://vendor.test' }], 'bob-account'),
+    ]);
+    // The benign twin: the job that signed in sends its cookie and its jar mirrors it.
+    expect(alice).toMatchObject({ ok: true, whoami: 'session=alice', jar: 'session=alice' });
+    expect(bob).toMatchObject({ ok: true, whoami: 'no cookie', jar: '' });
+  });
+});
+
+test('konnector inspect lists only cozy:konnector/* and wasi:random/* imports', async () => {
+  const inspected = await konnectorCli(['inspect', await buildOnce(dir), '--json']);
+  expect(inspected.code, inspected.stderr).toBe(0);
+  const { imports } = JSON.parse(inspected.stdout) as { imports: string[] };
+  expect(imports).toContain('cozy:konnector/http@0.1.0');
+  expect(imports.filter((name) => !/^(cozy:konnector|wasi:random)\//.test(name))).toEqual([]);
+});
+
+describe('a decompression bomb', () => {
+  test("request's gzip decoding of a 1 GiB bomb (1 MB on the wire) ends the job at a limit; a gzip body of 100 kB decodes whole", async () => {
+    const [twin] = await steps([{ via: 'gzip', url: 'http://vendor.test/gzip?bytes=100000' }]);
+    expect(twin).toMatchObject({ ok: true, decodedBytes: 100_000 });
+    const bomb = await runHostile(konnector, { steps: [{ via: 'gzip', url: `http://vendor.test/gzip?bytes=${2 ** 30}` }] }, env());
+    expect(bomb.report).toMatchObject({ state: 'errored', error: expect.stringMatching(/^LIMIT_EXCEEDED\./) });
+    expect(bomb.outcomes).toEqual([]);
+    // Decoding is guest work: it spends the job's fuel (LIMIT_EXCEEDED.FUEL with these limits) inside its capped memory.
+    expect(bomb.report.memoryPeakBytes).toBeLessThanOrEqual(limits.memoryBytes);
+  });
+});
