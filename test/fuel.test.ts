@@ -67,7 +67,14 @@ describe('fuel metering in the sandbox', () => {
     const [first, second] = runs.map((run) => lastJsonLine(run.stdout));
     expect(first).toMatchObject({ state: 'done' });
     expect(first!.fuelUsed).toEqual(second!.fuelUsed);
-    expect(first!.fuelUsed).toEqual((await runProbe({ mode: 'spin', iterations: 50_000, quiet: true })).fuelUsed);
+    // The same job in this process: the same input, environment included (run by hand, the CLI's default limits).
+    const cliLimits = LimitsSchema.parse({});
+    const inProcess = await runJob(
+      await loadOnce(probe, cliLimits),
+      { accountId: 'fuel-account', instance: 'fuel.cozy.localhost', fields: JSON.parse(fields), manual: true },
+      { couchUrl: couch.url, limits: cliLimits },
+    );
+    expect(first!.fuelUsed).toEqual(inProcess.fuelUsed);
   });
 
   it('refuses an unmetered artifact unless the operator allows it', async () => {
