@@ -2,7 +2,8 @@
  * An embedded CouchDB-API server: pouchdb-server (LevelDB storage) in a child process on 127.0.0.1.
  *
  * Layout of dataDir:
- *   databases/                  the LevelDB databases (persist across restarts)
+ *   databases/                  the LevelDB databases (persist across restarts); "alice-cozy-example/io-cozy-bills"
+ *                               is the folder databases/alice-cozy-example/io-cozy-bills, as in CouchDB
  *   pouchdb-server.config.json  rewritten at each start (the /_config backing file)
  *   pouchdb-server.log          the server's CouchDB-style log
  *   pouchdb-server.out          the child's stdout and stderr
@@ -15,6 +16,7 @@ import { createRequire } from 'node:module';
 import net from 'node:net';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { fileURLToPath } from 'node:url';
 
 export interface CouchServer {
   /** Base URL without credentials and without a trailing slash (the server runs in admin-party mode on loopback). */
@@ -50,10 +52,8 @@ const OUTPUT_TAIL_CHARS = 2_000;
 
 const POUCHDB_SERVER_BIN = createRequire(import.meta.url).resolve('pouchdb-server/bin/pouchdb-server');
 
-// Runs as `node -e LAUNCHER <bin> <args...>`: argv then looks like `node <bin> <args...>`, which is what
-// pouchdb-server's option parser expects. The child exits when its stdin closes, so it never outlives
-// this process, even when this one is killed with SIGKILL (a leftover would hold the LevelDB locks).
-const LAUNCHER = "process.stdin.on('end', () => process.exit(0)).resume(); require(process.argv[1]);";
+// Keeps CouchDB's database names and ties the child's life to this process (see the launcher's comment).
+const LAUNCHER = fileURLToPath(new URL('./couchdb-server-launcher.cjs', import.meta.url));
 
 export async function startEmbeddedCouchDB(opts: EmbeddedCouchDBOptions): Promise<CouchServer> {
   const dataDir = path.resolve(opts.dataDir);
@@ -85,7 +85,7 @@ async function launch(dataDir: string, port: number, startTimeoutMs: number): Pr
   delete env.NODE_OPTIONS; // loaders of the parent (tsx, vitest) are not for pouchdb-server
   const child = spawn(
     process.execPath,
-    ['-e', LAUNCHER, POUCHDB_SERVER_BIN, '-p', String(port), '-o', HOST,
+    [LAUNCHER, POUCHDB_SERVER_BIN, '-p', String(port), '-o', HOST,
       '-d', path.join(dataDir, 'databases'), '-c', configPath, '-n'],
     { cwd: dataDir, env, stdio: ['pipe', 'pipe', 'pipe'] },
   );

@@ -1,6 +1,7 @@
-import { readFile } from 'node:fs/promises';
+import { readdir, readFile } from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
+import nano from 'nano';
 import { afterEach, describe, expect, it } from 'vitest';
 import { CouchServerError, startEmbeddedCouchDB, type CouchServer } from '../../host-api/couchdb-server.ts';
 import { documentsFor, expectDocumentsError, makeTempDir } from './helpers.ts';
@@ -60,6 +61,24 @@ describe('startEmbeddedCouchDB', () => {
     const second = await start(dataDir);
     const after = documentsFor(second.url, { instance });
     expect(JSON.parse(await after.find('io.cozy.bills', '{"vendor":"Telco"}', 10))).toEqual([saved]);
+  });
+
+  it('keeps CouchDB database names: "/" reads back as itself, a name and its "/" child live side by side', async () => {
+    const dataDir = await tempDir();
+    const server = await start(dataDir);
+    const documents = documentsFor(server.url, { instance: 'alice.cozy.example' });
+    await documents.save('io.cozy.bills', '{"vendor":"Telco","amount":12}');
+    const couch = nano(server.url);
+    await couch.db.create('alice-cozy-example');
+    await couch.use('alice-cozy-example').insert({ _id: 'parent' });
+    expect(await couch.db.list()).toEqual(expect.arrayContaining(['alice-cozy-example/io-cozy-bills', 'alice-cozy-example']));
+    expect((await couch.db.get('alice-cozy-example/io-cozy-bills')).db_name).toBe('alice-cozy-example/io-cozy-bills');
+    expect((await couch.use('alice-cozy-example').get('parent'))._id).toBe('parent');
+    expect((await couch.use('alice-cozy-example/io-cozy-bills').list()).rows).toHaveLength(1);
+    // Names CouchDB refuses are still made safe for the disk, never a path out of the data directory.
+    await couch.db.create('../escape').catch(() => undefined);
+    expect(await couch.db.list()).not.toContain('../escape');
+    await expect(readdir(dataDir)).resolves.not.toContain('escape');
   });
 
   it('uses a given free port, and fails clearly when the given port is taken', async () => {
