@@ -105,10 +105,11 @@ export function konnectorFolderPath(
   names: { konnector: string; account: string },
   fields: Record<string, unknown> = {},
 ): string | undefined {
-  // Older manifests ask for a folder with the legacy `fields.advancedFields.folderPath` instead: the default one.
-  if ((!folders || folders.length === 0) && hasLegacyFolderField(fields)) return konnectorFolderPath([{}], names);
-  if (!folders || folders.length === 0) return undefined;
-  const defaultDir = typeof folders[0]!.defaultDir === 'string' && folders[0]!.defaultDir ? folders[0]!.defaultDir : DEFAULT_DEFAULT_DIR;
+  // As cozy-harvest-lib's needsFolder: a `folders` key (even empty) or, in older manifests, the legacy
+  // `fields.advancedFields.folderPath` asks for a folder; with neither the konnector has none.
+  if (folders === undefined && !hasLegacyFolderField(fields)) return undefined;
+  const declared = folders?.[0]?.defaultDir;
+  const defaultDir = typeof declared === 'string' && declared ? declared : DEFAULT_DEFAULT_DIR;
   const segments = defaultDir.split('/').filter((segment) => segment !== '');
   const base = segments[0] !== undefined && Object.hasOwn(BASE_DIRS, segments[0]) ? BASE_DIRS[segments.shift()!]! : BASE_DIRS.$administrative!;
   const rest = segments[0] === '$konnector' ? segments : ['$konnector', '$account'];

@@ -105,13 +105,15 @@ describe('the konnector folder', () => {
     expect(konnectorFolderPath([{ defaultDir }], names)).toBe(`/${base}/Example Energy/jane@example.org`);
   });
 
-  it('is absent when the manifest grants no folder', () => {
+  it('is absent when the manifest asks for no folder, the default one when it asks without naming one', () => {
     expect(konnectorFolderPath(undefined, names)).toBeUndefined();
-    // The legacy way to ask for a folder: the default one.
+    expect(konnectorFolderPath(undefined, names, { login: { type: 'text' } })).toBeUndefined();
+    // As cozy-harvest-lib's needsFolder: the legacy field, or a `folders` key even when empty, asks for one.
+    const defaultFolder = '/Administrative/Example Energy/jane@example.org';
     expect(konnectorFolderPath(undefined, names, { advancedFields: { folderPath: { advanced: true, isRequired: false } } }))
-      .toBe('/Administrative/Example Energy/jane@example.org');
-    expect(konnectorFolderPath([], names, { login: { type: 'text' } })).toBeUndefined();
-    expect(konnectorFolderPath([], names)).toBeUndefined();
+      .toBe(defaultFolder);
+    expect(konnectorFolderPath([], names)).toBe(defaultFolder);
+    expect(konnectorFolderPath([{}], names)).toBe(defaultFolder);
   });
 
   it('cannot be moved elsewhere by an account name or konnector name', () => {

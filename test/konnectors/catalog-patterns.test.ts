@@ -90,6 +90,22 @@ describe('a catalog-style konnector with undeclared dependencies', () => {
     expect(JSON.stringify(account)).not.toContain('secret');
   });
 
+  it('reuses the account document a later job finds (konnector run --account): what the user and the last job put there stays', async () => {
+    const instance = 'reuse.cozy.example';
+    const accounts = nano(couch.url).use<Record<string, unknown>>(databaseName(instance, 'io.cozy.accounts'));
+    const first = await run({ login: 'jane', password: 'secret' }, instance);
+    expect(first.report, first.messages.join('\n')).toMatchObject({ state: 'done' });
+    const made = await accounts.get('shop-account');
+    await accounts.insert({ ...made, label: 'Jane at the shop', data: { billsSeen: 2, since: '2026-01' } });
+
+    const second = await run({ login: 'jane', password: 'secret' }, instance);
+    expect(second.report, second.messages.join('\n')).toMatchObject({ state: 'done', saved: { 'io.cozy.bills': 2 } });
+    const { rows } = await accounts.list({ include_docs: true });
+    expect(rows.map((row) => row.doc)).toEqual([
+      expect.objectContaining({ _id: 'shop-account', account_type: 'undeclared-deps', label: 'Jane at the shop', data: { billsSeen: 2, since: '2026-01' } }),
+    ]);
+  });
+
   it("gets request's answer, not an exception, for a refused login, and ends LOGIN_FAILED", async () => {
     const { report } = await run({ login: 'jane', password: 'wrong' }, 'wrong.cozy.example');
     expect(report).toMatchObject({ state: 'errored', error: 'LOGIN_FAILED', saved: {} });

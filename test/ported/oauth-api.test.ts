@@ -1,7 +1,10 @@
 /**
  * oauth-api: an OAuth 1.0a-signed JSON API over https through the `oauth` package (Node's https module in the
- * guest), against a local TLS site whose certificate the job's host trusts through the test CA.
+ * guest), against a local TLS site whose certificate the job's host trusts through the test CA. Its manifest asks for
+ * no folder, the way of konnectors that only save documents.
  */
+import { readdir } from 'node:fs/promises';
+import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CLIENT, EXPENSES, startOAuthSite, TEST_CA, type OAuthSite } from '../fixtures/konnectors/oauth-api/vendor-site.mts';
 import { fixtureDir } from '../support/artifacts.ts';
@@ -34,6 +37,9 @@ describe('oauth-api: OAuth 1.0a over https with the oauth package', () => {
     expect(bills.sort((a, b) => a.vendorRef.localeCompare(b.vendorRef))).toEqual(
       EXPENSES.map((e) => ({ vendor: 'OAuth API', vendorRef: String(e.id), amount: Number(e.cost), date: e.date, label: e.description })),
     );
+    // Its manifest asks for no folder (no `folders`, no legacy folderPath field): none is made, nor any file.
+    expect(await storedDocs(env, INSTANCE, 'io.cozy.files')).toEqual([]);
+    await expect(readdir(path.join(env.filesDir, INSTANCE))).rejects.toMatchObject({ code: 'ENOENT' });
   });
 
   it('the twin: signed with another secret, the site refuses it and the job errors with its 401', async () => {
