@@ -45,8 +45,11 @@ const firstLine = (message: string) => message.split('\n').find((line) => line.t
 export function standInFields(fields: Record<string, unknown>): Record<string, string> {
   return Object.fromEntries(
     Object.entries(fields).map(([name, spec]) => {
-      const type = (spec as { type?: unknown } | null)?.type;
+      const { type, options } = (spec ?? {}) as { type?: unknown; options?: unknown };
       if (type === 'password') return [name, 'compat-password'];
+      // A dropdown's value is one of its options, as the account form offers them.
+      const firstOption = Array.isArray(options) ? (options[0] as { value?: unknown } | undefined)?.value : undefined;
+      if (type === 'dropdown' && typeof firstOption === 'string') return [name, firstOption];
       if (type === 'email' || /mail/i.test(name)) return [name, 'compat@example.org'];
       if (type === 'date') return [name, '2026-01-01'];
       return [name, `compat-${name}`];

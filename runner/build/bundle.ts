@@ -88,10 +88,18 @@ const unavailablePath = fileURLToPath(new URL('./guest-unavailable.js', import.m
 const GUEST_HTTP_BUILTINS = ['http', 'https'];
 const guestHttpPath = fileURLToPath(new URL('./guest-http.js', import.meta.url));
 
+/**
+ * Packages whose whole job is to provide `fetch` (a konnector's own copy included: in the sandbox the only
+ * fetch is the host's, runner/build/guest-fetch.js). isomorphic-fetch came with older cozy-konnector-libs.
+ */
+const FETCH_PACKAGES = ['node-fetch', 'isomorphic-fetch', 'cross-fetch', 'whatwg-fetch'];
+const guestFetchPath = fileURLToPath(new URL('./guest-fetch.js', import.meta.url));
+
 /** Node built-ins: polyfilled, or a module whose functions fail with a named error; `process` is the stand-in. */
 const nodeBuiltins: esbuild.Plugin = {
   name: 'node-builtins',
   setup(build) {
+    build.onResolve({ filter: new RegExp(`^(${FETCH_PACKAGES.join('|')})$`) }, (args) => ({ path: args.path, namespace: 'guest-fetch' }));
     build.onResolve({ filter: /^(node:)?[a-z_]+(\/promises)?$/ }, (args) => {
       const name = args.path.replace(/^node:/, '');
       if (name === 'process') return { path: processStandIn };
@@ -114,6 +122,11 @@ const nodeBuiltins: esbuild.Plugin = {
     }));
     build.onLoad({ filter: /.*/, namespace: 'unavailable-builtin' }, (args) => ({
       contents: `import { unavailableBuiltin } from ${JSON.stringify(unavailablePath)};\nmodule.exports = unavailableBuiltin(${JSON.stringify(args.path)});`,
+      loader: 'js',
+      resolveDir: repoRoot,
+    }));
+    build.onLoad({ filter: /.*/, namespace: 'guest-fetch' }, () => ({
+      contents: `import { fetchModule } from ${JSON.stringify(guestFetchPath)};\nmodule.exports = fetchModule();`,
       loader: 'js',
       resolveDir: repoRoot,
     }));

@@ -15,6 +15,7 @@ import { EventEmitter } from 'events';
 import { Readable } from 'stream';
 import { Buffer } from 'buffer';
 import { send } from '../../konnectors/libs/host.js';
+import { HOST_OWNED } from './guest-fetch.js';
 
 export const METHODS = ['ACL', 'BIND', 'CHECKOUT', 'CONNECT', 'COPY', 'DELETE', 'GET', 'HEAD', 'LINK', 'LOCK', 'M-SEARCH',
   'MERGE', 'MKACTIVITY', 'MKCALENDAR', 'MKCOL', 'MOVE', 'NOTIFY', 'OPTIONS', 'PATCH', 'POST', 'PROPFIND', 'PROPPATCH',
@@ -38,8 +39,6 @@ export const STATUS_CODES = {
   509: 'Bandwidth Limit Exceeded', 510: 'Not Extended', 511: 'Network Authentication Required',
 };
 
-/** Headers the host sets itself and refuses from the konnector (host-api/http/request.ts). */
-const HOST_OWNED = new Set(['host', 'content-length', 'transfer-encoding', 'connection', 'keep-alive', 'upgrade', 'te', 'trailer', 'expect']);
 
 /** Connections are the host's: an Agent only carries the options libraries give it. */
 export class Agent extends EventEmitter {

@@ -3,6 +3,7 @@
 // `clock.now`. Host calls are forbidden while the snapshot is taken at build
 // time, so the host clock is only switched on when a job starts.
 import { now, sleep } from 'cozy:konnector/clock@0.1.0';
+import { fetch } from './guest-fetch.js';
 
 const BuildTimeDate = Date;
 let hostClockOn = false;
@@ -108,10 +109,8 @@ export function enableHostClock() {
 }
 
 // The engine's own fetch has no network under this world and would trap the
-// whole instance; fail the call instead, with a way out.
-globalThis.fetch = async () => {
-  throw new TypeError('fetch() is not available in the konnector sandbox: use cozy-konnector-libs `requestFactory` (or the cozy:konnector/http interface)');
-};
+// whole instance: the guest's goes through the host's http.send instead.
+globalThis.fetch = fetch;
 
 /** The job's `process.env` entries (the WIT job's `environment`): set on the process stand-in before the konnector runs. */
 export function setJobEnvironment(entries) {

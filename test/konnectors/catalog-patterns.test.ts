@@ -1,9 +1,10 @@
 /**
- * What catalog konnectors do that the SDK alone does not cover, on a fixture
- * written the catalog's way (test/fixtures/konnectors/undeclared-deps):
- * `request` with callbacks and a jar, `request-promise`, lodash, moment with a
- * locale and bluebird, none of them declared, run against a vendor site that
- * keeps a session in a cookie.
+ * What catalog konnectors do that the SDK alone does not cover, on fixtures
+ * written the catalog's way: `request` with callbacks and a jar,
+ * `request-promise`, lodash, moment with a locale and bluebird, none of them
+ * declared, against a vendor site that keeps a session in a cookie
+ * (undeclared-deps); the web's fetch through node-fetch, isomorphic-fetch and
+ * the global, against a JSON API with a bearer token (fetch-api).
  */
 import { mkdtemp, rm } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
@@ -21,6 +22,7 @@ import { defaultLimits } from '../../runner/limits.ts';
 import { fixtureDir, loadOnce } from '../support/artifacts.ts';
 
 const SESSION = 'session=7f3a';
+const TOKEN = 'b7c1e0';
 const BILLS: Record<string, { amount: number; date: string }> = { '1': { amount: 30, date: '2026-03-05' }, '2': { amount: 12.5, date: '2026-04-05' } };
 
 let vendor: Server;
@@ -40,6 +42,17 @@ beforeAll(async () => {
         res.writeHead(ok ? 204 : 401, ok ? { 'set-cookie': `${SESSION}; Path=/; HttpOnly` } : {}).end();
         return;
       }
+      if (req.url === '/token' && req.method === 'POST') {
+        const { login, password } = JSON.parse(body) as Record<string, string>;
+        const ok = req.headers['content-type'] === 'application/json' && login === 'jane' && password === 'secret';
+        res.writeHead(ok ? 200 : 401, { 'content-type': 'application/json' }).end(ok ? JSON.stringify({ token: TOKEN }) : '{}');
+        return;
+      }
+      if (req.url === '/old-bills') return void res.writeHead(302, { location: '/v2/bills' }).end();
+      if (req.url === '/v2/bills') {
+        if (req.headers.authorization !== `Bearer ${TOKEN}`) return void res.writeHead(403).end();
+        return void res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(Object.values(BILLS)));
+      }
       if (req.headers.cookie !== SESSION) return void res.writeHead(403).end();
       const bill = /^\/bills\/(\d+)$/.exec(req.url ?? '')?.[1];
       const answer = req.url === '/bills' ? Object.keys(BILLS) : bill !== undefined ? BILLS[bill] : undefined;
@@ -56,15 +69,16 @@ afterAll(async () => {
   await rm(scratch, { recursive: true, force: true });
 });
 
-async function run(fields: Record<string, string>, instance: string) {
+async function run(fields: Record<string, string>, instance: string, fixture = 'undeclared-deps') {
   const lines: LogLine[] = [];
+  const port = (vendor.address() as AddressInfo).port;
   const report = await runJob(
-    await loadOnce(fixtureDir('undeclared-deps')),
+    await loadOnce(fixtureDir(fixture)),
     { accountId: 'shop-account', instance, fields },
     {
       couchUrl: couch.url,
       limits: defaultLimits,
-      connectTo: [parseConnectTo(`shop.example:80:127.0.0.1:${(vendor.address() as AddressInfo).port}`)],
+      connectTo: ['shop.example', 'api.example'].map((host) => parseConnectTo(`${host}:80:127.0.0.1:${port}`)),
       onLog: (line) => lines.push(line),
     },
   );
@@ -108,6 +122,27 @@ describe('a catalog-style konnector with undeclared dependencies', () => {
 
   it("gets request's answer, not an exception, for a refused login, and ends LOGIN_FAILED", async () => {
     const { report } = await run({ login: 'jane', password: 'wrong' }, 'wrong.cozy.example');
+    expect(report).toMatchObject({ state: 'errored', error: 'LOGIN_FAILED', saved: {} });
+  });
+});
+
+describe('a konnector on the web fetch API', () => {
+  it('logs in with node-fetch, sees a redirect with redirect: "manual", follows it with Headers, and saves the bills', async () => {
+    const { report, messages } = await run({ login: 'jane', password: 'secret' }, 'fetch.cozy.example', 'fetch-api');
+    expect(report, messages.join('\n')).toMatchObject({ state: 'done', error: null, saved: { 'io.cozy.bills': 2 } });
+    expect(messages).toContain('manual redirect 302 to /v2/bills');
+    expect(messages).toContain('followed to http://api.example/v2/bills, redirected true');
+    const db = nano(couch.url).use<Record<string, unknown>>(databaseName('fetch.cozy.example', 'io.cozy.bills'));
+    const { rows } = await db.list({ include_docs: true });
+    expect(rows.map(({ doc }) => ({ vendor: doc!.vendor, amount: doc!.amount, date: doc!.date }))
+      .sort((a, b) => String(a.date).localeCompare(String(b.date)))).toEqual([
+      { vendor: 'api', amount: 30, date: '2026-03-05' },
+      { vendor: 'api', amount: 12.5, date: '2026-04-05' },
+    ]);
+  });
+
+  it('the twin with a wrong password gets the 401 answer, not an exception, and ends LOGIN_FAILED', async () => {
+    const { report } = await run({ login: 'jane', password: 'wrong' }, 'fetch-wrong.cozy.example', 'fetch-api');
     expect(report).toMatchObject({ state: 'errored', error: 'LOGIN_FAILED', saved: {} });
   });
 });

@@ -175,16 +175,18 @@ describe('no way out but the WIT imports', () => {
     });
   });
 
-  test('fetch() has no network behind it: it fails with a pointer to the SDK, nothing connects', async () => {
-    const observe = table.row('fetch("http://127.0.0.1:6060/")', 'TypeError naming requestFactory, 0 connections');
+  test("fetch() goes through the host's egress policy: the stack's admin port is denied, the vendor answers", async () => {
+    const observe = table.row('fetch("http://127.0.0.1:6060/")', 'denied, 0 connections; fetch of the vendor: 200');
     const before = counts(stack);
-    const run = await runHostile(hostileEscape, { fetch: `http://127.0.0.1:${stack.port}/` }, env());
-    const outcome = attempted(run, `fetch http://127.0.0.1:${stack.port}/`);
-    observe(`${describeOutcome(outcome)}; ${stack.connections - before[0]!} connections, ${run.sockets} sockets`);
+    const attack = `http://127.0.0.1:${stack.port}/`;
+    const run = await runHostile(hostileEscape, { fetch: [attack, 'http://vendor.test/ping'] }, env());
+    const [refused, twin] = [attempted(run, `fetch ${attack}`), attempted(run, 'fetch http://vendor.test/ping')];
+    observe(`${describeOutcome(refused)}; ${stack.connections - before[0]!} connections, ${run.sockets} sockets; twin -> ${describeOutcome(twin)}`);
     expect(run.report).toMatchObject({ state: 'done', error: null });
-    expect(outcome).toMatchObject({ ok: false, message: expect.stringMatching(/fetch\(\) is not available .*requestFactory/) });
+    expect(refused).toMatchObject({ ok: false, kind: 'TypeError', message: expect.stringMatching(/^fetch failed: http denied: egress policy: port 6060 of host 127\.0\.0\.1 is refused/) });
     expect(counts(stack)).toEqual(before);
-    expect(run.sockets).toBe(0);
+    expect(run.sockets).toBe(1); // the twin's, to the vendor
+    expect(twin).toMatchObject({ ok: true, value: { status: 200, text: 'pong' } });
   });
 
   test("other doctypes (io.cozy.accounts holds credentials) are forbidden; the konnector's own doctype is readable", async () => {
