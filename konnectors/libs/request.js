@@ -26,7 +26,7 @@ export const DEFAULT_USER_AGENT = 'Mozilla/5.0 (X11; Ubuntu; Linux x86_64; rv:36
 /** Options with a behaviour here. */
 const HANDLED = new Set([
   'uri', 'url', 'baseUrl', 'method', 'headers', 'qs', 'form', 'body', 'json', 'cheerio', 'userAgent',
-  'resolveWithFullResponse', 'followRedirect', 'followAllRedirects', 'encoding', 'simple', 'transform',
+  'resolveWithFullResponse', 'followRedirect', 'followAllRedirects', 'encoding', 'simple', 'transform', 'auth',
 ]);
 
 /** Options accepted for compatibility, without effect: the host owns what they control. */
@@ -42,7 +42,6 @@ const IGNORED = new Set([
 ]);
 
 const HINTS = {
-  auth: 'set an Authorization header instead',
   formData: 'multipart bodies are not supported yet; send a urlencoded `form` or a `body`',
   multipart: 'multipart bodies are not supported yet; send a urlencoded `form` or a `body`',
   proxy: 'the host decides how requests leave the sandbox',
@@ -70,6 +69,21 @@ function mergeHeaders(...sources) {
     }
   }
   return Object.fromEntries(merged.values());
+}
+
+/** request's `auth`: basic (`user`/`username`, `pass`/`password`) or `bearer` (a string or a function giving one), sent at once. */
+function authorization(auth) {
+  if (auth.sendImmediately === false) {
+    throw new UnsupportedError('`auth.sendImmediately: false` (a challenge first)', 'the credentials are sent with the request itself');
+  }
+  if (auth.bearer !== undefined) {
+    return `Bearer ${typeof auth.bearer === 'function' ? auth.bearer() : auth.bearer}`;
+  }
+  const user = auth.user ?? auth.username;
+  const pass = auth.pass ?? auth.password ?? '';
+  if (user === undefined) throw new InvalidArgumentError('request: `auth` needs `user` (and `pass`) or `bearer`');
+  const bytes = new TextEncoder().encode(`${user}:${pass}`);
+  return `Basic ${btoa(String.fromCharCode(...bytes))}`;
 }
 
 function hasHeader(headers, name) {
@@ -203,6 +217,7 @@ async function perform(options) {
   if (options.userAgent === true && !hasHeader(headers, 'user-agent')) headers['User-Agent'] = DEFAULT_USER_AGENT;
   if (type && !hasHeader(headers, 'content-type')) headers['Content-Type'] = type;
   if (options.json && !hasHeader(headers, 'accept')) headers.Accept = 'application/json';
+  if (options.auth && !hasHeader(headers, 'authorization')) headers.Authorization = authorization(options.auth);
 
   let answer;
   try {

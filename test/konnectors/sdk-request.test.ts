@@ -193,11 +193,24 @@ describe('requestFactory', () => {
     expect(seen.body).toBe('');
   });
 
+  it("sends request's `auth` as an Authorization header: basic, bearer, a bearer function; a header the caller set wins", async () => {
+    const { json, factory } = await guest();
+    const header = async (options: Record<string, unknown>) => ((await json({ uri: echo, ...options })) as { headers: Record<string, string> }).headers.authorization;
+    expect(await header({ auth: { user: 'jane', pass: 'sécret' } })).toBe(`Basic ${Buffer.from('jane:sécret').toString('base64')}`);
+    expect(await header({ auth: { username: 'jane', password: 'p' } })).toBe(`Basic ${Buffer.from('jane:p').toString('base64')}`);
+    expect(await header({ auth: { bearer: 'tok' } })).toBe('Bearer tok');
+    expect(await header({ auth: { bearer: () => 'fresh' } })).toBe('Bearer fresh');
+    expect(await header({ auth: { bearer: 'tok' }, headers: { Authorization: 'Token mine' } })).toBe('Token mine');
+    const viaDefaults = factory({ json: true, auth: { bearer: 'from-defaults' } });
+    expect(((await viaDefaults(echo)) as { headers: Record<string, string> }).headers.authorization).toBe('Bearer from-defaults');
+    await expect(json({ uri: echo, auth: { pass: 'p' } })).rejects.toThrow(/`auth` needs `user`/);
+  });
+
   it('refuses unsupported options by name, and accepts the ones the host makes moot', async () => {
     const { json, factory } = await guest();
     expect(() => factory({ formData: { file: 'x' } })).toThrow(/request option `formData` \(in requestFactory\(\)\).*multipart/);
-    await expect(json({ uri: echo, auth: { user: 'u', pass: 'p' } })).rejects.toMatchObject({
-      name: 'UnsupportedError', kind: 'unsupported', message: expect.stringContaining('`auth`'),
+    await expect(json({ uri: echo, auth: { user: 'u', pass: 'p', sendImmediately: false } })).rejects.toMatchObject({
+      name: 'UnsupportedError', kind: 'unsupported', message: expect.stringContaining('sendImmediately'),
     });
     // The benign twin: jar, strictSSL, gzip and timeout are accepted (the host owns cookies, TLS, encodings, timeouts).
     const rq = factory({ jar: true, strictSSL: false, gzip: true, timeout: 5000 });
