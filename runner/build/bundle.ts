@@ -100,7 +100,7 @@ const nodeBuiltins: esbuild.Plugin = {
   name: 'node-builtins',
   setup(build) {
     build.onResolve({ filter: new RegExp(`^(${FETCH_PACKAGES.join('|')})$`) }, (args) => ({ path: args.path, namespace: 'guest-fetch' }));
-    build.onResolve({ filter: /^(node:)?[a-z_]+(\/promises)?$/ }, (args) => {
+    build.onResolve({ filter: /^(node:)?[a-z_][a-z0-9_]*(\/promises)?$/ }, (args) => {
       const name = args.path.replace(/^node:/, '');
       if (name === 'process') return { path: processStandIn };
       if (name === 'util' || name === 'sys') return { path: 'util', namespace: 'guest-util' };
@@ -189,7 +189,10 @@ export const GUEST_RESOLUTION = {
   platform: 'browser',
   target: 'es2022',
   mainFields: ['browser', 'module', 'main'],
-  conditions: ['browser', 'import', 'require', 'default'],
+  // esbuild adds `import` or `require` by how each module is asked for, as Node does: a require() gets a package's CommonJS file.
+  conditions: ['browser', 'default'],
+  // `require('../manifest.konnector')` for the slug or version, as the Cozy build's json-loader gave it.
+  loader: { '.konnector': 'json' },
   alias: {
     'cozy-konnector-libs': path.join(guestLibsDir, 'index.js'),
     // cheerio's default entry pulls in undici and Node streams; its browser

@@ -123,6 +123,21 @@ function requestUrl(protocol, options) {
 }
 
 /** Node's ClientRequest: collects headers and body, sends on `end()`, emits 'response' or 'error'. */
+/**
+ * The host's refusal or failure with the `code` Node gives the same event, which libraries test
+ * (request's ETIMEDOUT, retry helpers' ECONNRESET): the egress policy's refusal reads as a refused connection.
+ */
+function withNodeCode(error) {
+  if (!error || typeof error !== 'object' || error.code !== undefined) return error;
+  const message = String(error.message ?? '');
+  if (error.kind === 'timeout') error.code = 'ETIMEDOUT';
+  else if (error.kind === 'denied') error.code = 'ECONNREFUSED';
+  else if (error.kind === 'network') {
+    error.code = /could not resolve/.test(message) ? 'ENOTFOUND' : /refused/i.test(message) ? 'ECONNREFUSED' : 'ECONNRESET';
+  }
+  return error;
+}
+
 export class ClientRequest extends EventEmitter {
   constructor(protocol, options, onResponse) {
     super();
@@ -210,7 +225,7 @@ export class ClientRequest extends EventEmitter {
     try {
       answer = await send({ method: this.method, url: this.url, headers, body, followRedirects: false });
     } catch (error) {
-      this.fail(error);
+      this.fail(withNodeCode(error));
       return;
     }
     if (this.aborted) return;

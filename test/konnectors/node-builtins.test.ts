@@ -47,10 +47,11 @@ describe('Node built-ins', () => {
       gunzipped: 'compressed bill',
       decoded: '€',
       inspected: 'bills: 6',
+      manifest: 'node-stdlib@1.0.0',
     });
   });
 
-  it.each(['fs.readFileSync', 'child_process.execSync'])('fails a konnector that calls %s, naming it', async (call) => {
+  it.each(['fs.readFileSync', 'child_process.execSync', 'http2.connect'])('fails a konnector that calls %s, naming it', async (call) => {
     const ran = await konnectorCli(['run', artifact, '--fields', JSON.stringify({ call }), '--json', '--data-dir', path.join(scratch, 'data')]);
     expect(report(ran.stdout)).toMatchObject({ state: 'errored' });
     expect(ran.stdout).toContain(`${call} is not available in the konnector sandbox`);
