@@ -28,6 +28,21 @@ globalThis.Date = new Proxy(HostDate, {
   apply: () => new BuildTimeDate(currentMillis()).toString(),
 });
 
+// Libraries call Math.random while they load (redux names its action types so), which here runs at build
+// time, where the engine's generator would ask the host for a seed it cannot give. Until the job starts,
+// numbers come from a fixed sequence (builds stay reproducible; what a module computes while loading is the
+// same in every job); the engine's own generator is first seeded, from wasi:random, by the job.
+const engineRandom = Math.random;
+let buildTimeState = 0x2545f491;
+Math.random = function random() {
+  if (hostClockOn) return engineRandom();
+  // xorshift32: enough for names and shuffles made while loading, never used once a job runs.
+  buildTimeState ^= buildTimeState << 13;
+  buildTimeState ^= buildTimeState >>> 17;
+  buildTimeState ^= buildTimeState << 5;
+  return (buildTimeState >>> 0) / 2 ** 32;
+};
+
 // The engine's performance.now() reads a WASI clock this world does not
 // import, and would trap the whole instance: count from the job's start on the
 // host clock instead, in whole milliseconds (no finer timer reaches the guest).

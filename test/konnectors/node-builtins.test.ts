@@ -48,6 +48,7 @@ describe('Node built-ins', () => {
       decoded: '€',
       inspected: 'bills: 6',
       manifest: 'node-stdlib@1.0.0',
+      drawnAtLoad: true,
     });
   });
 
