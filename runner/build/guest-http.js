@@ -39,7 +39,6 @@ export const STATUS_CODES = {
   509: 'Bandwidth Limit Exceeded', 510: 'Not Extended', 511: 'Network Authentication Required',
 };
 
-
 /** Connections are the host's: an Agent only carries the options libraries give it. */
 export class Agent extends EventEmitter {
   constructor(options = {}) {
@@ -122,7 +121,6 @@ function requestUrl(protocol, options) {
   return `${options.protocol ?? protocol}//${host}${port ? `:${port}` : ''}${options.path ?? '/'}`;
 }
 
-/** Node's ClientRequest: collects headers and body, sends on `end()`, emits 'response' or 'error'. */
 /**
  * The host's refusal or failure with the `code` Node gives the same event, which libraries test
  * (request's ETIMEDOUT, retry helpers' ECONNRESET): the egress policy's refusal reads as a refused connection.
@@ -138,6 +136,7 @@ function withNodeCode(error) {
   return error;
 }
 
+/** Node's ClientRequest: collects headers and body, sends on `end()`, emits 'response' or 'error'. */
 export class ClientRequest extends EventEmitter {
   constructor(protocol, options, onResponse) {
     super();
