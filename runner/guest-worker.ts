@@ -24,6 +24,8 @@ export interface GuestJob {
   manifest: string;
   /** The guest's process.env entries for this job. */
   environment: [string, string][];
+  /** The job's response-size limit, which the guest holds the bodies it decompresses to. */
+  maxResponseBytes: bigint;
 }
 
 /** Host -> worker: run one job. `code` is sent the first time this worker sees the konnector. */

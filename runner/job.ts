@@ -141,6 +141,7 @@ export async function runJob(konnector: LoadedKonnector, request: JobRequest, en
           ['COZY_LOCALE', job.locale],
           ['COZY_TIME_LIMIT', String(Math.ceil(env.limits.wallClockMs / 1000))],
         ],
+        maxResponseBytes: BigInt(env.limits.http.maxResponseBytes),
       },
       { http, documents, files, log },
       env.limits,

@@ -26,6 +26,8 @@ const state = {
   termination: null,
   /** The konnector's manifest: the job's, or what `manifest.setManifest` was given. */
   manifest: {},
+  /** The job's response-size limit (WIT `job.max-response-bytes`); no job yet, no body may be decoded. */
+  maxResponseBytes: 0,
 };
 
 export function registerKonnector(konnector) {
@@ -69,4 +71,14 @@ export function currentManifest() {
 /** @param {Record<string, unknown>} manifest */
 export function replaceManifest(manifest) {
   state.manifest = manifest;
+}
+
+/** Set when a job starts, whether or not its konnector runs through a BaseKonnector. @param {bigint | number} bytes */
+export function setResponseLimit(bytes) {
+  state.maxResponseBytes = Number(bytes);
+}
+
+/** The most bytes a response body may have, decoded or not (past it, the host answers `too-large`). */
+export function responseLimit() {
+  return state.maxResponseBytes;
 }

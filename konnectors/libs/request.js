@@ -13,10 +13,17 @@
  * mirrors the cookies the vendor sets in the requests it is passed to, and the
  * cookies set in it by hand are sent: the host merges a `Cookie` header with its
  * own jar (the host's jar wins a name both hold).
+ *
+ * Compression: `Accept-Encoding: gzip, deflate` is sent unless the konnector
+ * sets its own or `gzip: false`, and a gzip, deflate or br body is decoded here
+ * (the host never decompresses), within the job's response-size limit: past it
+ * the request fails with the host's `too-large` error (decompress.js).
  */
 import Bluebird from 'bluebird';
 import { load } from 'cheerio';
 import { Cookie, CookieJar } from 'tough-cookie';
+import { responseLimit } from './context.js';
+import { ACCEPT_ENCODING, decodeContent } from './decompress.js';
 import { send } from './host.js';
 import { stringify } from './querystring.js';
 import { HostError, InvalidArgumentError, RequestError, StatusCodeError, UnsupportedError } from './exceptions.js';
@@ -27,6 +34,7 @@ export const DEFAULT_USER_AGENT = 'Mozilla/5.0 (X11; Ubuntu; Linux x86_64; rv:36
 const HANDLED = new Set([
   'uri', 'url', 'baseUrl', 'method', 'headers', 'qs', 'form', 'body', 'json', 'cheerio', 'userAgent',
   'resolveWithFullResponse', 'followRedirect', 'followAllRedirects', 'encoding', 'simple', 'transform', 'auth',
+  'gzip',
 ]);
 
 /** Options accepted for compatibility, without effect: the host owns what they control. */
@@ -34,9 +42,6 @@ const IGNORED = new Set([
   'jar', // the host keeps the job's cookies (a jar from `jar()` also records what it sees)
   'strictSSL', // the host always verifies TLS certificates
   'rejectUnauthorized',
-  // The host never decompresses. requestFactory sends no Accept-Encoding, so vendors answer uncompressed;
-  // a konnector that sets Accept-Encoding itself gets the encoded bytes (decoding here is not written yet).
-  'gzip',
   'timeout', // the host enforces the job's timeouts
   'debug',
 ]);
@@ -218,6 +223,7 @@ async function perform(options) {
   if (type && !hasHeader(headers, 'content-type')) headers['Content-Type'] = type;
   if (options.json && !hasHeader(headers, 'accept')) headers.Accept = 'application/json';
   if (options.auth && !hasHeader(headers, 'authorization')) headers.Authorization = authorization(options.auth);
+  if (options.gzip !== false && !hasHeader(headers, 'accept-encoding')) headers['Accept-Encoding'] = ACCEPT_ENCODING;
 
   let answer;
   try {
@@ -228,11 +234,20 @@ async function perform(options) {
   }
 
   if (options.jar instanceof CookieJarMirror) options.jar.record(answer.url, answer.headers);
-  let body = decodeBody(answer.body, options.encoding);
+  const responseHeaders = headerObject(answer.headers);
+  let content;
+  try {
+    // Whatever `gzip` says: a coding decoded here is always undone (request would hand back the encoded bytes with gzip: false).
+    const where = `${method} ${new URL(answer.url).origin}`;
+    content = await decodeContent(answer.body, responseHeaders['content-encoding'], { limit: responseLimit(), where });
+  } catch (error) {
+    throw new RequestError(error, options);
+  }
+  let body = decodeBody(content, options.encoding);
   if (options.json && !options.cheerio) body = parseJson(body);
   const response = {
     statusCode: answer.status,
-    headers: headerObject(answer.headers),
+    headers: responseHeaders,
     body,
     url: answer.url,
     request: { method, href: answer.url, uri: new URL(answer.url), headers },
@@ -317,6 +332,7 @@ export function makeRequester(defaults) {
  * @param {boolean} [options.cheerio] resolve with a cheerio `$` of the body (turns `json` off)
  * @param {boolean} [options.json] serialize object bodies and parse JSON answers (default true)
  * @param {boolean} [options.resolveWithFullResponse] resolve with `{statusCode, headers, body, request}`
+ * @param {boolean} [options.gzip] false: ask for no compression (a compressed answer is decoded all the same)
  * @returns {Function} `request(uri | options, [options])` returning a promise
  */
 export function requestFactory(options = {}) {

@@ -6,8 +6,17 @@
  * `runJob` resolves when the konnector succeeded and throws the WIT `failure`
  * record `{ code, message }` otherwise (never an Error: that would trap).
  */
-import { beginJob, endJob, registeredKonnectors, termination } from './context.js';
+import { beginJob, endJob, registeredKonnectors, setResponseLimit, termination } from './context.js';
 import { isErrorCode, toErrorCode } from './errors.js';
+
+/**
+ * What the SDK keeps of every job, whichever way its konnector runs: the
+ * response-size limit its decoded bodies are held to.
+ * @param {{ maxResponseBytes: bigint | number }} job the WIT `job` record
+ */
+export function startJob(job) {
+  setResponseLimit(job.maxResponseBytes);
+}
 
 /** Whether the konnector's module created a BaseKonnector. */
 export function hasKonnector() {

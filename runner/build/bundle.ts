@@ -210,8 +210,9 @@ export const GUEST_RESOLUTION = {
 export function entryModuleSource(konnectorModule: string, hooks: { beforeRun?: string; afterRun?: string } = {}): string {
   return [
     `import * as konnector from ${JSON.stringify(konnectorModule)};`,
-    `import { runJob, hasKonnector, toFailure } from ${JSON.stringify(path.join(guestLibsDir, 'runtime.js'))};`,
+    `import { runJob, hasKonnector, startJob, toFailure } from ${JSON.stringify(path.join(guestLibsDir, 'runtime.js'))};`,
     `function runKonnector(job) {`,
+    `  startJob(job);`,
     `  if (hasKonnector()) return runJob(job);`,
     `  if (typeof konnector.run === 'function') return Promise.resolve().then(() => konnector.run(job)).catch((e) => { throw toFailure(e); });`,
     `  throw { code: 'unknown-error', message: 'the konnector neither exports run() nor creates a BaseKonnector' };`,

@@ -26,6 +26,7 @@ import { createDocuments, DocumentsError, type Documents } from '../../host-api/
 import { createFiles, FilesError, type Files } from '../../host-api/files.ts';
 import { mergeCookieHeader } from '../../host-api/http/request.ts';
 import { entryModuleSource, GUEST_RESOLUTION } from '../../runner/build/bundle.ts';
+import { defaultLimits } from '../../runner/limits.ts';
 
 export const repoRoot = fileURLToPath(new URL('../../', import.meta.url));
 
@@ -296,6 +297,8 @@ export interface GuestJob {
   parameters?: Record<string, unknown> | string;
   /** The konnector's manifest (default `{}`). */
   manifest?: Record<string, unknown> | string;
+  /** The response-size limit the guest holds decoded bodies to (default: the runner's). */
+  maxResponseBytes?: number;
 }
 
 export interface Guest {
@@ -389,6 +392,9 @@ export async function loadGuest(source: GuestSource, host: TestHost, plugins: es
     atob,
     btoa,
     crypto: globalThis.crypto,
+    // The engine's streams and zlib, which the SDK decodes gzip and deflate bodies with.
+    ReadableStream,
+    DecompressionStream,
     // What the build's prelude gives a konnector on the host clock (runner/build/guest-prelude.js).
     setTimeout: (callback: () => void, ms?: number) => setTimeout(callback, ms),
     clearTimeout: (timer: ReturnType<typeof setTimeout>) => clearTimeout(timer),
@@ -423,6 +429,7 @@ export async function loadGuest(source: GuestSource, host: TestHost, plugins: es
         fields: asJson(job.fields),
         parameters: asJson(job.parameters),
         manifest: asJson(job.manifest),
+        maxResponseBytes: BigInt(job.maxResponseBytes ?? defaultLimits.http.maxResponseBytes),
       });
     },
   };

@@ -2,8 +2,9 @@
  * requestFactory and signin of the guest SDK, run as guest code against real
  * HTTP servers on 127.0.0.1 (see guest-harness.ts).
  */
-import { createServer, type Server } from 'node:http';
+import { createServer, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { brotliCompressSync, deflateRawSync, deflateSync, gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startVendorSite, type VendorSite } from '../../konnectors/example-bills/vendor-site.mts';
 import { createTestHost, loadGuest, type HttpRequest } from './guest-harness.ts';
@@ -20,6 +21,27 @@ const konnector = new BaseKonnector(async () => {});
 export const signinMethod = (options) => konnector.signin(options);
 export const title = ($) => $('h1').text();
 `;
+
+const ENCODED_BODIES = {
+  json: Buffer.from('{"bills":[{"amount":12.5,"vendor":"Énergie"}]}'),
+  html: Buffer.from('<html><body><h1>Factures</h1><p>Énergie</p></body></html>'),
+  bytes: Buffer.from(Array.from({ length: 4096 }, (_, i) => i % 256)),
+};
+
+/** Content codings as servers apply them; `deflate-raw` is sent as `deflate` (a raw stream, as some servers send). */
+const ENCODERS: Record<string, (body: Buffer) => Buffer> = {
+  gzip: gzipSync,
+  'x-gzip': gzipSync,
+  deflate: deflateSync,
+  'deflate-raw': deflateRawSync,
+  br: brotliCompressSync,
+  'gzip, br': (body) => brotliCompressSync(gzipSync(body)),
+};
+
+function sendEncoded(res: ServerResponse, coding: string, body: Buffer, type = 'application/octet-stream') {
+  res.writeHead(200, { 'content-type': type, 'content-encoding': coding === 'deflate-raw' ? 'deflate' : coding });
+  res.end(ENCODERS[coding]!(body));
+}
 
 /** Echoes requests as JSON, and a few fixed answers. */
 function startApi(): Promise<Server> {
@@ -47,6 +69,17 @@ function startApi(): Promise<Server> {
       } else if (route === '/bytes') {
         res.writeHead(200, { 'content-type': 'application/octet-stream' });
         res.end(Buffer.from(Array.from({ length: 256 }, (_, i) => i)));
+      } else if (route === '/encoded') {
+        // /encoded?coding=C&kind=json|html|bytes: one of ENCODED_BODIES under coding C.
+        const kind = url.searchParams.get('kind') as keyof typeof ENCODED_BODIES;
+        sendEncoded(res, url.searchParams.get('coding')!, ENCODED_BODIES[kind], kind === 'json' ? 'application/json' : kind === 'html' ? 'text/html' : undefined);
+      } else if (route === '/zeros') {
+        // /zeros?coding=C&bytes=N: N zero bytes under coding C.
+        sendEncoded(res, url.searchParams.get('coding')!, Buffer.alloc(Number(url.searchParams.get('bytes'))));
+      } else if (route === '/mislabelled') {
+        // Bytes as sent, whatever the Content-Encoding claims.
+        res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-encoding': url.searchParams.get('coding')! });
+        res.end(gzipSync(ENCODED_BODIES.bytes));
       } else if (route === '/latin1') {
         res.writeHead(200, { 'content-type': 'text/plain; charset=iso-8859-1' });
         res.end(Buffer.from('café crème', 'latin1'));
@@ -82,12 +115,17 @@ interface Exports {
   title($: unknown): string;
 }
 
-/** The guest's exports, with a fresh host (and cookie jar). */
-async function guest(sent: HttpRequest[] = []) {
+/**
+ * The guest's exports, with a fresh host (and cookie jar), after a job that
+ * gave the SDK its response-size limit (the runner's default unless given).
+ */
+async function guest(sent: HttpRequest[] = [], maxResponseBytes?: number) {
   const host = createTestHost({
     http: { connectTo: { 'api.example:80': (api.address() as AddressInfo).port, 'energy.example:80': site.port }, sent },
   });
-  return { ...((await loadGuest({ code: GUEST }, host)).exports as unknown as Exports), logs: host.logs };
+  const loaded = await loadGuest({ code: GUEST }, host);
+  await loaded.run({ maxResponseBytes });
+  return { ...(loaded.exports as unknown as Exports), logs: host.logs };
 }
 
 const echo = 'http://api.example/echo';
@@ -212,7 +250,7 @@ describe('requestFactory', () => {
     await expect(json({ uri: echo, auth: { user: 'u', pass: 'p', sendImmediately: false } })).rejects.toMatchObject({
       name: 'UnsupportedError', kind: 'unsupported', message: expect.stringContaining('sendImmediately'),
     });
-    // The benign twin: jar, strictSSL, gzip and timeout are accepted (the host owns cookies, TLS, encodings, timeouts).
+    // The benign twin: jar, strictSSL, gzip and timeout are accepted (the host owns cookies, TLS, timeouts).
     const rq = factory({ jar: true, strictSSL: false, gzip: true, timeout: 5000 });
     expect((await rq(echo)).method).toBe('GET');
   });
@@ -244,6 +282,61 @@ describe('requestFactory', () => {
     await expect(json('/relative/path')).rejects.toMatchObject({ name: 'InvalidArgumentError', message: expect.stringContaining('baseUrl') });
     const base = (await guest()).factory({ baseUrl: 'http://api.example/' });
     expect((await base('/echo')).url).toBe('/echo');
+  });
+});
+
+describe('compressed responses', () => {
+  const encoded = (coding: string, kind: string) => `http://api.example/encoded?coding=${encodeURIComponent(coding)}&kind=${kind}`;
+
+  it('asks for gzip and deflate as request does, unless the konnector sets its own Accept-Encoding or gzip: false', async () => {
+    const { json, factory } = await guest();
+    expect((await json(echo)).headers['accept-encoding']).toBe('gzip, deflate');
+    expect((await factory({ headers: { 'accept-encoding': 'br' } })(echo)).headers['accept-encoding']).toBe('br');
+    expect((await factory({ gzip: false })(echo)).headers['accept-encoding']).toBeUndefined();
+  });
+
+  it.each(Object.keys(ENCODERS))('decodes a %s body to the exact JSON, cheerio page and bytes', async (coding) => {
+    const { json, html, full, title } = await guest();
+    expect(await json(encoded(coding, 'json'))).toEqual({ bills: [{ amount: 12.5, vendor: 'Énergie' }] });
+    const $ = await html(encoded(coding, 'html'));
+    expect(title($)).toBe('Factures');
+    expect($('p').text()).toBe('Énergie');
+    const bytes = await json({ uri: encoded(coding, 'bytes'), encoding: null });
+    expect(Buffer.from(bytes as Uint8Array).equals(ENCODED_BODIES.bytes)).toBe(true);
+    // The headers stay those the server sent, as with request.
+    const res = await full(encoded(coding, 'json'));
+    expect(res.headers['content-encoding']).toBe(coding === 'deflate-raw' ? 'deflate' : coding);
+  });
+
+  it('leaves a body whose coding it does not know as sent, as request does', async () => {
+    const { json } = await guest();
+    for (const coding of ['zstd', 'gzip, zstd']) {
+      const bytes = await json({ uri: `http://api.example/mislabelled?coding=${encodeURIComponent(coding)}`, encoding: null });
+      expect(Buffer.from(bytes as Uint8Array).equals(gzipSync(ENCODED_BODIES.bytes))).toBe(true);
+    }
+  });
+
+  it('fails with a RequestError naming the coding when a body cannot be decoded', async () => {
+    const { json } = await guest();
+    for (const coding of ['br', 'deflate']) {
+      // gzip bytes are neither a brotli nor a deflate stream.
+      await expect(json(`http://api.example/mislabelled?coding=${coding}`)).rejects.toMatchObject({
+        name: 'RequestError', message: expect.stringContaining(`GET http://api.example: the ${coding} response body cannot be decoded`),
+      });
+    }
+  });
+
+  it.each(['gzip', 'deflate', 'br'])("holds a %s body to the job's response-size limit: past it, the host's too-large error; at it, the body whole", async (coding) => {
+    const limit = 256 * 1024;
+    const { json } = await guest([], limit);
+    const zeros = (bytes: number) => json({ uri: `http://api.example/zeros?coding=${coding}&bytes=${bytes}`, encoding: null });
+    expect((await zeros(limit)).length).toBe(limit);
+    const tooLarge = {
+      name: 'RequestError',
+      cause: { name: 'HostError', interface: 'http', kind: 'too-large', message: `http: too-large: GET http://api.example: the response body decoded from ${coding} exceeds ${limit} bytes` },
+    };
+    await expect(zeros(limit + 1)).rejects.toMatchObject(tooLarge);
+    await expect(zeros(64 * 1024 * 1024)).rejects.toMatchObject(tooLarge);
   });
 });
 

@@ -3,7 +3,9 @@
  * (runner/build/guest-http.js, guest-unavailable.js): http, https and request
  * go through the host's egress policy like any send, files and processes fail
  * with a named error, and request's cookie jar sees only its own job's
- * cookies. Each attack has a benign twin that succeeds.
+ * cookies. Decompression bombs, through request's zlib and through the SDK's
+ * own decoding, stay within the job's limits. Each attack has a benign twin
+ * that succeeds.
  */
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
@@ -42,7 +44,7 @@ afterAll(async () => {
   if (tmp) await rm(tmp, { recursive: true, force: true });
 });
 
-const env = (): JobEnvironment => ({ couchUrl: couch.url, limits, connectTo: [vendor.connectTo] });
+const env = (jobLimits = limits): JobEnvironment => ({ couchUrl: couch.url, limits: jobLimits, connectTo: [vendor.connectTo] });
 
 async function steps(todo: Record<string, unknown>[], account?: string): Promise<Outcome[]> {
   const run = await runHostile(konnector, { steps: todo }, env(), account);
@@ -113,5 +115,29 @@ describe('a decompression bomb', () => {
     expect(bomb.outcomes).toEqual([]);
     // Decoding is guest work: it spends the job's fuel (LIMIT_EXCEEDED.FUEL with these limits) inside its capped memory.
     expect(bomb.report.memoryPeakBytes).toBeLessThanOrEqual(limits.memoryBytes);
+  });
+
+  test("the SDK's requestFactory decodes gzip and br bombs only up to the job's response-size limit: too-large; bodies at the limit decode whole", async () => {
+    const maxResponseBytes = 4 * 1024 * 1024;
+    const sdkLimits = { ...limits, http: { ...limits.http, maxResponseBytes } };
+    const urls = [
+      `http://vendor.test/gzip?bytes=${maxResponseBytes}`,
+      `http://vendor.test/br?bytes=${maxResponseBytes}`,
+      `http://vendor.test/gzip?bytes=${maxResponseBytes + 1}`,
+      `http://vendor.test/gzip?bytes=${2 ** 30}`,
+      `http://vendor.test/br?bytes=${2 ** 28}`,
+    ];
+    const run = await runHostile(konnector, { steps: urls.map((url) => ({ via: 'sdk', url })) }, env(sdkLimits));
+    expect(run.report, run.lines.map((l) => l.message).join('\n')).toMatchObject({ state: 'done', error: null });
+    const [gzipTwin, brTwin, ...bombs] = urls.map((_, index) => run.outcomes.find((o) => o.step === index));
+    expect(gzipTwin).toMatchObject({ ok: true, decodedBytes: maxResponseBytes });
+    expect(brTwin).toMatchObject({ ok: true, decodedBytes: maxResponseBytes });
+    // The host's own error for a body past the limit: a konnector handles both alike.
+    for (const [bomb, coding] of [[bombs[0], 'gzip'], [bombs[1], 'gzip'], [bombs[2], 'br']]) {
+      expect(bomb).toMatchObject({ ok: false, kind: 'too-large', message: `http: too-large: GET http://vendor.test: the response body decoded from ${coding} exceeds ${maxResponseBytes} bytes` });
+    }
+    // 1 GiB and 256 MiB of zeros came in 1 MB and 600 bytes: decoding stopped near the limit, far inside the memory cap.
+    expect(run.report.bytesIn).toBeLessThan(2 * 1024 * 1024);
+    expect(run.report.memoryPeakBytes).toBeLessThan(limits.memoryBytes / 2);
   });
 });

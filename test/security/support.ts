@@ -8,7 +8,7 @@ import dc from 'node:diagnostics_channel';
 import http from 'node:http';
 import type net from 'node:net';
 import { Readable } from 'node:stream';
-import { createGzip } from 'node:zlib';
+import { constants as zlibConstants, createBrotliCompress, createGzip } from 'node:zlib';
 import { parseConnectTo } from '../../host-api/http/index.ts';
 import type { LogLine } from '../../host-api/log.ts';
 import { runJob, type JobEnvironment, type JobReport } from '../../runner/job.ts';
@@ -93,9 +93,15 @@ function stream(res: http.ServerResponse, total: number, declareLength: boolean)
   return state;
 }
 
-/** `total` zero bytes through gzip, produced as the client reads. */
-function gzipZeros(res: http.ServerResponse, total: number): void {
-  res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-encoding': 'gzip' });
+const COMPRESSORS = {
+  gzip: () => createGzip(),
+  // Brotli's default quality (11) takes minutes over a GiB; 4 packs a GiB of zeros in 2 kB all the same.
+  br: () => createBrotliCompress({ params: { [zlibConstants.BROTLI_PARAM_QUALITY]: 4 } }),
+};
+
+/** `total` zero bytes through gzip or brotli, produced as the client reads. */
+function compressedZeros(res: http.ServerResponse, total: number, coding: keyof typeof COMPRESSORS): void {
+  res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-encoding': coding });
   const zeros = Buffer.alloc(1024 * 1024);
   let left = total;
   Readable.from((function* produce() {
@@ -104,7 +110,7 @@ function gzipZeros(res: http.ServerResponse, total: number): void {
       left -= chunk.length;
       yield chunk;
     }
-  })()).pipe(createGzip()).pipe(res);
+  })()).pipe(COMPRESSORS[coding]()).pipe(res);
 }
 
 /** One byte every `everyMs` ms, `total` of them (forever when not given). */
@@ -136,6 +142,7 @@ function drip(res: http.ServerResponse, total: number, everyMs: number): void {
  *   /drip?bytes=N&every=MS   one byte every MS ms (forever without bytes)
  *   /stall                   never answers
  *   /gzip?bytes=N            N zero bytes, gzip-encoded as they are produced (1 GiB is a 1 MB bomb)
+ *   /br?bytes=N              the same brotli-encoded (1 GiB is a 2 kB bomb)
  */
 export async function startVendorSite() {
   const streams: Stream[] = [];
@@ -169,7 +176,8 @@ export async function startVendorSite() {
       case '/stall':
         return;
       case '/gzip':
-        return gzipZeros(res, Number(param('bytes')));
+      case '/br':
+        return compressedZeros(res, Number(param('bytes')), url.pathname === '/gzip' ? 'gzip' : 'br');
       default:
         return res.writeHead(404).end('not found');
     }

@@ -18,7 +18,7 @@ interface Glue {
     getCoreModule: (name: string) => WebAssembly.Module,
     imports: Record<string, Record<string, unknown>>,
     instantiateCore: (module: WebAssembly.Module, imports?: WebAssembly.Imports) => WebAssembly.Instance,
-  ): { run(job: { jobId: string; accountId: string; fields: string; parameters: string; manifest: string; environment: [string, string][] }): unknown };
+  ): { run(job: { jobId: string; accountId: string; fields: string; parameters: string; manifest: string; environment: [string, string][]; maxResponseBytes: bigint }): unknown };
 }
 
 /** Transpiles a component and compiles its core modules (as runner/loader.ts does). */
@@ -104,7 +104,7 @@ export function runGuest(guest: PreparedGuest, fields: Record<string, unknown>, 
       },
     );
     if (options.budget !== undefined) for (const global of fuelGlobals) global.value = options.budget;
-    instance.run({ jobId: 'fuel-job', accountId: 'fuel-account', fields: JSON.stringify(fields), parameters: '{}', manifest: '{}', environment: [] });
+    instance.run({ jobId: 'fuel-job', accountId: 'fuel-account', fields: JSON.stringify(fields), parameters: '{}', manifest: '{}', environment: [], maxResponseBytes: 0n });
   } catch (caught) {
     error = caught;
     outcome = caught instanceof WebAssembly.RuntimeError ? 'trapped' : 'failed';

@@ -73,7 +73,7 @@ export async function run(job) {
 `;
 
 interface Instance {
-  run(job: { jobId: string; accountId: string; fields: string; parameters: string; manifest: string; environment: [string, string][] }): unknown;
+  run(job: { jobId: string; accountId: string; fields: string; parameters: string; manifest: string; environment: [string, string][]; maxResponseBytes: bigint }): unknown;
 }
 
 interface Transpiled {
@@ -149,7 +149,7 @@ describe('componentize-js with the deterministic pre-initializer', () => {
         'cozy:konnector/clock': { now: () => 1_750_000_000_123n, sleep: () => {} },
         'wasi:random/random': hostRandom(randomSeed),
       });
-      const result = instance.run({ jobId: 'job-1', accountId: 'acc-1', fields: '{}', parameters: '{}', manifest: '{}', environment: [] });
+      const result = instance.run({ jobId: 'job-1', accountId: 'acc-1', fields: '{}', parameters: '{}', manifest: '{}', environment: [], maxResponseBytes: 0n });
       expect(logs).toHaveLength(1);
       return { result, saved, level: logs[0]!.level, report: JSON.parse(logs[0]!.message) as { job: string; random: number; bytes: number[]; now: number; k7: number } };
     }
