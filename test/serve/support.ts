@@ -1,56 +1,24 @@
 /**
- * Helpers of the worker host tests: the test konnector built once per source
- * (cached on disk across test files), hosts in this process or as real
- * `konnector serve` processes, a slow vendor, and an API client.
+ * Helpers of the worker host tests: the test konnector and the API client
+ * (harness/, shared with bench/load.ts), hosts in this process or as real
+ * `konnector serve` processes, a slow vendor.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createHash } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
-import { copyFile, mkdir, mkdtemp, readdir, readFile, rename, stat } from 'node:fs/promises';
+import { mkdtemp } from 'node:fs/promises';
 import net, { type AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { buildKonnector } from '../../runner/build/index.ts';
+import { apiClient as hostApiClient, type Api } from '../../harness/serve-api.ts';
 import { LimitsSchema } from '../../runner/limits.ts';
 import { defaultServeOptions, startServeHost, type ServeHost, type ServeOptions } from '../../runner/serve/host.ts';
-import { fixtureDir, repoRoot } from '../support/artifacts.ts';
+import { repoRoot } from '../support/artifacts.ts';
+
+export { konnectorsDir, serveWorkerArtifact, SLUG } from '../../harness/serve-worker.ts';
+export type { Api } from '../../harness/serve-api.ts';
 
 export const TOKEN = 'test-token-0123456789abcdef';
-export const SLUG = 'serve-worker';
-
-async function filesUnder(dir: string): Promise<string[]> {
-  const entries = await readdir(dir, { withFileTypes: true });
-  const nested = await Promise.all(entries.map((e) => (e.isDirectory() ? filesUnder(path.join(dir, e.name)) : [path.join(dir, e.name)])));
-  return nested.flat().sort();
-}
-
-/**
- * The serve-worker konnector, built with the real build. Keyed by its sources,
- * the build pipeline and the lockfile, so every test file reuses one build.
- */
-export async function serveWorkerArtifact(): Promise<string> {
-  const inputs = [...(await filesUnder(fixtureDir(SLUG))), ...(await filesUnder(path.join(repoRoot, 'runner/build'))),
-    path.join(repoRoot, 'package-lock.json')];
-  const hash = createHash('sha256');
-  for (const file of inputs) hash.update(file).update(await readFile(file));
-  const cacheDir = path.join(os.tmpdir(), 'konnector-serve-test-artifacts');
-  const file = path.join(cacheDir, `${SLUG}-${hash.digest('hex').slice(0, 16)}.kwasm`);
-  if (!(await stat(file).catch(() => null))) {
-    await mkdir(cacheDir, { recursive: true });
-    const partial = `${file}.${process.pid}.partial`;
-    await buildKonnector(fixtureDir(SLUG), partial);
-    await rename(partial, file);
-  }
-  return file;
-}
-
-/** A konnectors directory holding the serve-worker artifact. */
-export async function konnectorsDir(): Promise<string> {
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'serve-konnectors-'));
-  await copyFile(await serveWorkerArtifact(), path.join(dir, `${SLUG}.kwasm`));
-  return dir;
-}
 
 /** Limits for tests: a small memory cap so a memory hog ends fast. */
 export const TEST_LIMITS = LimitsSchema.parse({ memoryBytes: 64 * 1024 * 1024, wallClockMs: 60_000 });
@@ -72,35 +40,8 @@ export async function startTestHost(overrides: Partial<ServeOptions> & Pick<Serv
   });
 }
 
-export interface ApiAnswer<T = any> {
-  status: number;
-  body: T;
-}
-
 /** The host's API, with the test token unless told otherwise. */
-export function apiClient(baseUrl: string, token: string | null = TOKEN) {
-  return async <T = any>(method: string, route: string, body?: unknown, headers: Record<string, string> = {}): Promise<ApiAnswer<T>> => {
-    const res = await fetch(`${baseUrl}${route}`, {
-      method,
-      headers: {
-        ...(token ? { authorization: `Bearer ${token}` } : {}),
-        ...(body === undefined ? {} : { 'content-type': 'application/json' }),
-        ...headers,
-      },
-      body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
-    });
-    const text = await res.text();
-    let parsed: unknown = text;
-    try {
-      parsed = text ? JSON.parse(text) : null;
-    } catch {
-      // Prometheus text, or an empty 204.
-    }
-    return { status: res.status, body: parsed as T };
-  };
-}
-
-export type Api = ReturnType<typeof apiClient>;
+export const apiClient = (baseUrl: string, token: string | null = TOKEN) => hostApiClient(baseUrl, token);
 
 export async function waitFor<T>(what: string, probe: () => Promise<T | undefined | null | false>, timeoutMs = 60_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;

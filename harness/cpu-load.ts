@@ -1,7 +1,8 @@
 /**
- * Saturates every core with busy-looping processes for the length of a test,
- * so that concurrency and failover tests also prove their promises on a
- * machine with no idle CPU. Each spinner stops by itself after `maxMs`.
+ * Saturates every core with busy-looping processes for the length of a test
+ * or a benchmark, so that concurrency and failover tests prove their promises,
+ * and bench/load.ts measures the host, on a machine with no idle CPU. Each
+ * spinner stops by itself after `maxMs`.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { availableParallelism } from 'node:os';
