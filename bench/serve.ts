@@ -40,6 +40,7 @@ import { runJob } from '../runner/job.ts';
 import type { JobExecutor } from '../runner/serve/executor.ts';
 import { defaultServeOptions, startServeHost } from '../runner/serve/host.ts';
 import { EmbeddedQueue, type QueueMessage } from '../runner/serve/queue.ts';
+import { quantile } from './quantile.ts';
 
 const repoRoot = fileURLToPath(new URL('../', import.meta.url));
 const now = () => performance.timeOrigin + performance.now();
@@ -59,11 +60,6 @@ export interface ServeBenchResult {
   memoryPerJobMiB: { wasm: number; node: number };
   jobsPerSecond: { wasm: number; node: number };
   markdown: string;
-}
-
-function quantile(values: number[], q: number): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!;
 }
 
 /** Each interface of the world and its functions, as the component's glue names them (camelCase). */
