@@ -1,7 +1,7 @@
 /**
  * What a burst of jobs, 5% of them hostile, does to the worker host when
  * every core is busy: the scenario of test/serve/load.test.ts (1,000 jobs of
- * the serve-worker konnector across 20 accounts, harness/serve-load.ts) run
+ * the serve-worker konnector across 20 accounts, test/support/serve-load.ts) run
  * once with the CPU quiet, the baseline, then with a busy loop on every core
  * for the whole run, each on a fresh host (embedded CouchDB, the production
  * defaults: concurrency 2 x CPUs, 30 s lease unless told, cozy-stack's retries, 256 MiB
@@ -28,10 +28,10 @@
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { saturateCpu } from '../harness/cpu-load.ts';
-import { apiClient } from '../harness/serve-api.ts';
-import { auditLoad, enqueueLoad, readOutcome, waitForLoadToEnd, type LoadAudit, type Load, type LoadOutcome } from '../harness/serve-load.ts';
-import { konnectorsDir, SLUG } from '../harness/serve-worker.ts';
+import { saturateCpu } from '../test/support/cpu-load.ts';
+import { apiClient } from '../test/support/serve-api.ts';
+import { auditLoad, enqueueLoad, readOutcome, waitForLoadToEnd, type LoadAudit, type Load, type LoadOutcome } from '../test/support/serve-load.ts';
+import { konnectorsDir, SLUG } from '../test/support/serve-worker.ts';
 import { defaultServeOptions, startServeHost } from '../runner/serve/host.ts';
 import { quantile } from './quantile.ts';
 

@@ -10,7 +10,7 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from
 import { startEmbeddedCouchDB, type CouchServer } from '../../host-api/couchdb-server.ts';
 import { databaseName } from '../../host-api/documents.ts';
 import { konnectorCli } from '../support/cli.ts';
-import { saturateCpu, type CpuLoad } from '../../harness/cpu-load.ts';
+import { saturateCpu, type CpuLoad } from '../support/cpu-load.ts';
 import { apiClient, konnectorsDir, settledJob, SLUG, spawnServe, startSlowVendor, waitFor, type Api, type ServeProcess } from './support.ts';
 
 let couch: CouchServer;

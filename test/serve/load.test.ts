@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { auditLoad, enqueueLoad, readOutcome, waitForLoadToEnd } from '../../harness/serve-load.ts';
+import { auditLoad, enqueueLoad, readOutcome, waitForLoadToEnd } from '../support/serve-load.ts';
 import type { ServeHost } from '../../runner/serve/host.ts';
 import { apiClient, konnectorsDir, startTestHost } from './support.ts';
 

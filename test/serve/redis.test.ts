@@ -12,7 +12,7 @@ import { startEmbeddedCouchDB, type CouchServer } from '../../host-api/couchdb-s
 import { databaseName } from '../../host-api/documents.ts';
 import { BullQueue } from '../../runner/serve/bull-queue.ts';
 import { MessageDeclined, type QueueMessage } from '../../runner/serve/queue.ts';
-import { saturateCpu, type CpuLoad } from '../../harness/cpu-load.ts';
+import { saturateCpu, type CpuLoad } from '../support/cpu-load.ts';
 import { describeWithService, REDIS } from '../support/services.ts';
 import { apiClient, konnectorsDir, settledJob, SLUG, spawnServe, startRedis, startSlowVendor, waitFor, type Api, type ServeProcess } from './support.ts';
 

@@ -1,6 +1,6 @@
 /**
  * Helpers of the worker host tests: the test konnector and the API client
- * (harness/, shared with bench/load.ts), hosts in this process or as real
+ * (test/support/, shared with bench/load.ts), hosts in this process or as real
  * `konnector serve` processes, a slow vendor.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -10,13 +10,13 @@ import net, { type AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { apiClient as hostApiClient, type Api } from '../../harness/serve-api.ts';
+import { apiClient as hostApiClient, type Api } from '../support/serve-api.ts';
 import { LimitsSchema } from '../../runner/limits.ts';
 import { defaultServeOptions, startServeHost, type ServeHost, type ServeOptions } from '../../runner/serve/host.ts';
 import { repoRoot } from '../support/artifacts.ts';
 
-export { konnectorsDir, serveWorkerArtifact, SLUG } from '../../harness/serve-worker.ts';
-export type { Api } from '../../harness/serve-api.ts';
+export { konnectorsDir, serveWorkerArtifact, SLUG } from '../support/serve-worker.ts';
+export type { Api } from '../support/serve-api.ts';
 
 export const TOKEN = 'test-token-0123456789abcdef';
 

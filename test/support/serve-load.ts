@@ -7,9 +7,9 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import nano from 'nano';
-import { databaseName } from '../host-api/documents.ts';
-import type { JobDoc } from '../runner/serve/model.ts';
-import type { Store } from '../runner/serve/store.ts';
+import { databaseName } from '../../host-api/documents.ts';
+import type { JobDoc } from '../../runner/serve/model.ts';
+import type { Store } from '../../runner/serve/store.ts';
 import type { Api } from './serve-api.ts';
 import { SLUG } from './serve-worker.ts';
 

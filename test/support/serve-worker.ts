@@ -8,13 +8,12 @@ import { createHash } from 'node:crypto';
 import { copyFile, mkdir, mkdtemp, readdir, readFile, rename, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { buildKonnector } from '../runner/build/index.ts';
+import { buildKonnector } from '../../runner/build/index.ts';
+import { fixtureDir, repoRoot } from './artifacts.ts';
 
 export const SLUG = 'serve-worker';
 
-const repoRoot = fileURLToPath(new URL('../', import.meta.url));
-const fixture = path.join(repoRoot, 'test/fixtures/konnectors', SLUG);
+const fixture = fixtureDir(SLUG);
 
 async function filesUnder(dir: string): Promise<string[]> {
   const entries = await readdir(dir, { withFileTypes: true });
