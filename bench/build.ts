@@ -1,5 +1,5 @@
 /**
- * `konnector build` with and without the build cache (runner/build/cache.ts),
+ * `konnector build` with and without the build cache (runner/compile/cache.ts),
  * end to end through the CLI as CI runs it: a build without the cache is the
  * baseline, measured in the same run. Every build of a konnector must give
  * the same bytes, cached or not.
@@ -19,7 +19,7 @@ const { values } = parseArgs({ options: { rounds: { type: 'string', default: '3'
 const rounds = Number(values.rounds);
 if (!Number.isInteger(rounds) || rounds < 1) throw new Error(`--rounds must be a positive integer, got ${values.rounds}`);
 
-const konnectors = ['konnectors/example-bills', 'bench/fixtures/cheerio-bills'];
+const konnectors = ['konnectors/examples/example-bills', 'bench/fixtures/cheerio-bills'];
 const scratch = await mkdtemp(path.join(os.tmpdir(), 'bench-build-'));
 
 /** Seconds one `konnector build` took, and the sha256 of what it wrote. */

@@ -14,11 +14,11 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
 import { startEmbeddedCouchDB } from '../host-api/couchdb-server.ts';
-import { readArtifact } from '../runner/artifact.ts';
-import { buildKonnectors } from '../runner/build/parallel.ts';
-import { runJob } from '../runner/job.ts';
+import { readArtifact } from '../runner/compile/artifact.ts';
+import { buildKonnectors } from '../runner/compile/parallel.ts';
+import { runJob } from '../runner/sandbox/job.ts';
 import { defaultLimits } from '../runner/limits.ts';
-import { loadKonnector, type LoadedKonnector } from '../runner/loader.ts';
+import { loadKonnector, type LoadedKonnector } from '../runner/sandbox/loader.ts';
 
 const { values } = parseArgs({ options: { konnectors: { type: 'string', default: '50' } } });
 const count = Number(values.konnectors);

@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startEmbeddedCouchDB, type CouchServer } from '../host-api/couchdb-server.ts';
-import { runJob } from '../runner/job.ts';
+import { runJob } from '../runner/sandbox/job.ts';
 import { defaultLimits, LimitsSchema, type Limits } from '../runner/limits.ts';
 import { fixtureDir, loadOnce } from './support/artifacts.ts';
 

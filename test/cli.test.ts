@@ -3,8 +3,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { componentize } from '@bytecodealliance/componentize-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { encodeArtifact, readArtifact } from '../runner/artifact.ts';
-import { BuildCache } from '../runner/build/cache.ts';
+import { encodeArtifact, readArtifact } from '../runner/compile/artifact.ts';
+import { BuildCache } from '../runner/compile/cache.ts';
 import { buildOnce, fixtureDir, repoRoot } from './support/artifacts.ts';
 import { konnectorCli, lastJsonLine } from './support/cli.ts';
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { standInFields } from '../runner/compat.ts';
+import { standInFields } from '../runner/cli/compat.ts';
 
 describe('standInFields', () => {
   it('gives each manifest field a value a person could have typed, never a real credential', () => {

@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import nano from 'nano';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startVendorSite, type VendorSite } from '../konnectors/example-bills/vendor-site.mts';
+import { startVendorSite, type VendorSite } from '../konnectors/examples/example-bills/vendor-site.mts';
 import { startEmbeddedCouchDB, type CouchServer } from '../host-api/couchdb-server.ts';
 import { databaseName } from '../host-api/documents.ts';
 import { buildOnce, repoRoot } from './support/artifacts.ts';
@@ -36,7 +36,7 @@ beforeAll(async () => {
   [site, couch, artifact] = await Promise.all([
     startVendorSite(),
     startEmbeddedCouchDB({ dataDir }),
-    buildOnce(path.join(repoRoot, 'konnectors/example-bills')),
+    buildOnce(path.join(repoRoot, 'konnectors/examples/example-bills')),
   ]);
 });
 

@@ -6,7 +6,7 @@
  */
 import path from 'node:path';
 import * as esbuild from 'esbuild';
-import { GUEST_RESOLUTION } from '../build/bundle.ts';
+import { GUEST_RESOLUTION } from '../compile/bundle.ts';
 import { UsageError } from '../errors.ts';
 import { compileInEngine } from './instance.ts';
 

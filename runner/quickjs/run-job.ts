@@ -16,7 +16,7 @@ export type WorkerMessage = { started: true } | { log: LogLine } | { result: Eng
 
 export type JobResult = (EngineCallResult | { outcome: 'timeout'; error: string }) & { logs: LogLine[] };
 
-const workerBoot = new URL('../worker-boot.mjs', import.meta.url);
+const workerBoot = new URL('../sandbox/worker-boot.mjs', import.meta.url);
 const workerEntry = new URL('./worker.ts', import.meta.url).href;
 
 export function runJob(request: WorkerRequest, { wallClockMs }: { wallClockMs: number }): Promise<JobResult> {

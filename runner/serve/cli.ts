@@ -7,7 +7,7 @@ import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { allowHostArgs, connectToArgs, limitsArg } from '../cli-args.ts';
+import { allowHostArgs, connectToArgs, limitsArg } from '../cli/cli-args.ts';
 import { UsageError } from '../errors.ts';
 import { ServeError } from './errors.ts';
 import { defaultServeOptions, startServeHost, type ServeOptions } from './host.ts';

@@ -9,7 +9,7 @@ import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import type { Server } from 'node:http';
 import { startEmbeddedCouchDB, type CouchServer } from '../../host-api/couchdb-server.ts';
-import type { JobEnvironment } from '../job.ts';
+import type { JobEnvironment } from '../sandbox/job.ts';
 import { defaultLimits, type Limits } from '../limits.ts';
 import { createApi, listen } from './api.ts';
 import { sandboxExecutor, type JobExecutor } from './executor.ts';
@@ -22,7 +22,7 @@ import { TriggerScheduler } from './scheduler.ts';
 import { openStore, type Store } from './store.ts';
 import { createMyAccounts, defaultMyAccountsOptions, type MyAccountsOptions } from './web/index.ts';
 import { LiveLogs } from './web/live.ts';
-import { SandboxPool } from '../pool.ts';
+import { SandboxPool } from '../sandbox/pool.ts';
 
 export interface ServeOptions {
   konnectorsDir: string;
@@ -118,7 +118,7 @@ export async function startServeHost(options: ServeOptions): Promise<ServeHost> 
     await registry.scan();
     if (registry.list().length === 0) {
       options.log('info', `no konnectors in ${options.konnectorsDir} yet: build one there, for instance ` +
-        `\`konnector build konnectors/example-bills --out ${path.join(options.konnectorsDir, 'example-bills.kwasm')}\`; ` +
+        `\`konnector build konnectors/examples/example-bills --out ${path.join(options.konnectorsDir, 'example-bills.kwasm')}\`; ` +
         'the host takes new artifacts without a restart');
     }
     const queue = await createQueue(options);

@@ -6,9 +6,9 @@
  */
 import { readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { readArtifact } from '../artifact.ts';
+import { readArtifact } from '../compile/artifact.ts';
 import type { Limits } from '../limits.ts';
-import { loadKonnector, type LoadedKonnector } from '../loader.ts';
+import { loadKonnector, type LoadedKonnector } from '../sandbox/loader.ts';
 import { ServeError } from './errors.ts';
 
 export const ARTIFACT_SUFFIX = '.kwasm';

@@ -4,7 +4,7 @@
  * scrape time, so it is the same on every host sharing the database.
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import type { JobReport } from '../job.ts';
+import type { JobReport } from '../sandbox/job.ts';
 
 const MiB = 1024 * 1024;
 

@@ -7,7 +7,7 @@ import type { JobErrorCode } from '../error-codes.ts';
 import { z } from 'zod';
 import { instanceDomainSchema } from '../../host-api/job-scope.ts';
 import type { LogLine } from '../../host-api/log.ts';
-import type { JobReport } from '../job.ts';
+import type { JobReport } from '../sandbox/job.ts';
 import { TRIGGER_TYPES } from './schedule.ts';
 
 const SLUG = /^[a-z0-9][a-z0-9_-]*$/;

@@ -8,9 +8,9 @@
  */
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { JobEnvironment, JobReport } from '../job.ts';
-import { JobGate } from '../job-gate.ts';
-import type { LoadedKonnector } from '../loader.ts';
+import type { JobEnvironment, JobReport } from '../sandbox/job.ts';
+import { JobGate } from '../sandbox/job-gate.ts';
+import type { LoadedKonnector } from '../sandbox/loader.ts';
 import type { HostErrorCode } from '../error-codes.ts';
 import { ServeError } from './errors.ts';
 import type { JobExecutor } from './executor.ts';

@@ -17,7 +17,7 @@ import { startEmbeddedCouchDB, type CouchServer } from '../../host-api/couchdb-s
 import { databaseName } from '../../host-api/job-scope.ts';
 import { parseConnectTo } from '../../host-api/http/index.ts';
 import type { LogLine } from '../../host-api/log.ts';
-import { runJob } from '../../runner/job.ts';
+import { runJob } from '../../runner/sandbox/job.ts';
 import { defaultLimits } from '../../runner/limits.ts';
 import { fixtureDir, loadOnce } from '../support/artifacts.ts';
 

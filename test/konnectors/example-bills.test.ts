@@ -8,9 +8,9 @@ import os from 'node:os';
 import path from 'node:path';
 import nano from 'nano';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startVendorSite, type VendorSite } from '../../konnectors/example-bills/vendor-site.mts';
+import { startVendorSite, type VendorSite } from '../../konnectors/examples/example-bills/vendor-site.mts';
 import { databaseName } from '../../host-api/documents.ts';
-import { readManifest, type Manifest } from '../../runner/manifest.ts';
+import { readManifest, type Manifest } from '../../runner/compile/manifest.ts';
 import {
   createTestDocuments,
   createTestFiles,
@@ -22,7 +22,7 @@ import {
   type TestCouch,
 } from './guest-harness.ts';
 
-const konnectorDir = path.join(repoRoot, 'konnectors/example-bills');
+const konnectorDir = path.join(repoRoot, 'konnectors/examples/example-bills');
 const ACCOUNT = 'account-energy-1';
 
 let site: VendorSite;

@@ -25,7 +25,7 @@ import { startEmbeddedCouchDB, type CouchServer } from '../../host-api/couchdb-s
 import { createDocuments, DocumentsError, type Documents } from '../../host-api/documents.ts';
 import { createFiles, FilesError, type Files } from '../../host-api/files.ts';
 import { mergeCookieHeader } from '../../host-api/http/request.ts';
-import { entryModuleSource, GUEST_RESOLUTION } from '../../runner/build/bundle.ts';
+import { entryModuleSource, GUEST_RESOLUTION } from '../../runner/compile/bundle.ts';
 import { defaultLimits } from '../../runner/limits.ts';
 
 export const repoRoot = fileURLToPath(new URL('../../', import.meta.url));
@@ -395,7 +395,7 @@ export async function loadGuest(source: GuestSource, host: TestHost, plugins: es
     // The engine's streams and zlib, which the SDK decodes gzip and deflate bodies with.
     ReadableStream,
     DecompressionStream,
-    // What the build's prelude gives a konnector on the host clock (runner/build/guest-prelude.js).
+    // What the build's prelude gives a konnector on the host clock (runner/compile/guest-prelude.js).
     setTimeout: (callback: () => void, ms?: number) => setTimeout(callback, ms),
     clearTimeout: (timer: ReturnType<typeof setTimeout>) => clearTimeout(timer),
     __node: {

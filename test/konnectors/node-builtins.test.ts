@@ -9,7 +9,7 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { bundleKonnector } from '../../runner/build/bundle.ts';
+import { bundleKonnector } from '../../runner/compile/bundle.ts';
 import { fixtureDir } from '../support/artifacts.ts';
 import { konnectorCli } from '../support/cli.ts';
 

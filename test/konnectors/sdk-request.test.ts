@@ -6,7 +6,7 @@ import { createServer, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { brotliCompressSync, deflateRawSync, deflateSync, gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startVendorSite, type VendorSite } from '../../konnectors/example-bills/vendor-site.mts';
+import { startVendorSite, type VendorSite } from '../../konnectors/examples/example-bills/vendor-site.mts';
 import { createTestHost, loadGuest, type HttpRequest } from './guest-harness.ts';
 
 const GUEST = `

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { request } from 'node:http';
 import { load } from 'cheerio';
-import { startVendorSite, type VendorSite } from '../../konnectors/example-bills/vendor-site.mts';
+import { startVendorSite, type VendorSite } from '../../konnectors/examples/example-bills/vendor-site.mts';
 
 let site: VendorSite;
 

@@ -4,7 +4,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LimitsSchema } from '../../runner/limits.ts';
-import { startShopSite, type ShopSite } from '../../konnectors/corner-shop/vendor-site.mts';
+import { startShopSite, type ShopSite } from '../../konnectors/examples/corner-shop/vendor-site.mts';
 import {
   createAccount,
   konnectorPath,

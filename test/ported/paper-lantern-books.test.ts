@@ -3,7 +3,7 @@
  * cozy-konnector-libs, cheerio), built with the real build and run in the sandbox against its vendor site.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startBookshopSite, type BookshopSite } from '../../konnectors/paper-lantern-books/vendor-site.mts';
+import { startBookshopSite, type BookshopSite } from '../../konnectors/examples/paper-lantern-books/vendor-site.mts';
 import { konnectorPath, md5, readStored, runPorted, startPortedEnv, storedDocs, storedFiles, type PortedEnv } from './support.ts';
 
 const KONNECTOR = konnectorPath('paper-lantern-books');

@@ -7,7 +7,7 @@ import { cp, mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { simplePdf } from '../../konnectors/vendor-kit.ts';
+import { simplePdf } from '../../konnectors/examples/vendor-kit.ts';
 import { CREDENTIALS, startRequestShopSite, type RequestShopSite } from '../fixtures/konnectors/request-shop/vendor-site.mts';
 import { fixtureDir } from '../support/artifacts.ts';
 import { runPorted, startPortedEnv, storedDocs, type PortedEnv } from './support.ts';

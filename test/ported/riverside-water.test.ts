@@ -4,7 +4,7 @@
  * the sandbox against its vendor site.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startWaterSite, type WaterSite } from '../../konnectors/riverside-water/vendor-site.mts';
+import { startWaterSite, type WaterSite } from '../../konnectors/examples/riverside-water/vendor-site.mts';
 import {
   createAccount,
   konnectorPath,

@@ -11,7 +11,7 @@ import nano from 'nano';
 import { startEmbeddedCouchDB, type CouchServer } from '../../host-api/couchdb-server.ts';
 import { databaseName } from '../../host-api/documents.ts';
 import type { LogLine } from '../../host-api/log.ts';
-import { runJob, type JobReport } from '../../runner/job.ts';
+import { runJob, type JobReport } from '../../runner/sandbox/job.ts';
 import { defaultLimits, type Limits } from '../../runner/limits.ts';
 import { loadOnce, repoRoot } from '../support/artifacts.ts';
 

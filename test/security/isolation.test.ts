@@ -17,10 +17,10 @@ import { startEmbeddedCouchDB, type CouchServer } from '../../host-api/couchdb-s
 import { databaseName } from '../../host-api/documents.ts';
 import { SESSIONS_DOCTYPE } from '../../host-api/job-scope.ts';
 import { formatTextLine } from '../../host-api/log.ts';
-import type { JobEnvironment } from '../../runner/job.ts';
+import type { JobEnvironment } from '../../runner/sandbox/job.ts';
 import { LimitsSchema, type Limits } from '../../runner/limits.ts';
-import type { LoadedKonnector } from '../../runner/loader.ts';
-import type { Manifest } from '../../runner/manifest.ts';
+import type { LoadedKonnector } from '../../runner/sandbox/loader.ts';
+import type { Manifest } from '../../runner/compile/manifest.ts';
 import { fixtureDir, loadOnce } from '../support/artifacts.ts';
 import { describeOutcome, runHostile, startVendorSite, type HostileRun, type Outcome } from './support.ts';
 import { AttackTable } from './table.ts';

@@ -1,6 +1,6 @@
 /**
  * Attacks through Node's modules as a konnector's npm dependencies reach them
- * (runner/build/guest-http.js, guest-unavailable.js): http, https and request
+ * (runner/compile/guest-http.js, guest-unavailable.js): http, https and request
  * go through the host's egress policy like any send, files and processes fail
  * with a named error, and request's cookie jar sees only its own job's
  * cookies. Decompression bombs, through request's zlib and through the SDK's
@@ -12,9 +12,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { startEmbeddedCouchDB, type CouchServer } from '../../host-api/couchdb-server.ts';
-import type { JobEnvironment } from '../../runner/job.ts';
+import type { JobEnvironment } from '../../runner/sandbox/job.ts';
 import { LimitsSchema } from '../../runner/limits.ts';
-import type { LoadedKonnector } from '../../runner/loader.ts';
+import type { LoadedKonnector } from '../../runner/sandbox/loader.ts';
 import { buildOnce, fixtureDir, loadOnce } from '../support/artifacts.ts';
 import { konnectorCli } from '../support/cli.ts';
 import { runHostile, startCountingServer, startVendorSite, type CountingServer, type Outcome } from './support.ts';

@@ -11,8 +11,8 @@ import { Readable } from 'node:stream';
 import { constants as zlibConstants, createBrotliCompress, createGzip } from 'node:zlib';
 import { parseConnectTo } from '../../host-api/http/index.ts';
 import type { LogLine } from '../../host-api/log.ts';
-import { runJob, type JobEnvironment, type JobReport } from '../../runner/job.ts';
-import type { LoadedKonnector } from '../../runner/loader.ts';
+import { runJob, type JobEnvironment, type JobReport } from '../../runner/sandbox/job.ts';
+import type { LoadedKonnector } from '../../runner/sandbox/loader.ts';
 
 export interface CountingServer {
   port: number;

@@ -155,7 +155,7 @@ describe('start-up checks', () => {
     const fresh = path.join(await mkdtemp(path.join(os.tmpdir(), 'serve-first-')), 'konnectors');
     const proc = await spawnServe(['--konnectors', fresh, '--couchdb', couch.url, '--db-prefix', 'first', '--data-dir', path.join(couchDir, 'first')]);
     processes.push(proc);
-    expect(proc.output()).toContain(`no konnectors in ${fresh} yet: build one there, for instance \`konnector build konnectors/example-bills --out`);
+    expect(proc.output()).toContain(`no konnectors in ${fresh} yet: build one there, for instance \`konnector build konnectors/examples/example-bills --out`);
     const { status, body } = await apiClient(proc.url)('GET', '/konnectors');
     expect(status).toBe(200);
     expect(body.konnectors).toEqual([]);

@@ -2,10 +2,10 @@ import { mkdtemp } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { readArtifact } from '../../runner/artifact.ts';
-import { buildKonnector } from '../../runner/build/index.ts';
+import { readArtifact } from '../../runner/compile/artifact.ts';
+import { buildKonnector } from '../../runner/compile/index.ts';
 import { defaultLimits, type Limits } from '../../runner/limits.ts';
-import { loadKonnector, type LoadedKonnector } from '../../runner/loader.ts';
+import { loadKonnector, type LoadedKonnector } from '../../runner/sandbox/loader.ts';
 
 export const repoRoot = fileURLToPath(new URL('../../', import.meta.url));
 export const fixtureDir = (name: string) => path.join(repoRoot, 'test/fixtures/konnectors', name);

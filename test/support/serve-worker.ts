@@ -8,7 +8,7 @@ import { createHash } from 'node:crypto';
 import { copyFile, mkdir, mkdtemp, readdir, readFile, rename, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { buildKonnector } from '../../runner/build/index.ts';
+import { buildKonnector } from '../../runner/compile/index.ts';
 import { fixtureDir, repoRoot } from './artifacts.ts';
 
 export const SLUG = 'serve-worker';
@@ -26,7 +26,7 @@ async function filesUnder(dir: string): Promise<string[]> {
  * the build pipeline and the lockfile, so every test file and bench run reuses one build.
  */
 export async function serveWorkerArtifact(): Promise<string> {
-  const inputs = [...(await filesUnder(fixture)), ...(await filesUnder(path.join(repoRoot, 'runner/build'))),
+  const inputs = [...(await filesUnder(fixture)), ...(await filesUnder(path.join(repoRoot, 'runner/compile'))),
     path.join(repoRoot, 'package-lock.json')];
   const hash = createHash('sha256');
   for (const file of inputs) hash.update(file).update(await readFile(file));

@@ -1,6 +1,6 @@
 import { fileURLToPath } from 'node:url';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { readArtifact, type Artifact } from '../../runner/artifact.ts';
+import { readArtifact, type Artifact } from '../../runner/compile/artifact.ts';
 import { instrumentComponentFuel, isFuelInstrumented } from '../../runner/wasm/fuel.ts';
 import { mapCoreModules } from '../../runner/wasm/module.ts';
 import { buildOnce } from '../support/artifacts.ts';

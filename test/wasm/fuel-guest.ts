@@ -1,5 +1,5 @@
 /**
- * Runs a konnector component in THIS thread, the way runner/guest-worker.ts
+ * Runs a konnector component in THIS thread, the way runner/sandbox/guest-worker.ts
  * instantiates it (jco glue, our core modules, WIT imports), but with the
  * fuel counter in reach and deterministic clock and randomness, so the fuel
  * tests and the fuel benchmark can set budgets and read counts. Only for
@@ -21,7 +21,7 @@ interface Glue {
   ): { run(job: { jobId: string; accountId: string; fields: string; parameters: string; manifest: string; environment: [string, string][]; maxResponseBytes: bigint }): unknown };
 }
 
-/** Transpiles a component and compiles its core modules (as runner/loader.ts does). */
+/** Transpiles a component and compiles its core modules (as runner/sandbox/loader.ts does). */
 export async function prepareGuest(component: Uint8Array): Promise<PreparedGuest> {
   const transpiled = await transpileBytes(component, {
     name: 'konnector',

@@ -14,7 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
  */
 
 const witPath = fileURLToPath(new URL('../../wit/', import.meta.url));
-const wizerBin = fileURLToPath(new URL('../../runner/build/preinit-bin.mjs', import.meta.url));
+const wizerBin = fileURLToPath(new URL('../../runner/compile/preinit-bin.mjs', import.meta.url));
 // componentize-js names its work directory from Math.random; a fresh seed per test run avoids
 // colliding with a directory a killed run left behind, while both builds below share it.
 const workDirSeed = 1 + Math.floor(Math.random() * 2 ** 30);

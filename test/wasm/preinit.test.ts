@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
-import { formatError, parseWizerArgs, preinitialize, PreinitError, type PreinitOptions } from '../../runner/build/preinit.ts';
+import { formatError, parseWizerArgs, preinitialize, PreinitError, type PreinitOptions } from '../../runner/compile/preinit.ts';
 import {
   encodeDataCount,
   encodeModule,
@@ -22,7 +22,7 @@ import {
 import { call, instantiate, wat } from './wat.ts';
 
 const options: PreinitOptions = { initFunc: 'init', allowWasi: true, preopens: [], env: {} };
-const preinitBin = fileURLToPath(new URL('../../runner/build/preinit-bin.mjs', import.meta.url));
+const preinitBin = fileURLToPath(new URL('../../runner/compile/preinit-bin.mjs', import.meta.url));
 
 function failure(run: () => unknown): PreinitError {
   try {

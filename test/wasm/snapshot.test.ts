@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { readArtifact } from '../../runner/artifact.ts';
+import { readArtifact } from '../../runner/compile/artifact.ts';
 import { applySnapshot, mapCoreModules, splitSnapshot } from '../../runner/wasm/index.ts';
 import { buildOnce, fixtureDir } from '../support/artifacts.ts';
 import { wat } from './wat.ts';

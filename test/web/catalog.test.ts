@@ -1,6 +1,6 @@
 /** The connect form's fields and their validation, as the catalog makes them from a manifest's `fields`. */
 import { expect, it } from 'vitest';
-import { parseManifest } from '../../runner/manifest.ts';
+import { parseManifest } from '../../runner/compile/manifest.ts';
 import { catalogEntry, credentialsSchema, visibleFields, type CatalogEntry } from '../../runner/serve/web/catalog.ts';
 
 const entry: CatalogEntry = {

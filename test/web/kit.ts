@@ -10,7 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { SMTPServer } from 'smtp-server';
-import { startVendorSite, type VendorSite } from '../../konnectors/example-bills/vendor-site.mts';
+import { startVendorSite, type VendorSite } from '../../konnectors/examples/example-bills/vendor-site.mts';
 import type { ServeHost } from '../../runner/serve/host.ts';
 import { defaultMyAccountsOptions, type MyAccountsOptions } from '../../runner/serve/web/index.ts';
 import { buildOnce, repoRoot } from '../support/artifacts.ts';
@@ -161,7 +161,7 @@ export interface MyAccountsHost {
   stop(): Promise<void>;
 }
 
-export const EXAMPLE_BILLS = path.join(repoRoot, 'konnectors/example-bills');
+export const EXAMPLE_BILLS = path.join(repoRoot, 'konnectors/examples/example-bills');
 
 /** A host with the example konnector (built with the real build), its vendor site, and an SMTP sink for the links. */
 export async function startMyAccountsHost(options: Partial<Pick<MyAccountsOptions, 'rateLimit' | 'publicUrl'>> = {}): Promise<MyAccountsHost> {

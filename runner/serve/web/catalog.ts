@@ -4,8 +4,8 @@
  * and verified once), and the connect form's fields as the manifest gives them.
  */
 import { z } from 'zod';
-import { readArtifact } from '../../artifact.ts';
-import type { Manifest } from '../../manifest.ts';
+import { readArtifact } from '../../compile/artifact.ts';
+import type { Manifest } from '../../compile/manifest.ts';
 import { ServeError } from '../errors.ts';
 import type { KonnectorRegistry } from '../konnectors.ts';
 

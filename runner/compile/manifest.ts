@@ -1,8 +1,8 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
-import { parseAllowedHost } from '../host-api/http/policy.ts';
-import { UsageError } from './errors.ts';
+import { parseAllowedHost } from '../../host-api/http/policy.ts';
+import { UsageError } from '../errors.ts';
 
 /** One entry of `permissions`: which doctype, which verbs (all when absent). */
 export const PermissionSchema = z.object({

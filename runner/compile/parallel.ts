@@ -9,7 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { UsageError, type UsageErrorKind } from '../errors.ts';
-import { readManifest } from '../manifest.ts';
+import { readManifest } from './manifest.ts';
 import type { BuildMessage, BuildRequest } from './build-child.ts';
 import type { BuildResult } from './index.ts';
 

@@ -1,15 +1,15 @@
 import path from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { startEmbeddedCouchDB } from '../host-api/couchdb-server.ts';
-import { formatTextLine, type LogLine } from '../host-api/log.ts';
-import { readArtifact } from './artifact.ts';
-import { buildKonnector, type BuildResult } from './build/index.ts';
-import { buildKonnectors } from './build/parallel.ts';
+import { startEmbeddedCouchDB } from '../../host-api/couchdb-server.ts';
+import { formatTextLine, type LogLine } from '../../host-api/log.ts';
+import { readArtifact } from '../compile/artifact.ts';
+import { buildKonnector, type BuildResult } from '../compile/index.ts';
+import { buildKonnectors } from '../compile/parallel.ts';
 import { compatTable, formatCompatTable } from './compat.ts';
 import { allowHostArgs, connectToArgs, jsonObjectArg, limitsArg } from './cli-args.ts';
-import { UsageError } from './errors.ts';
-import { describeComponent, loadKonnector } from './loader.ts';
-import { runJob } from './job.ts';
+import { UsageError } from '../errors.ts';
+import { describeComponent, loadKonnector } from '../sandbox/loader.ts';
+import { runJob } from '../sandbox/job.ts';
 
 const EXIT_OK = 0;
 const EXIT_KONNECTOR_ERRORED = 1;
@@ -83,7 +83,7 @@ Runs one job of the konnector in the sandbox.
 Exit 0 when the job is done, 1 when the konnector errored, 2 for bad usage or input.`,
   demo: `Usage: konnector demo
 
-Builds konnectors/example-bills, starts its vendor site on 127.0.0.1, runs one job on an
+Builds konnectors/examples/example-bills, starts its vendor site on 127.0.0.1, runs one job on an
 embedded CouchDB (data under .data/demo-couchdb) and prints the report and the bills saved.`,
 } as const;
 
@@ -288,7 +288,7 @@ async function main(argv: string[]): Promise<number> {
       // Loaded on demand: the demo and the worker host bring dependencies the other commands do not need.
       return (await import('./demo.ts')).runDemo();
     case 'serve':
-      return (await import('./serve/cli.ts')).serveCommand(rest);
+      return (await import('../serve/cli.ts')).serveCommand(rest);
     case undefined:
     case 'help':
     case '--help':

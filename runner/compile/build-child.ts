@@ -1,5 +1,5 @@
 /**
- * Builds one konnector in a child process for runner/build/parallel.ts. A
+ * Builds one konnector in a child process for runner/compile/parallel.ts. A
  * process, not a worker thread: a build pins the clock and random generator
  * of its process (componentize.ts) and componentize-js hands its own stdout
  * to the pre-initializer it spawns, which a worker thread's stdout cannot be.

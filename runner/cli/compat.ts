@@ -10,13 +10,13 @@
 import { mkdtemp, rm, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { startEmbeddedCouchDB } from '../host-api/couchdb-server.ts';
-import { readArtifact } from './artifact.ts';
-import { buildKonnectors } from './build/parallel.ts';
-import { runJob } from './job.ts';
-import { defaultLimits, type Limits } from './limits.ts';
-import { loadKonnector } from './loader.ts';
-import { readManifest } from './manifest.ts';
+import { startEmbeddedCouchDB } from '../../host-api/couchdb-server.ts';
+import { readArtifact } from '../compile/artifact.ts';
+import { buildKonnectors } from '../compile/parallel.ts';
+import { runJob } from '../sandbox/job.ts';
+import { defaultLimits, type Limits } from '../limits.ts';
+import { loadKonnector } from '../sandbox/loader.ts';
+import { readManifest } from '../compile/manifest.ts';
 
 export interface CompatRow {
   dir: string;

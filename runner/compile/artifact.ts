@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
-import { UsageError } from './errors.ts';
+import { UsageError } from '../errors.ts';
 import { ManifestSchema, describeIssues } from './manifest.ts';
 
 /**

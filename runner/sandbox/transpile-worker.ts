@@ -2,11 +2,11 @@
  * Transpiles a konnector's component and caps its core modules' memory, off
  * the host's main thread: jco's bindgen runs synchronously for seconds on the
  * 12 MB engine, and a worker host's main thread must keep renewing its
- * leases meanwhile. Started by runner/loader.ts, answers once and exits.
+ * leases meanwhile. Started by runner/sandbox/loader.ts, answers once and exits.
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { transpileBytes } from '@bytecodealliance/jco-transpile';
-import { capMemory } from './wasm/memory-cap.ts';
+import { capMemory } from '../wasm/memory-cap.ts';
 
 export interface TranspileRequest {
   component: Uint8Array;

@@ -292,7 +292,7 @@ export function preinitialize(input: Uint8Array, options: PreinitOptions): Uint8
   const snapshot = run(compiled, layout, probes, options);
   const output = rewrite(layout, snapshot, options.initFunc);
   if (!WebAssembly.validate(output)) {
-    throw new PreinitError('invalid-output', 'the pre-initialized module does not validate: this is a bug in runner/build/preinit.ts');
+    throw new PreinitError('invalid-output', 'the pre-initialized module does not validate: this is a bug in runner/compile/preinit.ts');
   }
   return output;
 }

@@ -1,16 +1,16 @@
 import { MessageChannel } from 'node:worker_threads';
-import type { Documents } from '../host-api/documents.ts';
-import { DocumentsError } from '../host-api/documents.ts';
-import { FilesError, type Files } from '../host-api/files.ts';
-import { HttpError } from '../host-api/http/errors.ts';
-import type { Http } from '../host-api/http/index.ts';
-import { BudgetExceeded } from '../host-api/budget.ts';
-import { cutLine, JobLog, type LogLevel } from '../host-api/log.ts';
+import type { Documents } from '../../host-api/documents.ts';
+import { DocumentsError } from '../../host-api/documents.ts';
+import { FilesError, type Files } from '../../host-api/files.ts';
+import { HttpError } from '../../host-api/http/errors.ts';
+import type { Http } from '../../host-api/http/index.ts';
+import { BudgetExceeded } from '../../host-api/budget.ts';
+import { cutLine, JobLog, type LogLevel } from '../../host-api/log.ts';
 import { JobGate } from './job-gate.ts';
 import { serveGuest, type GuestMessage, type GuestUsage, type HostAnswer } from './bridge.ts';
-import { cozyErrorCode, type CozyErrorCode, type SandboxErrorCode } from './error-codes.ts';
+import { cozyErrorCode, type CozyErrorCode, type SandboxErrorCode } from '../error-codes.ts';
 import type { GuestJob, GuestOutcome, RunMessage } from './guest-worker.ts';
-import type { Limits } from './limits.ts';
+import type { Limits } from '../limits.ts';
 import type { LoadedKonnector } from './loader.ts';
 import { sharedPool, type SandboxPool } from './pool.ts';
 

@@ -1,16 +1,16 @@
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import nano from 'nano';
-import { startVendorSite } from '../konnectors/example-bills/vendor-site.mts';
-import { startEmbeddedCouchDB } from '../host-api/couchdb-server.ts';
-import { databaseName } from '../host-api/documents.ts';
-import { readArtifact } from './artifact.ts';
-import { buildKonnector } from './build/index.ts';
-import { runJob } from './job.ts';
-import { defaultLimits } from './limits.ts';
-import { loadKonnector } from './loader.ts';
+import { startVendorSite } from '../../konnectors/examples/example-bills/vendor-site.mts';
+import { startEmbeddedCouchDB } from '../../host-api/couchdb-server.ts';
+import { databaseName } from '../../host-api/documents.ts';
+import { readArtifact } from '../compile/artifact.ts';
+import { buildKonnector } from '../compile/index.ts';
+import { runJob } from '../sandbox/job.ts';
+import { defaultLimits } from '../limits.ts';
+import { loadKonnector } from '../sandbox/loader.ts';
 
-const repoRoot = fileURLToPath(new URL('../', import.meta.url));
+const repoRoot = fileURLToPath(new URL('../../', import.meta.url));
 
 /**
  * The README's first command: build the example konnector, start its vendor
@@ -20,7 +20,7 @@ export async function runDemo(): Promise<number> {
   const say = (text: string) => process.stdout.write(`${text}\n`);
   const out = path.join(repoRoot, 'build/example-bills.kwasm');
   await import('node:fs/promises').then((fs) => fs.mkdir(path.dirname(out), { recursive: true }));
-  const built = await buildKonnector(path.join(repoRoot, 'konnectors/example-bills'), out, { progress: (step) => say(`build: ${step}...`) });
+  const built = await buildKonnector(path.join(repoRoot, 'konnectors/examples/example-bills'), out, { progress: (step) => say(`build: ${step}...`) });
   say(`built ${path.relative(repoRoot, built.out)}: ${built.bytes} bytes, sha256 ${built.sha256}`);
 
   const site = await startVendorSite();

@@ -1,16 +1,16 @@
 import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
-import { createDocuments } from '../host-api/documents.ts';
-import { accountName, createFiles, konnectorFolderPath } from '../host-api/files.ts';
-import { createHttp, operatorHostsFor, type ConnectTo, type OperatorHosts } from '../host-api/http/index.ts';
-import { instanceDomainSchema } from '../host-api/job-scope.ts';
-import { JobLog, type LogLine } from '../host-api/log.ts';
-import { openSessions } from '../host-api/sessions.ts';
-import { UsageError } from './errors.ts';
-import type { Limits } from './limits.ts';
+import { createDocuments } from '../../host-api/documents.ts';
+import { accountName, createFiles, konnectorFolderPath } from '../../host-api/files.ts';
+import { createHttp, operatorHostsFor, type ConnectTo, type OperatorHosts } from '../../host-api/http/index.ts';
+import { instanceDomainSchema } from '../../host-api/job-scope.ts';
+import { JobLog, type LogLine } from '../../host-api/log.ts';
+import { openSessions } from '../../host-api/sessions.ts';
+import { UsageError } from '../errors.ts';
+import type { Limits } from '../limits.ts';
 import type { LoadedKonnector } from './loader.ts';
 import { JobGate } from './job-gate.ts';
-import { describeIssues } from './manifest.ts';
+import { describeIssues } from '../compile/manifest.ts';
 import type { SandboxPool } from './pool.ts';
 import { runInSandbox, type JobOutcome } from './sandbox.ts';
 

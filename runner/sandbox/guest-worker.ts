@@ -9,11 +9,11 @@
  * clock and randomness answered here.
  */
 import { parentPort, type MessagePort } from 'node:worker_threads';
-import { clockImports } from '../host-api/clock.ts';
-import { randomImports } from '../host-api/random.ts';
+import { clockImports } from '../../host-api/clock.ts';
+import { randomImports } from '../../host-api/random.ts';
 import { GuestBridge, type GuestUsage } from './bridge.ts';
-import { FUEL_GLOBAL_EXPORT } from './wasm/fuel.ts';
-import { applySnapshot, type Snapshot } from './wasm/snapshot.ts';
+import { FUEL_GLOBAL_EXPORT } from '../wasm/fuel.ts';
+import { applySnapshot, type Snapshot } from '../wasm/snapshot.ts';
 
 export interface GuestJob {
   jobId: string;

@@ -1,11 +1,11 @@
 import { createHash } from 'node:crypto';
 import { Worker } from 'node:worker_threads';
 import { componentWit } from '@bytecodealliance/jco-transpile/wasm-tools';
-import type { Artifact, ArtifactHeader } from './artifact.ts';
-import { UsageError } from './errors.ts';
-import { WASM_PAGE_BYTES, type Limits } from './limits.ts';
-import { isFuelInstrumented } from './wasm/fuel.ts';
-import { capMemory, mapCoreModules, splitSnapshot, WasmError, type Snapshot } from './wasm/index.ts';
+import type { Artifact, ArtifactHeader } from '../compile/artifact.ts';
+import { UsageError } from '../errors.ts';
+import { WASM_PAGE_BYTES, type Limits } from '../limits.ts';
+import { isFuelInstrumented } from '../wasm/fuel.ts';
+import { capMemory, mapCoreModules, splitSnapshot, WasmError, type Snapshot } from '../wasm/index.ts';
 import type { TranspileAnswer, TranspileRequest } from './transpile-worker.ts';
 
 /** Interfaces a konnector component may import (unversioned, as the glue names them). */
@@ -150,7 +150,7 @@ const digest = (bytes: Uint8Array) => createHash('sha256').update(bytes).digest(
 const workerBoot = new URL('./worker-boot.mjs', import.meta.url);
 const transpileEntry = new URL('./transpile-worker.ts', import.meta.url).href;
 
-/** Runs runner/transpile-worker.ts once: the main thread stays free while jco works. */
+/** Runs runner/sandbox/transpile-worker.ts once: the main thread stays free while jco works. */
 function transpileOffThread(request: TranspileRequest): Promise<TranspileAnswer> {
   return new Promise((resolve, reject) => {
     const worker = new Worker(workerBoot, { workerData: { entry: transpileEntry, request }, env: {} });

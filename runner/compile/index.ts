@@ -1,8 +1,8 @@
 import { createHash } from 'node:crypto';
 import { createRequire } from 'node:module';
-import { encodeArtifact, writeArtifact } from '../artifact.ts';
+import { encodeArtifact, writeArtifact } from './artifact.ts';
 import { UsageError } from '../errors.ts';
-import { readManifest } from '../manifest.ts';
+import { readManifest } from './manifest.ts';
 import { FUEL_INSTRUMENTER_VERSION, instrumentComponentFuel } from '../wasm/fuel.ts';
 import { bundleKonnector } from './bundle.ts';
 import { BuildCache } from './cache.ts';

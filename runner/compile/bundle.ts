@@ -78,19 +78,19 @@ const POLYFILLED_BUILTINS = ['assert', 'buffer', 'constants', 'crypto', 'domain'
   'querystring', 'stream', 'string_decoder', 'sys', 'timers', 'timers/promises', 'url', 'util', 'zlib',
   '_stream_duplex', '_stream_passthrough', '_stream_readable', '_stream_transform', '_stream_writable'];
 
-/** Node built-ins a sandbox cannot have: they build, and fail when called (runner/build/guest-unavailable.js). */
+/** Node built-ins a sandbox cannot have: they build, and fail when called (runner/compile/guest-unavailable.js). */
 const UNAVAILABLE_BUILTINS = ['fs', 'fs/promises', 'child_process', 'net', 'tls', 'dgram', 'dns', 'http2',
   'cluster', 'worker_threads', 'vm', 'module', 'readline', 'repl', 'tty', 'v8', 'perf_hooks', 'async_hooks', 'inspector', 'trace_events'];
 
 const unavailablePath = fileURLToPath(new URL('./guest-unavailable.js', import.meta.url));
 
-/** `http` and `https` on the host's http.send (runner/build/guest-http.js). */
+/** `http` and `https` on the host's http.send (runner/compile/guest-http.js). */
 const GUEST_HTTP_BUILTINS = ['http', 'https'];
 const guestHttpPath = fileURLToPath(new URL('./guest-http.js', import.meta.url));
 
 /**
  * Packages whose whole job is to provide `fetch` (a konnector's own copy included: in the sandbox the only
- * fetch is the host's, runner/build/guest-fetch.js). isomorphic-fetch came with older cozy-konnector-libs.
+ * fetch is the host's, runner/compile/guest-fetch.js). isomorphic-fetch came with older cozy-konnector-libs.
  */
 const FETCH_PACKAGES = ['node-fetch', 'isomorphic-fetch', 'cross-fetch', 'whatwg-fetch'];
 const guestFetchPath = fileURLToPath(new URL('./guest-fetch.js', import.meta.url));
