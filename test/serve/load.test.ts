@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { auditLoad, enqueueLoad, readOutcome, waitForLoadToEnd } from '../support/serve-load.ts';
-import type { ServeHost } from '../../runner/serve/host.ts';
+import { defaultServeOptions, type ServeHost } from '../../runner/serve/host.ts';
 import { apiClient, konnectorsDir, startTestHost } from './support.ts';
 
 const JOBS = 1000;
@@ -8,7 +8,9 @@ const JOBS = 1000;
 let host: ServeHost;
 
 beforeAll(async () => {
-  host = await startTestHost({ konnectorsDir: await konnectorsDir() });
+  // The production lease: one host has nobody to fail over to, and a 3 s lease lapses on a busy machine
+  // (renewals are CouchDB writes), rerunning jobs for nothing. Short leases are the failover tests' business.
+  host = await startTestHost({ konnectorsDir: await konnectorsDir(), leaseMs: defaultServeOptions().leaseMs });
 });
 
 afterAll(async () => {
