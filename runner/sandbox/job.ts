@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
 import { createDocuments } from '../../host-api/documents.ts';
-import { accountName, createFiles, konnectorFolderPath } from '../../host-api/files.ts';
+import { accountName, createFiles, konnectorFolderPath } from '../../host-api/files/index.ts';
 import { createHttp, operatorHostsFor, type ConnectTo, type OperatorHosts } from '../../host-api/http/index.ts';
 import { instanceDomainSchema } from '../../host-api/job-scope.ts';
 import { JobLog, type LogLine } from '../../host-api/log.ts';
