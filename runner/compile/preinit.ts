@@ -3,6 +3,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { setFlagsFromString } from 'node:v8';
 import { WASI } from 'node:wasi';
 import { z } from 'zod';
+import { formatIssues } from '../../host-api/schema-issues.ts';
 import {
   appendToVector,
   constExpr,
@@ -200,7 +201,7 @@ export function parseWizerArgs(argv: readonly string[]): Invocation {
   if (duplicate !== undefined) throw usage(`guest directory "${duplicate}" is preopened twice`);
   const parsed = InvocationSchema.safeParse({ ...options, input: positional[0] });
   if (!parsed.success) {
-    throw usage(parsed.error.issues.map((issue) => `${issue.path.join('.') || 'arguments'}: ${issue.message}`).join('; '));
+    throw usage(formatIssues(parsed.error, 'arguments'));
   }
   return parsed.data;
 }
