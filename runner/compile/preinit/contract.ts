@@ -10,7 +10,6 @@ export interface PreinitOptions {
   env: Readonly<Record<string, string>>;
 }
 
-
 export type PreinitErrorKind =
   /** Bad command line or an init function the module does not export. */
   | 'usage'
