@@ -7,7 +7,7 @@ import nano from 'nano';
 import { z } from 'zod';
 
 /** Per-request timeout towards CouchDB, after which the request fails as 'unreachable'. */
-export const DEFAULT_REQUEST_TIMEOUT_MS = 30_000;
+const DEFAULT_REQUEST_TIMEOUT_MS = 30_000;
 
 /**
  * The name of the database holding `doctype` for `instance`, as it appears in a URL path. This is cozy-stack's
