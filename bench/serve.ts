@@ -31,7 +31,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import * as esbuild from 'esbuild';
 import nano from 'nano';
 import { startEmbeddedCouchDB } from '../host-api/couchdb-server.ts';
-import { konnectorFolderPath } from '../host-api/files.ts';
+import { konnectorFolderPath } from '../host-api/files/index.ts';
 import { parseConnectTo } from '../host-api/http/index.ts';
 import { startVendorSite } from '../konnectors/examples/example-bills/vendor-site.mts';
 import { buildKonnector } from '../runner/compile/index.ts';

@@ -2,11 +2,12 @@
  * The `documents` capability: the guest's access to the user's CouchDB, one database per doctype, guarded by
  * the manifest's permissions and the job's budgets. Every input from the guest is untrusted.
  */
-import nano from 'nano';
 import { z } from 'zod';
-import { databaseName, isRunnerDatabase, jobScopeSchema } from './job-scope.ts';
+import { isRunnerDatabase, jobScopeSchema } from './job-scope.ts';
 import { defaultLimits } from '../runner/limits.ts';
 import { BudgetExceeded } from './budget.ts';
+import { asCouchError, Couch, databaseName, hostMetadata, isCouchError, storedMetadata, type CouchDatabase } from './couchdb.ts';
+import { formatIssues } from './schema-issues.ts';
 
 export type DocumentsErrorKind = 'forbidden' | 'invalid' | 'conflict' | 'unavailable';
 
@@ -54,7 +55,7 @@ export interface Documents {
   ensureAccount(): Promise<void>;
 }
 
-export { databaseName } from './job-scope.ts';
+export { databaseName } from './couchdb.ts';
 
 const ACCOUNTS_DOCTYPE = 'io.cozy.accounts';
 const FILES_DOCTYPE = 'io.cozy.files';
@@ -125,47 +126,21 @@ const selectorSchema = z.record(z.unknown()).superRefine((selector, ctx) => {
   if (problem !== undefined) ctx.addIssue({ code: 'custom', message: problem });
 });
 
-// Read leniently from documents already in the database: a malformed field is treated as absent.
-const storedMetadataSchema = z.object({
-  createdAt: z.string().optional().catch(undefined),
-  createdByApp: z.string().optional().catch(undefined),
-  createdByAppVersion: z.string().optional().catch(undefined),
-  sourceAccount: z.string().optional().catch(undefined),
-  updatedByApps: z.array(z.object({ slug: z.string(), date: z.string() }).passthrough()).optional().catch(undefined),
-}).catch({});
-
 const storedDocSchema = z.object({ _rev: z.string(), cozyMetadata: z.unknown() }).passthrough();
 const writeResultSchema = z.object({ id: z.string(), rev: z.string() }).passthrough();
 const findResultSchema = z.object({ docs: z.array(z.record(z.unknown())) }).passthrough();
-
-/** What nano rejects with: an HTTP error carries statusCode (and CouchDB's error/reason); a connection failure does not. */
-interface CouchFailure {
-  statusCode?: number;
-  error?: string;
-  reason?: string;
-  message?: string;
-}
 
 export function createDocuments(opts: DocumentsOptions): Documents {
   const parsed = optionsSchema.safeParse(opts);
   if (!parsed.success) throw new DocumentsError('invalid', `createDocuments: bad options: ${formatIssues(parsed.error)}`);
   const { slug, accountId, appVersion, instance, permissions, limits } = parsed.data;
   const now = opts.now ?? (() => new Date());
-  const requestTimeoutMs = parsed.data.requestTimeoutMs ?? 30_000;
-  const couch = nano({ url: parsed.data.couchUrl });
-  const couchOrigin = new URL(parsed.data.couchUrl).origin; // for messages: no credentials
+  const couch = new Couch(parsed.data.couchUrl, parsed.data.requestTimeoutMs);
   const saved: Record<string, number> = {};
   let writes = 0; // counts writes in flight too, so concurrent saves cannot overrun the budget
   let finds = 0;
   let accountReady: Promise<void> = Promise.resolve();
   const sameDatabase = (a: string, b: string) => databaseName(instance, a) === databaseName(instance, b);
-
-  function request(req: { db: string; method?: string; path?: string; body?: unknown }): Promise<unknown> {
-    // nano encodes `db` into the URL itself, so it gets the real name (with "/"). Document ids go in `path`,
-    // encoded here: nano leaves a `doc` containing "_design" or "_local" anywhere unencoded.
-    const signal = AbortSignal.timeout(requestTimeoutMs);
-    return couch.relax({ ...req, db: decodeURIComponent(req.db), signal } as nano.RequestOptions);
-  }
 
   /** Validates the doctype and names the operation for messages. */
   function operationOn(call: 'save' | 'find', doctype: string): string {
@@ -223,54 +198,42 @@ export function createDocuments(opts: DocumentsOptions): Documents {
   function answer<T>(schema: z.ZodType<T>, value: unknown): T {
     const result = schema.safeParse(value);
     if (result.success) return result.data;
-    throw new DocumentsError('unavailable', `CouchDB at ${couchOrigin} gave an unexpected answer: ` +
+    throw new DocumentsError('unavailable', `CouchDB at ${couch.origin} gave an unexpected answer: ` +
       formatIssues(result.error));
   }
 
   function couchError(e: unknown, operation: string): DocumentsError {
     if (e instanceof DocumentsError) return e;
-    const failure = (e ?? {}) as CouchFailure;
-    const status = failure.statusCode;
-    const reason = failure.reason ?? failure.error ?? failure.message ?? String(e);
-    if (typeof status !== 'number') {
-      return new DocumentsError('unavailable', `${operation}: CouchDB at ${couchOrigin} did not answer (${reason}); ` +
-        'the job can be retried later');
+    const failure = asCouchError(e, couch.origin);
+    switch (failure.kind) {
+      case 'conflict':
+        return new DocumentsError('conflict', `${operation}: conflict: ${failure.reason}`);
+      case 'forbidden':
+        return new DocumentsError('forbidden', `${operation}: CouchDB refused it: ${failure.reason}`);
+      case 'not-found':
+      case 'refused':
+        return new DocumentsError('invalid', `${operation}: CouchDB refused it (HTTP ${failure.status}: ${failure.reason})`);
+      default:
+        return new DocumentsError('unavailable', `${operation}: ${failure.message}; the job can be retried later`);
     }
-    if (e instanceof URIError) return new DocumentsError('invalid', `${operation}: CouchDB cannot store it (${e.message})`);
-    if (status === 409) return new DocumentsError('conflict', `${operation}: conflict: ${reason}`);
-    if (status === 403) return new DocumentsError('forbidden', `${operation}: CouchDB refused it: ${reason}`);
-    if (status === 401 || status >= 500) {
-      return new DocumentsError('unavailable', `${operation}: CouchDB at ${couchOrigin} failed (HTTP ${status}: ` +
-        `${reason}); the job can be retried later`);
-    }
-    return new DocumentsError('invalid', `${operation}: CouchDB refused it (HTTP ${status}: ${reason})`);
   }
 
-  /** Writes, creating the database on its first write (another job may create it at the same time). */
-  async function write(db: string, doc: JsonObject): Promise<z.infer<typeof writeResultSchema>> {
+  /** Writes a new document (no _id: CouchDB names it) or over the revision it carries. */
+  async function write(db: CouchDatabase, doc: JsonObject): Promise<z.infer<typeof writeResultSchema>> {
+    // Document ids go in `path`, encoded here: nano leaves a `doc` containing "_design" or "_local" unencoded.
     const req = doc._id === undefined
-      ? { db, method: 'POST', body: doc }
-      : { db, method: 'PUT', path: encodeURIComponent(String(doc._id)), body: doc };
-    try {
-      return answer(writeResultSchema, await request(req));
-    } catch (e) {
-      if ((e as CouchFailure).statusCode !== 404) throw e;
-    }
-    try {
-      await request({ db, method: 'PUT' });
-    } catch (e) {
-      if ((e as CouchFailure).statusCode !== 412) throw e; // 412 file_exists: created meanwhile
-    }
-    return answer(writeResultSchema, await request(req));
+      ? { method: 'POST', body: doc }
+      : { method: 'PUT', path: encodeURIComponent(String(doc._id)), body: doc };
+    return answer(writeResultSchema, await db.write(req));
   }
 
   /** The stored document an update is based on; it must exist at exactly the guest's _rev. */
-  async function readBase(db: string, doctype: string, id: string, rev: string, operation: string) {
+  async function readBase(db: CouchDatabase, doctype: string, id: string, rev: string, operation: string) {
     let stored: unknown;
     try {
-      stored = await request({ db, path: encodeURIComponent(id) });
+      stored = await db.request({ path: encodeURIComponent(id) });
     } catch (e) {
-      if ((e as CouchFailure).statusCode !== 404) throw e;
+      if (!isCouchError(e, 'not-found')) throw e;
       throw new DocumentsError('conflict', `${operation}: there is no ${doctype} document ${JSON.stringify(id)} ` +
         '(or it was deleted): save it without _rev to create it');
     }
@@ -282,27 +245,11 @@ export function createDocuments(opts: DocumentsOptions): Documents {
     return base;
   }
 
-  /** cozyMetadata for a new document (no base) or an update of `base`, whose creation facts it keeps. */
+  /** cozyMetadata for a new document (no base) or an update of `base`: the guest's own fields, then the host's. */
   function metadata(base: { cozyMetadata?: unknown } | undefined, fromGuest: JsonObject | undefined): JsonObject {
-    const date = now().toISOString();
     const guestOwn = Object.fromEntries(
       Object.entries(fromGuest ?? {}).filter(([key]) => !HOST_METADATA_KEYS.includes(key)));
-    const created = base === undefined ? undefined : storedMetadataSchema.parse(base.cozyMetadata);
-    const updatedByApps = [
-      ...(created?.updatedByApps ?? []).filter((entry) => entry.slug !== slug),
-      { slug, date, ...(appVersion === undefined ? {} : { version: appVersion }) },
-    ];
-    const createdByAppVersion = created ? created.createdByAppVersion : appVersion;
-    return {
-      ...guestOwn,
-      metadataVersion: 1,
-      createdAt: created?.createdAt ?? date,
-      createdByApp: created?.createdByApp ?? slug,
-      ...(createdByAppVersion === undefined ? {} : { createdByAppVersion }),
-      updatedAt: date,
-      updatedByApps,
-      sourceAccount: created?.sourceAccount ?? accountId,
-    };
+    return { ...guestOwn, ...hostMetadata({ slug, accountId, appVersion }, base, now().toISOString()) };
   }
 
   /**
@@ -314,8 +261,8 @@ export function createDocuments(opts: DocumentsOptions): Documents {
       throw new DocumentsError('forbidden', `${operation}: files and folders are created and removed through the files ` +
         'interface; documents may only update the metadata of an existing file');
     }
-    const creator = storedMetadataSchema.safeParse(base.cozyMetadata);
-    if (!creator.success || creator.data.createdByApp !== slug || creator.data.sourceAccount !== accountId) {
+    const creator = storedMetadata(base.cozyMetadata);
+    if (creator.createdByApp !== slug || creator.sourceAccount !== accountId) {
       throw new DocumentsError('forbidden', `${operation}: ${JSON.stringify(base._id)} was not created by ${slug} for this ` +
         'account: a konnector may only update the metadata of its own files');
     }
@@ -325,18 +272,18 @@ export function createDocuments(opts: DocumentsOptions): Documents {
   /** ensureAccount's work; the guest's calls on io.cozy.accounts wait for it. */
   async function makeAccount(): Promise<void> {
     if (!Object.values(permissions).some((p) => sameDatabase(p.type, ACCOUNTS_DOCTYPE))) return;
-    const db = databaseName(instance, ACCOUNTS_DOCTYPE);
+    const db = couch.database(instance, ACCOUNTS_DOCTYPE);
     const operation = `the job's ${ACCOUNTS_DOCTYPE} document`;
     try {
-      await request({ db, path: encodeURIComponent(accountId) });
+      await db.request({ path: encodeURIComponent(accountId) });
       return;
     } catch (e) {
-      if ((e as CouchFailure).statusCode !== 404) throw couchError(e, operation);
+      if (!isCouchError(e, 'not-found')) throw couchError(e, operation);
     }
     try {
       await write(db, { _id: accountId, account_type: slug, cozyMetadata: metadata(undefined, undefined) });
     } catch (e) {
-      if ((e as CouchFailure).statusCode !== 409) throw couchError(e, operation); // made meanwhile by another job
+      if (!isCouchError(e, 'conflict')) throw couchError(e, operation); // made meanwhile by another job
     }
   }
 
@@ -362,7 +309,7 @@ export function createDocuments(opts: DocumentsOptions): Documents {
         throw new BudgetExceeded('DOCUMENTS', limits.maxDocuments, writes + 1, `${operation}: documents written`);
       }
       writes++;
-      const db = databaseName(instance, doctype);
+      const db = couch.database(instance, doctype);
       try {
         const base = doc._rev === undefined ? undefined
           : await readBase(db, doctype, doc._id as string, doc._rev, operation);
@@ -372,7 +319,7 @@ export function createDocuments(opts: DocumentsOptions): Documents {
         try {
           result = await write(db, stored);
         } catch (e) {
-          if ((e as CouchFailure).statusCode !== 409) throw e;
+          if (!isCouchError(e, 'conflict')) throw e;
           throw new DocumentsError('conflict', doc._rev === undefined
             ? `${operation}: a document with _id ${JSON.stringify(doc._id)} already exists: pass its _rev to update it`
             : `${operation}: ${doctype} document ${JSON.stringify(doc._id)} changed meanwhile: read it again and retry`);
@@ -406,10 +353,10 @@ export function createDocuments(opts: DocumentsOptions): Documents {
       if (cappedLimit === 0) return '[]';
       let result: unknown;
       try {
-        result = await request({ db: databaseName(instance, doctype), method: 'POST', path: '_find',
+        result = await couch.database(instance, doctype).request({ method: 'POST', path: '_find',
           body: { selector, limit: cappedLimit } });
       } catch (e) {
-        if ((e as CouchFailure).statusCode === 404) return '[]'; // nothing saved in this doctype yet
+        if (isCouchError(e, 'not-found')) return '[]'; // nothing saved in this doctype yet
         throw couchError(e, operation);
       }
       const { docs } = answer(findResultSchema, result);
@@ -422,10 +369,6 @@ export function createDocuments(opts: DocumentsOptions): Documents {
       return accountReady;
     },
   };
-}
-
-function formatIssues(error: z.ZodError): string {
-  return error.issues.map((issue) => `${issue.path.length ? issue.path.join('.') : '(root)'}: ${issue.message}`).join('; ');
 }
 
 /**

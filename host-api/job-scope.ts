@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { databaseName } from './couchdb.ts';
 
 /** A Cozy instance: a lower-case domain, with an optional port (the prefix of its database names). */
 export const instanceDomainSchema = z
@@ -18,26 +19,6 @@ export const jobScopeSchema = z.object({
   /** Per-request timeout towards CouchDB. */
   requestTimeoutMs: z.number().int().positive().optional(),
 });
-
-/**
- * The name of the database holding `doctype` for `instance`, as it appears in a URL path. This is cozy-stack's
- * rule (pkg/couchdb makeDBName): lowercase(prefix + "/" + doctype) with every "." and ":" replaced by "-", then
- * Go's url.PathEscape. The prefix is the instance domain, so "alice.cozy.example" + "io.cozy.bills" gives
- * "alice-cozy-example%2Fio-cozy-bills"; the database's real name is "alice-cozy-example/io-cozy-bills".
- */
-export function databaseName(instance: string, doctype: string): string {
-  return goPathEscape(`${instance}/${doctype}`.toLowerCase().replace(/[.:]/g, '-'));
-}
-
-/** Go's url.PathEscape: keeps unreserved characters and "$&+:=@", escapes every other byte (including "/"). */
-function goPathEscape(s: string): string {
-  let out = '';
-  for (const byte of Buffer.from(s, 'utf8')) {
-    const c = String.fromCharCode(byte);
-    out += /[A-Za-z0-9\-_.~$&+:=@]/.test(c) ? c : `%${byte.toString(16).toUpperCase().padStart(2, '0')}`;
-  }
-  return out;
-}
 
 /** The runner's own doctype for vendor sessions (sessions.ts); `documents` never serves it to a konnector. */
 export const SESSIONS_DOCTYPE = 'io.cozy.konnector-runner.sessions';

@@ -1,5 +1,5 @@
-import nano from 'nano';
-import { databaseName, SESSIONS_DOCTYPE } from './job-scope.ts';
+import { Couch, isCouchError } from './couchdb.ts';
+import { SESSIONS_DOCTYPE } from './job-scope.ts';
 
 /**
  * Vendor sessions kept between jobs of ONE account: the cookie jar a job
@@ -23,10 +23,11 @@ export interface SessionStore {
 }
 
 export function openSessions(opts: { couchUrl: string; instance: string; slug: string; accountId: string }): SessionStore {
-  const db = nano(opts.couchUrl).use<SessionDoc>(decodeURIComponent(databaseName(opts.instance, SESSIONS_DOCTYPE)));
+  const db = new Couch(opts.couchUrl).database(opts.instance, SESSIONS_DOCTYPE);
   const id = `${opts.slug}:${opts.accountId}`;
-  const current = () => db.get(id).catch((error: { statusCode?: number }) => {
-    if (error.statusCode === 404) return undefined;
+  const path = encodeURIComponent(id);
+  const current = () => (db.request({ path }) as Promise<SessionDoc>).catch((error: unknown) => {
+    if (isCouchError(error, 'not-found')) return undefined;
     throw error;
   });
   return {
@@ -36,17 +37,11 @@ export function openSessions(opts: { couchUrl: string; instance: string; slug: s
     async save(cookies) {
       const existing = await current();
       const doc: SessionDoc = { _id: id, cookies, updatedAt: new Date().toISOString(), ...(existing ? { _rev: existing._rev } : {}) };
-      try {
-        await db.insert(doc);
-      } catch (error) {
-        if ((error as { statusCode?: number }).statusCode !== 404) throw error;
-        await nano(opts.couchUrl).db.create(decodeURIComponent(databaseName(opts.instance, SESSIONS_DOCTYPE))).catch(() => undefined);
-        await db.insert(doc);
-      }
+      await db.write({ method: 'PUT', path, body: doc });
     },
     async drop() {
       const existing = await current();
-      if (existing?._rev) await db.destroy(id, existing._rev);
+      if (existing?._rev) await db.request({ method: 'DELETE', path, qs: { rev: existing._rev } });
     },
   };
 }

@@ -66,3 +66,8 @@ export type HostErrorCode =
 
 /** Every code a job can end with, in reports, job documents, the retry policy, metrics and the API. */
 export type JobErrorCode = CozyErrorCode | SandboxErrorCode | HostErrorCode;
+
+/** LOGIN_FAILED and USER_ACTION_NEEDED, with their sub-codes: the user has to act (the vendor refused the login). */
+export function needsTheUser(code: JobErrorCode): boolean {
+  return /^(LOGIN_FAILED|USER_ACTION_NEEDED)(\.|$)/.test(code);
+}

@@ -9,7 +9,7 @@ import { defaultLimits, type Limits } from '../runner/limits.ts';
 import { describeComponent, loadKonnector } from '../runner/sandbox/loader.ts';
 import { readArtifact } from '../runner/compile/artifact.ts';
 import { buildOnce, fixtureDir, loadOnce } from './support/artifacts.ts';
-import { databaseName } from '../host-api/job-scope.ts';
+import { databaseName } from '../host-api/couchdb.ts';
 import { JobGate } from '../runner/sandbox/job-gate.ts';
 import { JobNotOwned } from '../runner/sandbox/sandbox.ts';
 

@@ -13,6 +13,7 @@ import dns from 'node:dns';
 import { Agent, type Dispatcher } from 'undici';
 import { z } from 'zod';
 import { BudgetExceeded } from '../budget.ts';
+import { formatIssues } from '../schema-issues.ts';
 import { createCheckedConnector, type Resolver } from './connector.ts';
 import { CookieStore } from './cookies.ts';
 import { HttpConfigError, HttpError, type HttpErrorKind } from './errors.ts';
@@ -170,8 +171,7 @@ class Slots {
 export function createHttp(opts: HttpOptions): Http {
   const parsed = limitsSchema.safeParse(opts.limits);
   if (!parsed.success) {
-    const issues = parsed.error.issues.map((i) => `${i.path.join('.') || 'limits'}: ${i.message}`).join('; ');
-    throw new HttpConfigError('invalid-limits', `http limits are invalid: ${issues}`);
+    throw new HttpConfigError('invalid-limits', `http limits are invalid: ${formatIssues(parsed.error, 'limits')}`);
   }
   const limits = parsed.data;
   const hostLists: HostList[] = [

@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { parseConnectTo, parseOperatorHosts, type ConnectTo, type OperatorHosts } from '../../host-api/http/index.ts';
 import { UsageError } from '../errors.ts';
 import { LimitsSchema, type Limits } from '../limits.ts';
-import { describeIssues } from '../compile/manifest.ts';
+import { describeIssues } from '../../host-api/schema-issues.ts';
 
 /** Options both `run` and `serve` take, parsed the same way with the same errors. */
 

@@ -3,7 +3,8 @@ import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
 import { UsageError } from '../errors.ts';
-import { ManifestSchema, describeIssues } from './manifest.ts';
+import { describeIssues } from '../../host-api/schema-issues.ts';
+import { ManifestSchema } from './manifest.ts';
 
 /**
  * A konnector artifact is ONE file:

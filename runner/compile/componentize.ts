@@ -9,7 +9,7 @@ import { encodeModule, findSection, readModule, SectionId, setSection, type Sect
 import { type BuildCache, cacheKey } from './cache.ts';
 
 const witDir = fileURLToPath(new URL('../../wit/', import.meta.url));
-const deterministicWizer = fileURLToPath(new URL('./preinit-bin.mjs', import.meta.url));
+const deterministicWizer = fileURLToPath(new URL('./preinit/bin.mjs', import.meta.url));
 
 export const engine = { name: 'componentize-js', version: engineVersion as string };
 

@@ -2,6 +2,7 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
 import { parseAllowedHost } from '../../host-api/http/policy.ts';
+import { describeIssues } from '../../host-api/schema-issues.ts';
 import { UsageError } from '../errors.ts';
 
 /** One entry of `permissions`: which doctype, which verbs (all when absent). */
@@ -51,13 +52,6 @@ export const ManifestSchema = z
   .passthrough();
 
 export type Manifest = z.infer<typeof ManifestSchema>;
-
-/** Formats zod issues as "field: problem" lines, the way every schema error reads. */
-export function describeIssues(error: z.ZodError): string {
-  return error.issues
-    .map((issue) => `  - ${issue.path.length ? issue.path.join('.') : '(root)'}: ${issue.message}`)
-    .join('\n');
-}
 
 export function parseManifest(json: unknown, where: string): Manifest {
   const parsed = ManifestSchema.safeParse(json);

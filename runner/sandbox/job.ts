@@ -1,16 +1,17 @@
 import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
 import { createDocuments } from '../../host-api/documents.ts';
-import { accountName, createFiles, konnectorFolderPath } from '../../host-api/files.ts';
+import { accountName, createFiles, konnectorFolderPath } from '../../host-api/files/index.ts';
 import { createHttp, operatorHostsFor, type ConnectTo, type OperatorHosts } from '../../host-api/http/index.ts';
 import { instanceDomainSchema } from '../../host-api/job-scope.ts';
 import { JobLog, type LogLine } from '../../host-api/log.ts';
+import { describeIssues } from '../../host-api/schema-issues.ts';
 import { openSessions } from '../../host-api/sessions.ts';
+import { needsTheUser } from '../error-codes.ts';
 import { UsageError } from '../errors.ts';
 import type { Limits } from '../limits.ts';
 import type { LoadedKonnector } from './loader.ts';
 import { JobGate } from './job-gate.ts';
-import { describeIssues } from '../compile/manifest.ts';
 import type { SandboxPool } from './pool.ts';
 import { runInSandbox, type JobOutcome } from './sandbox.ts';
 
@@ -154,7 +155,7 @@ export async function runJob(konnector: LoadedKonnector, request: JobRequest, en
     await session;
   }
   // The session is kept only when the konnector asked to (CookieKonnector), and dropped when the vendor refused the login.
-  const loginRejected = /^(LOGIN_FAILED|USER_ACTION_NEEDED)/.test(outcome.error ?? '');
+  const loginRejected = outcome.error !== null && needsTheUser(outcome.error);
   const keep = loginRejected ? false : http.sessionWanted;
   // A job the host lost meanwhile writes nothing more: the attempt that owns it keeps the session.
   if (keep !== undefined && gate.revoked === undefined) {

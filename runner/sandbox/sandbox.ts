@@ -1,7 +1,7 @@
 import { MessageChannel } from 'node:worker_threads';
 import type { Documents } from '../../host-api/documents.ts';
 import { DocumentsError } from '../../host-api/documents.ts';
-import { FilesError, type Files } from '../../host-api/files.ts';
+import { FilesError, type Files } from '../../host-api/files/index.ts';
 import { HttpError } from '../../host-api/http/errors.ts';
 import type { Http } from '../../host-api/http/index.ts';
 import { BudgetExceeded } from '../../host-api/budget.ts';

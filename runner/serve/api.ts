@@ -7,6 +7,7 @@ import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { z } from 'zod';
+import { issueLines } from '../../host-api/schema-issues.ts';
 import { ServeError } from './errors.ts';
 import type { KonnectorRegistry } from './konnectors.ts';
 import type { ServeMetrics } from './metrics.ts';
@@ -49,14 +50,10 @@ interface RawReply {
 
 export const STATUS: Record<ServeError['kind'], number> = { invalid: 400, unauthorized: 401, 'not-found': 404, conflict: 409, unavailable: 503 };
 
-function describeZod(error: z.ZodError): string[] {
-  return error.issues.map((issue) => `${issue.path.length ? issue.path.join('.') : '(body)'}: ${issue.message}`);
-}
-
 export function validate<S extends z.ZodTypeAny>(schema: S, value: unknown, where: string): z.output<S> {
   const parsed = schema.safeParse(value);
   if (!parsed.success) {
-    const issues = describeZod(parsed.error);
+    const issues = issueLines(parsed.error, '(body)');
     throw new ServeError('invalid', `invalid ${where}: ${issues.join('; ')}`, issues);
   }
   return parsed.data;

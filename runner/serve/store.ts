@@ -6,19 +6,12 @@
  * hosts can never both win the same claim.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import nano from 'nano';
-import { databaseName } from '../../host-api/documents.ts';
+import { asCouchError, Couch, isCouchError, type CouchDatabase, type CouchRequest } from '../../host-api/couchdb.ts';
 import { ServeError } from './errors.ts';
 import type { AccountDoc, JobDoc, TriggerDoc } from './model.ts';
 
-const REQUEST_TIMEOUT_MS = 30_000;
-
-interface CouchFailure {
-  statusCode?: number;
-  error?: string;
-  reason?: string;
-  message?: string;
-}
+/** How long a health check waits for CouchDB. */
+const PING_TIMEOUT_MS = 5_000;
 
 type Doc = { _id: string; _rev?: string };
 
@@ -30,39 +23,39 @@ export interface FindOptions {
 }
 
 export class Collection<T extends Doc> {
-  constructor(
-    private readonly couch: nano.ServerScope,
-    private readonly db: string,
-    private readonly doctype: string,
-    private readonly origin: string,
-  ) {}
+  private readonly db: CouchDatabase;
 
-  private request(req: { method?: string; path?: string; body?: unknown; qs?: Record<string, unknown> }): Promise<unknown> {
-    return this.couch
-      .relax({ ...req, db: this.db, signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) } as nano.RequestOptions)
-      .catch((e: unknown) => {
-        throw this.failure(e);
-      });
+  constructor(couch: Couch, prefix: string, private readonly doctype: string) {
+    this.db = couch.database(prefix, doctype);
+  }
+
+  private request(req: CouchRequest): Promise<unknown> {
+    return this.db.request(req).catch((e: unknown) => {
+      throw this.failure(e);
+    });
   }
 
   private failure(e: unknown): ServeError {
-    const failure = (e ?? {}) as CouchFailure;
-    const reason = failure.reason ?? failure.error ?? failure.message ?? String(e);
-    if (typeof failure.statusCode !== 'number' || failure.statusCode >= 500 || failure.statusCode === 401) {
-      return new ServeError('unavailable', `CouchDB at ${this.origin} failed for ${this.doctype} (${reason}): check that it runs and that --couchdb is right`);
+    const { origin } = this.db.couch;
+    const failure = asCouchError(e, origin);
+    switch (failure.kind) {
+      case 'not-found':
+        return new ServeError('not-found', `${this.doctype}: not found (${failure.reason})`);
+      case 'conflict':
+        return new ServeError('conflict', `${this.doctype}: the document changed meanwhile (${failure.reason})`);
+      case 'forbidden':
+      case 'refused':
+        return new ServeError('unavailable', `CouchDB at ${origin} refused a request on ${this.doctype} (HTTP ${failure.status}: ${failure.reason})`);
+      default:
+        return new ServeError('unavailable', `CouchDB at ${origin} failed for ${this.doctype} (${failure.reason}): check that it runs and that --couchdb is right`);
     }
-    if (failure.statusCode === 404) return new ServeError('not-found', `${this.doctype}: not found (${reason})`);
-    if (failure.statusCode === 409) return new ServeError('conflict', `${this.doctype}: the document changed meanwhile (${reason})`);
-    return new ServeError('unavailable', `CouchDB at ${this.origin} refused a request on ${this.doctype} (HTTP ${failure.statusCode}: ${reason})`);
   }
 
-  /** Creates the database (412: it exists) and the Mango indexes the host queries by. */
+  /** Creates the database (if no other host did) and the Mango indexes the host queries by. */
   async ensure(indexes: string[][]): Promise<void> {
-    try {
-      await this.couch.relax({ db: this.db, method: 'PUT', signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) } as nano.RequestOptions);
-    } catch (e) {
-      if ((e as CouchFailure).statusCode !== 412) throw this.failure(e);
-    }
+    await this.db.create().catch((e: unknown) => {
+      throw this.failure(e);
+    });
     for (const fields of indexes) {
       await this.request({ method: 'POST', path: '_index', body: { index: { fields }, name: fields.join('-'), type: 'json' } });
     }
@@ -155,23 +148,21 @@ const JOBS_DESIGN = '_design/serve';
 const BY_STATE_VIEW = { map: 'function (doc) { if (doc.state) emit(doc.state, null); }', reduce: '_count' };
 
 export async function openStore(couchUrl: string, prefix: string): Promise<Store> {
-  const couch = nano({ url: couchUrl });
-  const origin = new URL(couchUrl).origin;
-  const jobsDb = decodeURIComponent(databaseName(prefix, 'io.cozy.jobs'));
-  const collection = <T extends Doc>(doctype: string) =>
-    new Collection<T>(couch, decodeURIComponent(databaseName(prefix, doctype)), doctype, origin);
+  const couch = new Couch(couchUrl);
+  const jobsDb = couch.database(prefix, 'io.cozy.jobs');
+  const collection = <T extends Doc>(doctype: string) => new Collection<T>(couch, prefix, doctype);
   const store: Store = {
     accounts: collection<AccountDoc>('io.cozy.accounts'),
     triggers: collection<TriggerDoc>('io.cozy.triggers'),
     jobs: collection<JobDoc>('io.cozy.jobs'),
     async countJobsByState() {
-      const result = (await couch.relax({ db: jobsDb, path: `${JOBS_DESIGN}/_view/by_state`, qs: { group: true },
-        signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) } as nano.RequestOptions)) as { rows: Array<{ key: string; value: number }> };
+      const result = (await jobsDb.request({ path: `${JOBS_DESIGN}/_view/by_state`, qs: { group: true } })) as
+        { rows: Array<{ key: string; value: number }> };
       return Object.fromEntries(result.rows.map((row) => [row.key, row.value]));
     },
     async ping() {
       try {
-        await couch.relax({ path: '', signal: AbortSignal.timeout(5_000) } as nano.RequestOptions);
+        await couch.request({ path: '' }, PING_TIMEOUT_MS);
         return true;
       } catch {
         return false;
@@ -182,9 +173,9 @@ export async function openStore(couchUrl: string, prefix: string): Promise<Store
   await store.triggers.ensure([['type'], ['message.account']]);
   await store.jobs.ensure([['state', 'due_at'], ['message.account'], ['trigger_id']]);
   try {
-    await couch.relax({ db: jobsDb, method: 'PUT', path: JOBS_DESIGN, body: { views: { by_state: BY_STATE_VIEW } } } as nano.RequestOptions);
+    await jobsDb.request({ method: 'PUT', path: JOBS_DESIGN, body: { views: { by_state: BY_STATE_VIEW } } });
   } catch (e) {
-    if ((e as CouchFailure).statusCode !== 409) throw e; // another host made it
+    if (!isCouchError(e, 'conflict')) throw e; // another host made it
   }
   return store;
 }

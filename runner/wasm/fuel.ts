@@ -58,6 +58,7 @@ import { instrumentBody, type BodyContext } from './fuel-body.ts';
 import { CodeCursor, FuelInstrumentError, readInstruction } from './fuel-decode.ts';
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
+import { formatIssues } from '../../host-api/schema-issues.ts';
 
 export { FuelInstrumentError, type FuelErrorKind } from './fuel-decode.ts';
 
@@ -199,8 +200,7 @@ export function readFuelMetadata(module: Uint8Array): FuelMetadata | undefined {
 function parseOptions({ cache: _, ...opts }: FuelOptions): { costs: FuelCosts; initialFuel: bigint } {
   const parsed = OptionsSchema.safeParse(opts);
   if (!parsed.success) {
-    const issues = parsed.error.issues.map((issue) => `${issue.path.join('.') || 'options'}: ${issue.message}`).join('; ');
-    throw new FuelInstrumentError('invalid-options', `invalid fuel options: ${issues}`);
+    throw new FuelInstrumentError('invalid-options', `invalid fuel options: ${formatIssues(parsed.error, 'options')}`);
   }
   return { costs: { ...DEFAULT_FUEL_COSTS, ...parsed.data.costs }, initialFuel: parsed.data.initialFuel ?? 0n };
 }

@@ -18,7 +18,7 @@ import {
   konnectorFolderPath,
   type FilesErrorKind,
   type FilesOptions,
-} from '../../host-api/files.ts';
+} from '../../host-api/files/index.ts';
 import { expectBudgetExceeded } from '../support/budget.ts';
 
 const FOLDER = '/Administrative/Example Energy/jane@example.org';

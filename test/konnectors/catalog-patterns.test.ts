@@ -14,7 +14,7 @@ import path from 'node:path';
 import nano from 'nano';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startEmbeddedCouchDB, type CouchServer } from '../../host-api/couchdb-server.ts';
-import { databaseName } from '../../host-api/job-scope.ts';
+import { databaseName } from '../../host-api/couchdb.ts';
 import { parseConnectTo } from '../../host-api/http/index.ts';
 import type { LogLine } from '../../host-api/log.ts';
 import { runJob } from '../../runner/sandbox/job.ts';

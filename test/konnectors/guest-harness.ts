@@ -23,7 +23,7 @@ import * as esbuild from 'esbuild';
 import { CookieJar } from 'tough-cookie';
 import { startEmbeddedCouchDB, type CouchServer } from '../../host-api/couchdb-server.ts';
 import { createDocuments, DocumentsError, type Documents } from '../../host-api/documents.ts';
-import { createFiles, FilesError, type Files } from '../../host-api/files.ts';
+import { createFiles, FilesError, type Files } from '../../host-api/files/index.ts';
 import { mergeCookieHeader } from '../../host-api/http/request.ts';
 import { entryModuleSource, GUEST_RESOLUTION } from '../../runner/compile/bundle.ts';
 import { defaultLimits } from '../../runner/limits.ts';

@@ -14,7 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
  */
 
 const witPath = fileURLToPath(new URL('../../wit/', import.meta.url));
-const wizerBin = fileURLToPath(new URL('../../runner/compile/preinit-bin.mjs', import.meta.url));
+const wizerBin = fileURLToPath(new URL('../../runner/compile/preinit/bin.mjs', import.meta.url));
 // componentize-js names its work directory from Math.random; a fresh seed per test run avoids
 // colliding with a directory a killed run left behind, while both builds below share it.
 const workDirSeed = 1 + Math.floor(Math.random() * 2 ** 30);
@@ -176,7 +176,7 @@ describe('componentize-js with the deterministic pre-initializer', () => {
 
   it('reports a konnector that throws while loading with its own error, not the exit status', async () => {
     const message = await buildError(`throw new Error('cannot load: missing config');\nexport function run() {}\n`);
-    expect(message).toMatch(/^Failed to initialize component \(wizer \(.*preinit-bin\.mjs\)\)/);
+    expect(message).toMatch(/^Failed to initialize component \(wizer \(.*preinit\/bin\.mjs\)\)/);
     expect(message).toMatch(/guest\.js:1:7 Error: cannot load: missing config/);
     expect(message).not.toMatch(/Exited with i32 exit status|ExperimentalWarning/);
   });

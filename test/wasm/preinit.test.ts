@@ -4,7 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
-import { formatError, parseWizerArgs, preinitialize, PreinitError, type PreinitOptions } from '../../runner/compile/preinit.ts';
+import { formatError, parseWizerArgs } from '../../runner/compile/preinit/cli.ts';
+import { preinitialize, PreinitError, type PreinitOptions } from '../../runner/compile/preinit/index.ts';
 import {
   encodeDataCount,
   encodeModule,
@@ -22,7 +23,7 @@ import {
 import { call, instantiate, wat } from './wat.ts';
 
 const options: PreinitOptions = { initFunc: 'init', allowWasi: true, preopens: [], env: {} };
-const preinitBin = fileURLToPath(new URL('../../runner/compile/preinit-bin.mjs', import.meta.url));
+const preinitBin = fileURLToPath(new URL('../../runner/compile/preinit/bin.mjs', import.meta.url));
 
 function failure(run: () => unknown): PreinitError {
   try {

@@ -3,9 +3,8 @@
  * `<prefix>/io-cozy-instances` ({_id: instance domain, email, two_factor,
  * totp_secret}), written by the operator, read to sign owners in.
  */
-import nano from 'nano';
 import { z } from 'zod';
-import { databaseName } from '../../../host-api/documents.ts';
+import { Couch } from '../../../host-api/couchdb.ts';
 import { instanceDomainSchema } from '../../../host-api/job-scope.ts';
 import { ServeError } from '../errors.ts';
 import { Collection } from '../store.ts';
@@ -33,8 +32,7 @@ export class Owners {
   private constructor(private readonly records: Collection<InstanceDoc>) {}
 
   static async open(couchUrl: string, prefix: string): Promise<Owners> {
-    const records = new Collection<InstanceDoc>(nano({ url: couchUrl }), decodeURIComponent(databaseName(prefix, 'io.cozy.instances')),
-      'io.cozy.instances', new URL(couchUrl).origin);
+    const records = new Collection<InstanceDoc>(new Couch(couchUrl), prefix, 'io.cozy.instances');
     await records.ensure([['email']]);
     return new Owners(records);
   }

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // Deterministic stand-in for the `wizer` binary: componentize-js runs it
-// through its `wizerBin` option (see preinit.ts for the contract).
+// through its `wizerBin` option (see cli.ts for the contract).
 import { register } from 'tsx/esm/api';
 
 // Loading `node:wasi` prints an ExperimentalWarning on stderr, which
@@ -13,5 +13,5 @@ process.on('warning', (warning) => {
 });
 
 register();
-const { main } = await import('./preinit.ts');
+const { main } = await import('./cli.ts');
 process.exitCode = main(process.argv.slice(2));
