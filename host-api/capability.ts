@@ -68,6 +68,11 @@ export interface JobScope {
   onLog?: (line: LogLine) => void;
 }
 
+/** What a CouchDB-backed capability takes from the job's scope (job-scope.ts's jobScopeSchema). */
+export function couchScope(scope: JobScope) {
+  return { couchUrl: scope.couchUrl, instance: scope.instance, slug: scope.manifest.slug, appVersion: scope.manifest.version, accountId: scope.accountId };
+}
+
 /** How the host answers one function of its interface. */
 export interface HostFunction<Instance, Args extends unknown[], Result> {
   /**

@@ -7,7 +7,7 @@ import { z } from 'zod';
 import type * as WitDocuments from '../wit/types/interfaces/cozy-konnector-documents.js';
 import { databaseName, isRunnerDatabase, jobScopeSchema } from './job-scope.ts';
 import { BudgetExceeded } from './budget.ts';
-import { hostCapability } from './capability.ts';
+import { couchScope, hostCapability } from './capability.ts';
 
 export type DocumentsErrorKind = WitDocuments.ErrorKind;
 
@@ -486,11 +486,7 @@ export default hostCapability({
   limits: limitsSchema,
   create: (scope, limits) =>
     createDocuments({
-      couchUrl: scope.couchUrl,
-      instance: scope.instance,
-      slug: scope.manifest.slug,
-      appVersion: scope.manifest.version,
-      accountId: scope.accountId,
+      ...couchScope(scope),
       permissions: scope.manifest.permissions,
       limits,
     }),

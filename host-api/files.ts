@@ -20,7 +20,7 @@ import { z } from 'zod';
 import type * as WitFiles from '../wit/types/interfaces/cozy-konnector-files.js';
 import { jobScopeSchema } from './job-scope.ts';
 import { BudgetExceeded } from './budget.ts';
-import { hostCapability } from './capability.ts';
+import { couchScope, hostCapability } from './capability.ts';
 import { databaseName } from './documents.ts';
 
 export type FilesErrorKind = WitFiles.ErrorKind;
@@ -662,11 +662,7 @@ export default hostCapability({
   limits: limitsSchema,
   create: (scope, limits) =>
     createFiles({
-      couchUrl: scope.couchUrl,
-      instance: scope.instance,
-      slug: scope.manifest.slug,
-      appVersion: scope.manifest.version,
-      accountId: scope.accountId,
+      ...couchScope(scope),
       folderPath: konnectorFolderPath(scope.manifest.folders, {
         konnector: scope.manifest.name,
         account: accountName(scope.fields, scope.accountId),

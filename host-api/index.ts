@@ -29,17 +29,17 @@ export const HOST_CAPABILITIES = CAPABILITIES.filter((c): c is HostListed => c.a
 /** The same, each seen with its own types erased: what code common to all of them handles. */
 const anyHost = HOST_CAPABILITIES as readonly HostCapability<HostListed['interface'], unknown, unknown>[];
 
-type ByName<T> = { [C in HostListed as ShortName<C['interface']>]: T extends 'instance' ? ReturnType<C['create']> : T extends 'limits' ? C['limits'] : never };
-
 /** One job's capabilities by short name: the instances the host answers its guest's calls with. */
-export type JobCapabilities = ByName<'instance'>;
+export type JobCapabilities = { [C in HostListed as ShortName<C['interface']>]: ReturnType<C['create']> };
+
+type LimitsSchemas = { [C in HostListed as ShortName<C['interface']>]: C['limits'] };
 
 /** Each host capability's limits schema by short name, an absent one meaning its defaults: what runner/limits.ts composes. */
 export const capabilityLimits = Object.fromEntries(anyHost.map((c) => [shortName(c.interface), c.limits.default({})])) as {
-  [Name in keyof ByName<'limits'>]: z.ZodDefault<ByName<'limits'>[Name]>;
+  [Name in keyof LimitsSchemas]: z.ZodDefault<LimitsSchemas[Name]>;
 };
 
-export type CapabilityLimits = { [Name in keyof ByName<'limits'>]: z.output<ByName<'limits'>[Name]> };
+export type CapabilityLimits = { [Name in keyof LimitsSchemas]: z.output<LimitsSchemas[Name]> };
 
 type BudgetOf<C> = C extends { usage(...args: never[]): Record<infer Budget, BudgetUsage> } ? Budget : never;
 

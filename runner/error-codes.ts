@@ -1,4 +1,5 @@
 import type { BudgetName } from '../host-api/budget.ts';
+import type { ErrorCode as WitErrorCode } from '../wit/types/konnector.js';
 
 /**
  * The standard Cozy error codes (cozy-konnector-libs `errors`). The WIT enum
@@ -36,6 +37,14 @@ export const COZY_ERROR_CODES = [
 
 export type CozyErrorCode = (typeof COZY_ERROR_CODES)[number];
 
+/** A code as the WIT enum spells it: LOGIN_FAILED.NEEDS_SECRET is login-failed-needs-secret. */
+type WitName<Code extends string> = Kebab<Code extends `${infer A}.${infer B}` ? `${A}_${B}` : Code>;
+type Kebab<Name extends string> = Name extends `${infer A}_${infer B}` ? `${Lowercase<A>}-${Kebab<B>}` : Lowercase<Name>;
+
+// The list above is the WIT's enum `error-code`, one for one: either side gaining a code fails to type-check.
+const sameAsTheWit: [WitName<CozyErrorCode>, WitErrorCode] extends [WitErrorCode, WitName<CozyErrorCode>] ? true : never = true;
+void sameAsTheWit;
+
 export const witErrorName = (code: string): string => code.toLowerCase().replace(/[._]/g, '-');
 
 const byWitName = new Map<string, CozyErrorCode>(COZY_ERROR_CODES.map((code) => [witErrorName(code), code]));
@@ -66,3 +75,6 @@ export type HostErrorCode =
 
 /** Every code a job can end with, in reports, job documents, the retry policy, metrics and the API. */
 export type JobErrorCode = CozyErrorCode | SandboxErrorCode | HostErrorCode;
+
+/** LOGIN_FAILED and USER_ACTION_NEEDED, with their sub-codes: the user has to act (the vendor refused the login). */
+export const needsTheUser = (code: JobErrorCode): boolean => /^(LOGIN_FAILED|USER_ACTION_NEEDED)(\.|$)/.test(code);

@@ -6,6 +6,7 @@ import { capabilityBudgets, createCapabilities, type CapabilityBudget } from '..
 import { instanceDomainSchema } from '../../host-api/job-scope.ts';
 import type { LogLine } from '../../host-api/log.ts';
 import { openSessions } from '../../host-api/sessions.ts';
+import { needsTheUser } from '../error-codes.ts';
 import { UsageError } from '../errors.ts';
 import type { Limits } from '../limits.ts';
 import type { LoadedKonnector } from './loader.ts';
@@ -135,7 +136,7 @@ export async function runJob(konnector: LoadedKonnector, request: JobRequest, en
     await session;
   }
   // The session is kept only when the konnector asked to (CookieKonnector), and dropped when the vendor refused the login.
-  const loginRejected = /^(LOGIN_FAILED|USER_ACTION_NEEDED)/.test(outcome.error ?? '');
+  const loginRejected = outcome.error !== null && needsTheUser(outcome.error);
   const keep = loginRejected ? false : http.sessionWanted;
   // A job the host lost meanwhile writes nothing more: the attempt that owns it keeps the session.
   if (keep !== undefined && gate.revoked === undefined) {

@@ -11,10 +11,7 @@ export interface RetryPolicy {
 
 export const COZY_STACK_RETRY: RetryPolicy = { maxAttempts: 2, baseDelayMs: 60 };
 
-import type { JobErrorCode } from '../error-codes.ts';
-
-/** LOGIN_FAILED and USER_ACTION_NEEDED, with their sub-codes: the user has to act. */
-const needsTheUser = (code: JobErrorCode) => /^(LOGIN_FAILED|USER_ACTION_NEEDED)(\.|$)/.test(code);
+import { needsTheUser, type JobErrorCode } from '../error-codes.ts';
 
 /** Outcomes that would come out the same on a second run. */
 const DETERMINISTIC: ReadonlySet<JobErrorCode> = new Set<JobErrorCode>(['LIMIT_EXCEEDED.MEMORY', 'LIMIT_EXCEEDED.LOG_LINES',
