@@ -4,12 +4,13 @@
  */
 import { z } from 'zod';
 import { isRunnerDatabase, jobScopeSchema } from './job-scope.ts';
-import { defaultLimits } from '../runner/limits.ts';
+import type * as WitDocuments from '../wit/types/interfaces/cozy-konnector-documents.js';
 import { BudgetExceeded } from './budget.ts';
+import { couchScope, hostCapability } from './capability.ts';
 import { asCouchError, Couch, databaseName, hostMetadata, isCouchError, storedMetadata, type CouchDatabase } from './couchdb.ts';
 import { formatIssues } from './schema-issues.ts';
 
-export type DocumentsErrorKind = 'forbidden' | 'invalid' | 'conflict' | 'unavailable';
+export type DocumentsErrorKind = WitDocuments.ErrorKind;
 
 export class DocumentsError extends Error {
   readonly kind: DocumentsErrorKind;
@@ -33,7 +34,7 @@ export interface DocumentsOptions {
   appVersion?: string;
   /** manifest.konnector permissions. */
   permissions: Record<string, { type: string; verbs?: string[] }>;
-  limits: { maxDocuments: number; maxDocumentBytes: number; maxFindLimit: number; maxFinds?: number };
+  limits: z.input<typeof limitsSchema>;
   now?: () => Date;
   /** Per-request timeout towards CouchDB, after which the call fails as 'unavailable' (default 30 s). */
   requestTimeoutMs?: number;
@@ -88,14 +89,20 @@ const HOST_METADATA_KEYS = ['metadataVersion', 'createdAt', 'createdByApp', 'cre
 type Verb = 'GET' | 'POST' | 'PUT' | 'DELETE';
 type JsonObject = Record<string, unknown>;
 
+/** The job's documents limits; an operator's limits file overrides the defaults (runner/limits.ts). */
+const limitsSchema = z.object({
+  /** Documents written per job. */
+  maxDocuments: z.number().int().nonnegative().default(10_000),
+  maxDocumentBytes: z.number().int().positive().default(1024 * 1024),
+  /** What a `find` returns at most, whatever its `limit`. */
+  maxFindLimit: z.number().int().positive().default(1000),
+  /** `documents.find` calls per job. */
+  maxFinds: z.number().int().nonnegative().default(10_000),
+});
+
 const optionsSchema = jobScopeSchema.extend({
   permissions: z.record(z.object({ type: z.string(), verbs: z.array(z.string()).optional() }).passthrough()),
-  limits: z.object({
-    maxDocuments: z.number().int().nonnegative(),
-    maxDocumentBytes: z.number().int().positive(),
-    maxFindLimit: z.number().int().positive(),
-    maxFinds: z.number().int().nonnegative().default(defaultLimits.documents.maxFinds),
-  }),
+  limits: limitsSchema,
 });
 
 const docSchema = z
@@ -408,3 +415,25 @@ function jsonDepth(value: unknown): number {
   }
   return max;
 }
+
+// ---------------------------------------------------------------------------------------------------------------
+// The capability (host-api/capability.ts)
+
+export default hostCapability({
+  interface: 'cozy:konnector/documents@0.1.0',
+  functions: {
+    save: { blocks: true, answer: (documents: Documents, doctype, doc) => documents.save(doctype, doc) },
+    find: { blocks: true, answer: (documents: Documents, doctype, selector, limit) => documents.find(doctype, selector, limit) },
+  },
+  error: DocumentsError,
+  limits: limitsSchema,
+  create: (scope, limits) =>
+    createDocuments({
+      ...couchScope(scope),
+      permissions: scope.manifest.permissions,
+      limits,
+    }),
+  usage: (documents, limits) => ({
+    documents: { used: Object.values(documents.saved).reduce((sum, n) => sum + n, 0), limit: limits.maxDocuments },
+  }),
+});

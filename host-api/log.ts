@@ -1,7 +1,9 @@
-import type { Limits } from '../runner/limits.ts';
+import { z } from 'zod';
+import type * as WitLog from '../wit/types/interfaces/cozy-konnector-log.js';
 import { BudgetExceeded } from './budget.ts';
+import { hostCapability } from './capability.ts';
 
-export type LogLevel = 'debug' | 'info' | 'warning' | 'error' | 'critical';
+export type LogLevel = WitLog.Level;
 export const LOG_LEVELS: readonly LogLevel[] = ['debug', 'info', 'warning', 'error', 'critical'];
 
 export interface LogLine {
@@ -31,6 +33,16 @@ export function formatTextLine(line: LogLine): string {
   return `${line.time} ${line.level.padEnd(8)} ${line.source === 'runner' ? '[runner] ' : ''}${message}`;
 }
 
+/** The job's log limits; an operator's limits file overrides the defaults (runner/limits.ts). */
+const limitsSchema = z.object({
+  maxLines: z.number().int().positive().default(10_000),
+  maxBytes: z.number().int().positive().default(4 * 1024 * 1024),
+  /** A longer line is cut, not refused. */
+  maxLineBytes: z.number().int().positive().default(16 * 1024),
+});
+
+export type LogLimits = z.infer<typeof limitsSchema>;
+
 /**
  * WIT `log`: the job's log. Lines are cut at `maxLineBytes`; past `maxLines`
  * or `maxBytes` the write throws BudgetExceeded and the sandbox ends the job.
@@ -41,7 +53,7 @@ export class JobLog {
   private konnectorBytes = 0;
 
   constructor(
-    private readonly limits: Limits['log'],
+    private readonly limits: LogLimits,
     private readonly onLine: (line: LogLine) => void = () => {},
   ) {}
 
@@ -68,3 +80,19 @@ export class JobLog {
     this.onLine(line);
   }
 }
+
+// ---------------------------------------------------------------------------------------------------------------
+// The capability (host-api/capability.ts)
+
+export default hostCapability({
+  interface: 'cozy:konnector/log@0.1.0',
+  functions: {
+    write: { blocks: false, answer: (log: JobLog, level, message) => log.write(level, message) },
+  },
+  limits: limitsSchema,
+  create: (scope, limits) => new JobLog(limits, scope.onLog),
+  usage: (log, limits) => ({
+    logLines: { used: log.usage.lines, limit: limits.maxLines },
+    logBytes: { used: log.usage.bytes, limit: limits.maxBytes },
+  }),
+});

@@ -1,4 +1,5 @@
 import type { BudgetName } from '../host-api/budget.ts';
+import type { ErrorCode as WitErrorCode } from '../wit/types/konnector.js';
 
 /**
  * The standard Cozy error codes (cozy-konnector-libs `errors`). The WIT enum
@@ -35,6 +36,14 @@ export const COZY_ERROR_CODES = [
 ] as const;
 
 export type CozyErrorCode = (typeof COZY_ERROR_CODES)[number];
+
+/** A code as the WIT enum spells it: LOGIN_FAILED.NEEDS_SECRET is login-failed-needs-secret. */
+type WitName<Code extends string> = Kebab<Code extends `${infer A}.${infer B}` ? `${A}_${B}` : Code>;
+type Kebab<Name extends string> = Name extends `${infer A}_${infer B}` ? `${Lowercase<A>}-${Kebab<B>}` : Lowercase<Name>;
+
+// The list above is the WIT's enum `error-code`, one for one: either side gaining a code fails to type-check.
+const sameAsTheWit: [WitName<CozyErrorCode>, WitErrorCode] extends [WitErrorCode, WitName<CozyErrorCode>] ? true : never = true;
+void sameAsTheWit;
 
 export const witErrorName = (code: string): string => code.toLowerCase().replace(/[._]/g, '-');
 

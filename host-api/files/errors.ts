@@ -1,4 +1,6 @@
-export type FilesErrorKind = 'forbidden' | 'invalid' | 'exists' | 'unavailable';
+import type * as WitFiles from '../../wit/types/interfaces/cozy-konnector-files.js';
+
+export type FilesErrorKind = WitFiles.ErrorKind;
 
 export class FilesError extends Error {
   constructor(

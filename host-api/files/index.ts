@@ -17,12 +17,13 @@ import { createHash, randomUUID } from 'node:crypto';
 import { mkdir, rename, rm, stat as statPath, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
-import { defaultLimits } from '../../runner/limits.ts';
 import { BudgetExceeded } from '../budget.ts';
+import { couchScope, hostCapability } from '../capability.ts';
 import { Couch } from '../couchdb.ts';
 import { jobScopeSchema } from '../job-scope.ts';
 import { formatIssues } from '../schema-issues.ts';
 import { FilesError } from './errors.ts';
+import { accountName, konnectorFolderPath } from './folders.ts';
 import { lockPath } from './locks.ts';
 import { FileNodes, nodeId, ROOT_DIR_ID } from './nodes.ts';
 import { folderPathSchema, parseGuestPath } from './paths.ts';
@@ -55,7 +56,7 @@ export interface FilesOptions {
   folderPath: string | undefined;
   /** Where contents are stored, as `<filesDir>/<instance>/<path in the Cozy>`; undefined: no file storage. */
   filesDir: string | undefined;
-  limits: { maxFileBytes: number; maxTotalBytes: number; maxFiles: number; maxStats?: number };
+  limits: z.input<typeof limitsSchema>;
   now?: () => Date;
   /** Per-request timeout towards CouchDB, after which the call fails as 'unavailable' (default 30 s). */
   requestTimeoutMs?: number;
@@ -65,15 +66,21 @@ export interface FilesOptions {
 const TEMP_DIR = '.tmp';
 const MAX_SHOWN_PATH = 200;
 
+/** The job's files limits; an operator's limits file overrides the defaults (runner/limits.ts). */
+const limitsSchema = z.object({
+  maxFileBytes: z.number().int().positive().default(64 * 1024 * 1024),
+  /** Bytes of files written per job. */
+  maxTotalBytes: z.number().int().nonnegative().default(512 * 1024 * 1024),
+  /** Files and folders created or replaced per job. */
+  maxFiles: z.number().int().nonnegative().default(1000),
+  /** `files.stat` calls per job. */
+  maxStats: z.number().int().nonnegative().default(10_000),
+});
+
 const optionsSchema = jobScopeSchema.extend({
   folderPath: folderPathSchema.optional(),
   filesDir: z.string().min(1).optional(),
-  limits: z.object({
-    maxFileBytes: z.number().int().positive(),
-    maxTotalBytes: z.number().int().nonnegative(),
-    maxFiles: z.number().int().nonnegative(),
-    maxStats: z.number().int().nonnegative().default(defaultLimits.files.maxStats),
-  }),
+  limits: limitsSchema,
 });
 
 export function createFiles(opts: FilesOptions): Files {
@@ -312,3 +319,30 @@ export function createFiles(opts: FilesOptions): Files {
     },
   };
 }
+
+// ---------------------------------------------------------------------------------------------------------------
+// The capability (host-api/capability.ts)
+
+export default hostCapability({
+  interface: 'cozy:konnector/files@0.1.0',
+  functions: {
+    save: { blocks: true, answer: (files: Files, path, content, replace) => files.save(path, content, replace) },
+    stat: { blocks: true, answer: (files: Files, path) => files.stat(path) },
+  },
+  error: FilesError,
+  limits: limitsSchema,
+  create: (scope, limits) =>
+    createFiles({
+      ...couchScope(scope),
+      folderPath: konnectorFolderPath(scope.manifest.folders, {
+        konnector: scope.manifest.name,
+        account: accountName(scope.fields, scope.accountId),
+      }, scope.manifest.fields),
+      filesDir: scope.filesDir,
+      limits,
+    }),
+  usage: (files, limits) => ({
+    files: { used: files.usage.files + files.usage.folders, limit: limits.maxFiles },
+    filesBytes: { used: files.usage.bytes, limit: limits.maxTotalBytes },
+  }),
+});

@@ -1,10 +1,7 @@
-/** The WIT `http.error-kind`, one for one. */
-export type HttpErrorKind =
-  | 'denied'
-  | 'invalid-request'
-  | 'timeout'
-  | 'too-large'
-  | 'network';
+import type { ErrorKind } from '../../wit/types/interfaces/cozy-konnector-http.js';
+
+/** The WIT `http.error-kind`. */
+export type HttpErrorKind = ErrorKind;
 
 /** A failed `send`: the runner hands `kind` and `message` to the guest as a WIT `http.error`. */
 export class HttpError extends Error {

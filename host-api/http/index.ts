@@ -12,8 +12,10 @@
 import dns from 'node:dns';
 import { Agent, type Dispatcher } from 'undici';
 import { z } from 'zod';
+import type * as WitHttp from '../../wit/types/interfaces/cozy-konnector-http.js';
 import { BudgetExceeded } from '../budget.ts';
 import { formatIssues } from '../schema-issues.ts';
+import { hostCapability } from '../capability.ts';
 import { createCheckedConnector, type Resolver } from './connector.ts';
 import { CookieStore } from './cookies.ts';
 import { HttpConfigError, HttpError, type HttpErrorKind } from './errors.ts';
@@ -25,51 +27,40 @@ export {
   checkAddress, operatorHostsFor, parseAllowedHost, parseConnectTo, parseOperatorHosts, type AllowedHost, type ConnectTo, type OperatorHosts,
 } from './policy.ts';
 
-export interface HttpRequest {
-  method: string;
-  url: string;
-  headers: [string, string][];
-  body?: Uint8Array;
-  followRedirects: boolean;
-}
+/** What the guest asks to send, and what it gets back: the WIT records. */
+export type HttpRequest = WitHttp.Request;
+export type HttpResponse = WitHttp.Response;
 
-export interface HttpResponse {
-  status: number;
-  /** The final URL, after the redirects the host followed. */
-  url: string;
-  headers: [string, string][];
-  body: Uint8Array;
-}
+const MiB = 1024 * 1024;
 
-const limitsSchema = z
-  .object({
-    /** Requests per job; every redirect hop counts as one. */
-    maxRequests: z.number().int().min(0),
-    /** Response bytes per job (headers and bodies, redirect hops included). */
-    maxBytesIn: z.number().int().min(0),
-    /** Request bytes per job (request line, headers and bodies, redirect hops included). */
-    maxBytesOut: z.number().int().min(0),
-    /** Body of one response. */
-    maxResponseBytes: z.number().int().min(0),
-    /** Body of one request. */
-    maxRequestBodyBytes: z.number().int().min(0),
-    /** Name resolution plus TCP/TLS handshake. */
-    connectTimeoutMs: z.number().int().min(1),
-    /** From the request sent to the complete response headers. */
-    headersTimeoutMs: z.number().int().min(1),
-    /** From the response headers to the end of the body (a total, so a slow drip cannot hold the job). */
-    bodyTimeoutMs: z.number().int().min(1),
-    maxRedirects: z.number().int().min(0),
-    /** Requests of one job in flight at once; more wait their turn. */
-    maxConcurrent: z.number().int().min(1),
-    /** Header fields of one request (the guest's) or one response. */
-    maxHeaders: z.number().int().min(1),
-    /** `set-cookie` values the job's jar takes in the whole job, and cookies kept in a session. */
-    maxCookies: z.number().int().min(0),
-    /** The kept session (the serialized jar). */
-    maxSessionBytes: z.number().int().min(1),
-  })
-  .strict();
+/** The job's http limits; an operator's limits file overrides the defaults (runner/limits.ts). */
+const limitsSchema = z.object({
+  /** Requests per job; every redirect hop counts as one. */
+  maxRequests: z.number().int().nonnegative().default(1000),
+  /** Response bytes per job (headers and bodies, redirect hops included). */
+  maxBytesIn: z.number().int().nonnegative().default(512 * MiB),
+  /** Request bytes per job (request line, headers and bodies, redirect hops included). */
+  maxBytesOut: z.number().int().nonnegative().default(64 * MiB),
+  /** Body of one response. */
+  maxResponseBytes: z.number().int().positive().default(64 * MiB),
+  /** Body of one request. */
+  maxRequestBodyBytes: z.number().int().positive().default(16 * MiB),
+  /** Name resolution plus TCP/TLS handshake. */
+  connectTimeoutMs: z.number().int().positive().default(10_000),
+  /** From the request sent to the complete response headers. */
+  headersTimeoutMs: z.number().int().positive().default(30_000),
+  /** From the response headers to the end of the body (a total, so a slow drip cannot hold the job). */
+  bodyTimeoutMs: z.number().int().positive().default(60_000),
+  maxRedirects: z.number().int().nonnegative().default(10),
+  /** Requests of one job in flight at once; more wait their turn. */
+  maxConcurrent: z.number().int().positive().default(4),
+  /** Header fields of one request (the konnector's) or one response (the vendor's). */
+  maxHeaders: z.number().int().positive().default(256),
+  /** `set-cookie` values the job's jar takes in the whole job (later ones are dropped with a warning), and cookies kept in a session. */
+  maxCookies: z.number().int().nonnegative().default(3000),
+  /** The vendor session kept for the account's next job (the serialized jar): cut to fit, with a warning. */
+  maxSessionBytes: z.number().int().positive().default(1 * MiB),
+});
 
 export type HttpLimits = z.infer<typeof limitsSchema>;
 
@@ -169,7 +160,8 @@ class Slots {
 }
 
 export function createHttp(opts: HttpOptions): Http {
-  const parsed = limitsSchema.safeParse(opts.limits);
+  // Strict here: a misspelt limit in code is a mistake, not an option to ignore.
+  const parsed = limitsSchema.strict().safeParse(opts.limits);
   if (!parsed.success) {
     throw new HttpConfigError('invalid-limits', `http limits are invalid: ${formatIssues(parsed.error, 'limits')}`);
   }
@@ -341,3 +333,29 @@ export function createHttp(opts: HttpOptions): Http {
     },
   };
 }
+
+// ---------------------------------------------------------------------------------------------------------------
+// The capability (host-api/capability.ts)
+
+export default hostCapability({
+  interface: 'cozy:konnector/http@0.1.0',
+  functions: {
+    send: { blocks: true, answer: (http: Http, request) => http.send(request) },
+    keepSession: { blocks: false, answer: (http: Http, keep) => http.keepSession(keep) },
+  },
+  error: HttpError,
+  limits: limitsSchema,
+  create: (scope, limits) =>
+    createHttp({
+      session: scope.session,
+      limits,
+      allowedHosts: scope.manifest.allowed_hosts,
+      ...scope.network,
+      onLog: scope.note,
+    }),
+  usage: (http, limits) => ({
+    httpRequests: { used: http.stats.requests, limit: limits.maxRequests },
+    httpBytesIn: { used: http.stats.bytesIn, limit: limits.maxBytesIn },
+    httpBytesOut: { used: http.stats.bytesOut, limit: limits.maxBytesOut },
+  }),
+});

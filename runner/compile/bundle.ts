@@ -4,15 +4,13 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as esbuild from 'esbuild';
 import { UsageError } from '../errors.ts';
+import { WORLD_IMPORTS } from '../sandbox/capabilities.ts';
 
 const repoRoot = fileURLToPath(new URL('../../', import.meta.url));
 const preludePath = fileURLToPath(new URL('./guest-prelude.js', import.meta.url));
 const processStandIn = fileURLToPath(new URL('./guest-process.js', import.meta.url));
 const bufferGlobal = fileURLToPath(new URL('./guest-buffer.js', import.meta.url));
 const guestLibsDir = path.join(repoRoot, 'konnectors/libs');
-
-/** The host interfaces a konnector may import (the world's imports). */
-export const WORLD_IMPORTS = ['http', 'documents', 'files', 'log', 'clock'].map((name) => `cozy:konnector/${name}@0.1.0`);
 
 /** Where a konnector's entry may be, after package.json `main`: the catalog's webpack layout first, as the Cozy build does. */
 const ENTRY_CANDIDATES = ['src/index.js', 'src/index.ts', 'index.js', 'index.ts'];

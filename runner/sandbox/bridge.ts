@@ -1,4 +1,5 @@
 import { receiveMessageOnPort, type MessagePort } from 'node:worker_threads';
+import type { HostOp } from './capabilities.ts';
 
 /**
  * The guest's host calls are synchronous (Node 20 has no JSPI), but the host's
@@ -7,11 +8,6 @@ import { receiveMessageOnPort, type MessagePort } from 'node:worker_threads';
  * answer on the same port and wakes it; the worker then reads the answer with
  * receiveMessageOnPort. Notices (log lines) are posted without waiting.
  */
-
-/** Host calls that wait for an answer. */
-export type HostCallOp = 'http.send' | 'documents.save' | 'documents.find' | 'files.save' | 'files.stat';
-/** Host calls that do not. */
-export type HostNoticeOp = 'log.write' | 'http.keep-session';
 
 /** What the guest has used so far, sent with every message so a job the host stops still has numbers. */
 export interface GuestUsage {
@@ -22,7 +18,7 @@ export interface GuestUsage {
 }
 
 export interface GuestMessage extends GuestUsage {
-  op: HostCallOp | HostNoticeOp;
+  op: HostOp;
   args: unknown[];
 }
 
@@ -60,7 +56,8 @@ export class GuestBridge {
     this.flag = new Int32Array(signal);
   }
 
-  call(op: HostCallOp, args: unknown[]): unknown {
+  /** A host call the guest waits on. */
+  call(op: HostOp, args: unknown[]): unknown {
     Atomics.store(this.flag, 0, WAITING);
     this.port.postMessage({ op, args, ...this.usage() } satisfies GuestMessage);
     Atomics.wait(this.flag, 0, WAITING);
@@ -73,7 +70,8 @@ export class GuestBridge {
     return answer.ok;
   }
 
-  notify(op: HostNoticeOp, args: unknown[]): void {
+  /** A host call the guest does not wait on: a notice. */
+  notify(op: HostOp, args: unknown[]): void {
     this.charge(HOST_CALL_FUEL + boundaryBytes(args));
     this.port.postMessage({ op, args, ...this.usage() } satisfies GuestMessage);
   }

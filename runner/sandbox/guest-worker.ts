@@ -5,13 +5,13 @@
  * a job ends, so that job starts with its first instruction.
  * The worker has an empty environment; the host terminates it at a job's
  * wall-clock limit and replaces it. Everything a guest can reach is the
- * imports object below: WIT calls that cross to the host over the bridge, plus
- * clock and randomness answered here.
+ * imports object, built from the pool's description of the world (GuestImports,
+ * runner/sandbox/capabilities.ts): WIT calls that cross to the host over the
+ * bridge, plus those answered here (clock, randomness).
  */
-import { parentPort, type MessagePort } from 'node:worker_threads';
-import { clockImports } from '../../host-api/clock.ts';
-import { randomImports } from '../../host-api/random.ts';
+import { parentPort, workerData, type MessagePort } from 'node:worker_threads';
 import { GuestBridge, type GuestUsage } from './bridge.ts';
+import type { GuestImports } from './capabilities.ts';
 import { FUEL_GLOBAL_EXPORT } from '../wasm/fuel.ts';
 import { applySnapshot, type Snapshot } from '../wasm/snapshot.ts';
 
@@ -63,6 +63,30 @@ interface Konnector {
 }
 
 const konnectors = new Map<string, Konnector>();
+
+const world = (workerData as { imports: GuestImports }).imports;
+
+/** The functions of the interfaces answered in this worker, by interface: their modules' descriptors. */
+const answeredHere = new Map(
+  await Promise.all(
+    world.flatMap((entry) => (entry.answeredBy === 'worker' ? [entry] : []))
+      .map(async (entry) => [entry.name, ((await import(entry.module)) as { default: { functions: object } }).default.functions] as const),
+  ),
+);
+
+/** A component's imports: the world's functions, those of the host over `bridge`. */
+function importsObject(bridge: () => GuestBridge): Record<string, Record<string, unknown>> {
+  const imports: Record<string, Record<string, unknown>> = {};
+  for (const entry of world) {
+    if (entry.answeredBy === 'worker') {
+      imports[entry.name] = answeredHere.get(entry.name) as Record<string, unknown>;
+      continue;
+    }
+    imports[entry.name] = Object.fromEntries(entry.functions.map(({ name, op, blocks }) =>
+      [name, blocks ? (...args: unknown[]) => bridge().call(op, args) : (...args: unknown[]) => bridge().notify(op, args)]));
+  }
+  return imports;
+}
 
 function isFailure(value: unknown): value is { code: string; message: string } {
   return (
@@ -133,23 +157,7 @@ function instantiate(konnectorId: string, konnector: Konnector): GuestInstance {
       if (snapshot) snapshotOf.set(module, snapshot);
       return module;
     },
-    {
-      'cozy:konnector/http': {
-        send: (request: unknown) => bridge().call('http.send', [request]),
-        keepSession: (keep: boolean) => bridge().notify('http.keep-session', [keep]),
-      },
-      'cozy:konnector/documents': {
-        save: (doctype: string, doc: string) => bridge().call('documents.save', [doctype, doc]),
-        find: (doctype: string, selector: string, limit: number) => bridge().call('documents.find', [doctype, selector, limit]),
-      },
-      'cozy:konnector/files': {
-        save: (path: string, content: Uint8Array, replace: boolean) => bridge().call('files.save', [path, content, replace]),
-        stat: (path: string) => bridge().call('files.stat', [path]),
-      },
-      'cozy:konnector/log': { write: (level: string, text: string) => bridge().notify('log.write', [level, text]) },
-      'cozy:konnector/clock': clockImports,
-      'wasi:random/random': randomImports,
-    },
+    importsObject(bridge),
     (module, imports) => {
       const instance = new WebAssembly.Instance(module, imports);
       const snapshot = snapshotOf.get(module);

@@ -1,10 +1,10 @@
 import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
-import { createDocuments } from '../../host-api/documents.ts';
-import { accountName, createFiles, konnectorFolderPath } from '../../host-api/files/index.ts';
-import { createHttp, operatorHostsFor, type ConnectTo, type OperatorHosts } from '../../host-api/http/index.ts';
+import type { BudgetUsage } from '../../host-api/capability.ts';
+import { operatorHostsFor, type ConnectTo, type OperatorHosts } from '../../host-api/http/index.ts';
+import { capabilityBudgets, createCapabilities, type CapabilityBudget } from '../../host-api/index.ts';
 import { instanceDomainSchema } from '../../host-api/job-scope.ts';
-import { JobLog, type LogLine } from '../../host-api/log.ts';
+import type { LogLine } from '../../host-api/log.ts';
 import { describeIssues } from '../../host-api/schema-issues.ts';
 import { openSessions } from '../../host-api/sessions.ts';
 import { needsTheUser } from '../error-codes.ts';
@@ -30,11 +30,6 @@ export const JobRequestSchema = z.object({
 
 export type JobRequest = z.input<typeof JobRequestSchema>;
 
-export interface BudgetUsage {
-  used: number;
-  limit: number;
-}
-
 export interface JobReport extends JobOutcome {
   jobId: string;
   slug: string;
@@ -45,8 +40,8 @@ export interface JobReport extends JobOutcome {
   logLines: number;
   /** The fuel budget; null when the component is not metered. */
   fuelLimit: number | null;
-  /** Every budget of the job: what it used against its limit. */
-  budgets: Record<'fuel' | 'wallClockMs' | 'memoryBytes' | 'httpRequests' | 'httpBytesIn' | 'httpBytesOut' | 'documents' | 'files' | 'filesBytes' | 'logLines' | 'logBytes', BudgetUsage>;
+  /** Every budget of the job: what it used against its limit, the sandbox's then each capability's. */
+  budgets: Record<'fuel' | 'wallClockMs' | 'memoryBytes' | CapabilityBudget, BudgetUsage>;
 }
 
 export interface JobEnvironment {
@@ -82,7 +77,6 @@ export function parseJobRequest(input: unknown): z.output<typeof JobRequestSchem
 export async function runJob(konnector: LoadedKonnector, request: JobRequest, env: JobEnvironment): Promise<JobReport> {
   const job = parseJobRequest(request);
   const { manifest } = konnector.header;
-  const log = new JobLog(env.limits.log, env.onLog);
   const sessions = openSessions({ couchUrl: env.couchUrl, instance: job.instance, slug: manifest.slug, accountId: job.accountId });
   // Read while the konnector starts, once the job is ours: only its first request needs it.
   const gate = env.gate ?? new JobGate();
@@ -90,38 +84,25 @@ export async function runJob(konnector: LoadedKonnector, request: JobRequest, en
     log.write('warning', `the account's vendor session could not be read, starting without it: ${error.message}`, 'runner');
     return undefined;
   });
-  const http = createHttp({
-    session,
-    limits: env.limits.http,
-    allowedHosts: manifest.allowed_hosts,
-    operatorAllowedHosts: operatorHostsFor(env.allowHosts, manifest.slug),
-    connectTo: env.connectTo,
-    resolve: env.resolve,
-    extraCaCertificates: env.extraCaCertificates,
-    onLog: (level, message) => log.write(level, message, 'runner'),
-  });
-  const documents = createDocuments({
+  const caps = createCapabilities({
     couchUrl: env.couchUrl,
     instance: job.instance,
-    slug: manifest.slug,
-    appVersion: manifest.version,
     accountId: job.accountId,
-    permissions: manifest.permissions,
-    limits: env.limits.documents,
-  });
-  const files = createFiles({
-    couchUrl: env.couchUrl,
-    instance: job.instance,
-    slug: manifest.slug,
-    appVersion: manifest.version,
-    accountId: job.accountId,
-    folderPath: konnectorFolderPath(manifest.folders, {
-      konnector: manifest.name,
-      account: accountName(job.fields, job.accountId),
-    }, manifest.fields),
+    fields: job.fields,
+    manifest,
     filesDir: env.filesDir,
-    limits: env.limits.files,
-  });
+    session,
+    network: {
+      operatorAllowedHosts: operatorHostsFor(env.allowHosts, manifest.slug),
+      connectTo: env.connectTo,
+      resolve: env.resolve,
+      extraCaCertificates: env.extraCaCertificates,
+    },
+    // Called once the capabilities exist, never while they are made.
+    note: (level, message) => log.write(level, message, 'runner'),
+    onLog: env.onLog,
+  }, env.limits);
+  const { http, documents, log } = caps;
   let outcome: JobOutcome;
   try {
     // Made while the konnector starts, once the job is ours; its account calls wait for it.
@@ -144,7 +125,7 @@ export async function runJob(konnector: LoadedKonnector, request: JobRequest, en
         ],
         maxResponseBytes: BigInt(env.limits.http.maxResponseBytes),
       },
-      { http, documents, files, log },
+      caps,
       env.limits,
       env.pool,
       gate,
@@ -164,7 +145,6 @@ export async function runJob(konnector: LoadedKonnector, request: JobRequest, en
     );
   }
   const { limits } = env;
-  const written = Object.values(documents.saved).reduce((sum, n) => sum + n, 0);
   return {
     jobId: job.jobId,
     slug: manifest.slug,
@@ -179,14 +159,7 @@ export async function runJob(konnector: LoadedKonnector, request: JobRequest, en
       fuel: { used: outcome.fuelUsed ?? 0, limit: konnector.metered ? limits.fuel : 0 },
       wallClockMs: { used: outcome.durationMs, limit: limits.wallClockMs },
       memoryBytes: { used: outcome.memoryPeakBytes, limit: limits.memoryBytes },
-      httpRequests: { used: http.stats.requests, limit: limits.http.maxRequests },
-      httpBytesIn: { used: http.stats.bytesIn, limit: limits.http.maxBytesIn },
-      httpBytesOut: { used: http.stats.bytesOut, limit: limits.http.maxBytesOut },
-      documents: { used: written, limit: limits.documents.maxDocuments },
-      files: { used: files.usage.files + files.usage.folders, limit: limits.files.maxFiles },
-      filesBytes: { used: files.usage.bytes, limit: limits.files.maxTotalBytes },
-      logLines: { used: log.usage.lines, limit: limits.log.maxLines },
-      logBytes: { used: log.usage.bytes, limit: limits.log.maxBytes },
+      ...capabilityBudgets(caps, limits),
     },
   };
 }

@@ -6,17 +6,8 @@ import { UsageError } from '../errors.ts';
 import { WASM_PAGE_BYTES, type Limits } from '../limits.ts';
 import { isFuelInstrumented } from '../wasm/fuel.ts';
 import { capMemory, mapCoreModules, splitSnapshot, WasmError, type Snapshot } from '../wasm/index.ts';
+import { ALLOWED_IMPORTS } from './capabilities.ts';
 import type { TranspileAnswer, TranspileRequest } from './transpile-worker.ts';
-
-/** Interfaces a konnector component may import (unversioned, as the glue names them). */
-export const ALLOWED_IMPORTS = new Set([
-  'cozy:konnector/http',
-  'cozy:konnector/documents',
-  'cozy:konnector/files',
-  'cozy:konnector/log',
-  'cozy:konnector/clock',
-  'wasi:random/random',
-]);
 
 export interface LoadedKonnector {
   /** Identifies this code in the workers' caches: the artifact and the memory cap it was compiled with. */

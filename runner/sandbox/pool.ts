@@ -1,5 +1,6 @@
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
+import { GUEST_IMPORTS } from './capabilities.ts';
 import type { RunMessage } from './guest-worker.ts';
 
 const workerBoot = new URL('./worker-boot.mjs', import.meta.url);
@@ -45,7 +46,7 @@ export class SandboxPool {
 
   private spawn(): SandboxWorker {
     const thread = new Worker(workerBoot, {
-      workerData: { entry: workerEntry },
+      workerData: { entry: workerEntry, imports: GUEST_IMPORTS },
       env: {},
       // Caps the JS heap of the glue; linear memory is capped in the module itself.
       resourceLimits: { maxOldGenerationSizeMb: 256, maxYoungGenerationSizeMb: 32, stackSizeMb: 4 },

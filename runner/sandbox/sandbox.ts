@@ -1,26 +1,15 @@
 import { MessageChannel } from 'node:worker_threads';
-import type { Documents } from '../../host-api/documents.ts';
-import { DocumentsError } from '../../host-api/documents.ts';
-import { FilesError, type Files } from '../../host-api/files/index.ts';
-import { HttpError } from '../../host-api/http/errors.ts';
-import type { Http } from '../../host-api/http/index.ts';
 import { BudgetExceeded } from '../../host-api/budget.ts';
-import { cutLine, JobLog, type LogLevel } from '../../host-api/log.ts';
+import type { JobCapabilities } from '../../host-api/index.ts';
+import { cutLine } from '../../host-api/log.ts';
 import { JobGate } from './job-gate.ts';
 import { serveGuest, type GuestMessage, type GuestUsage, type HostAnswer } from './bridge.ts';
+import { dispatch } from './capabilities.ts';
 import { cozyErrorCode, type CozyErrorCode, type SandboxErrorCode } from '../error-codes.ts';
 import type { GuestJob, GuestOutcome, RunMessage } from './guest-worker.ts';
 import type { Limits } from '../limits.ts';
 import type { LoadedKonnector } from './loader.ts';
 import { sharedPool, type SandboxPool } from './pool.ts';
-
-/** The capabilities one job's guest reaches: one instance of each, private to the job. */
-export interface JobCapabilities {
-  http: Http;
-  documents: Documents;
-  files: Files;
-  log: JobLog;
-}
 
 export type JobInput = GuestJob;
 
@@ -55,36 +44,14 @@ export class JobNotOwned extends Error {
   }
 }
 
-/** Host calls: which capability answers, with typed errors turned into WIT `err` payloads. */
+/** A host call, answered by the job's capability (runner/sandbox/capabilities.ts); a spent budget ends the job. */
 async function answer(message: GuestMessage, caps: JobCapabilities): Promise<HostAnswer | undefined> {
-  const [a, b, c] = message.args;
   try {
-    switch (message.op) {
-      case 'log.write':
-        caps.log.write(a as LogLevel, String(b));
-        return undefined;
-      case 'http.keep-session':
-        caps.http.keepSession(Boolean(a));
-        return undefined;
-      case 'http.send':
-        return { ok: await caps.http.send(a as Parameters<Http['send']>[0]) };
-      case 'documents.save':
-        return { ok: await caps.documents.save(String(a), String(b)) };
-      case 'documents.find':
-        return { ok: await caps.documents.find(String(a), String(b), Number(c)) };
-      case 'files.save':
-        return { ok: await caps.files.save(String(a), b as Uint8Array, Boolean(c)) };
-      case 'files.stat':
-        return { ok: await caps.files.stat(String(a)) };
-    }
+    return await dispatch(message.op, message.args, caps);
   } catch (error) {
-    if (error instanceof HttpError || error instanceof DocumentsError || error instanceof FilesError) {
-      return { err: { kind: error.kind, message: error.message } };
-    }
     if (error instanceof BudgetExceeded) throw new JobEnded(`LIMIT_EXCEEDED.${error.budget}`, error.message);
     throw error;
   }
-  throw new Error(`unknown host call ${String(message.op)}`);
 }
 
 /**
