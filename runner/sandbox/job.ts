@@ -5,14 +5,13 @@ import { accountName, createFiles, konnectorFolderPath } from '../../host-api/fi
 import { createHttp, operatorHostsFor, type ConnectTo, type OperatorHosts } from '../../host-api/http/index.ts';
 import { instanceDomainSchema } from '../../host-api/job-scope.ts';
 import { JobLog, type LogLine } from '../../host-api/log.ts';
-import { openSessions } from '../../host-api/sessions.ts';
+import { openSessions, type SessionStore } from '../../host-api/sessions.ts';
 import { UsageError } from '../errors.ts';
 import type { Limits } from '../limits.ts';
 import type { LoadedKonnector } from './loader.ts';
-import { JobGate } from './job-gate.ts';
 import { describeIssues } from '../compile/manifest.ts';
 import type { SandboxPool } from './pool.ts';
-import { runInSandbox, type JobOutcome } from './sandbox.ts';
+import { runInSandbox, type JobCapabilities, type JobOutcome } from './sandbox.ts';
 
 /** What a caller must say to run one job. Validated: it comes from operators and APIs. */
 export const JobRequestSchema = z.object({
@@ -48,6 +47,11 @@ export interface JobReport extends JobOutcome {
   budgets: Record<'fuel' | 'wallClockMs' | 'memoryBytes' | 'httpRequests' | 'httpBytesIn' | 'httpBytesOut' | 'documents' | 'files' | 'filesBytes' | 'logLines' | 'logBytes', BudgetUsage>;
 }
 
+/** What runJob makes for a job: the guest's capabilities, and the store of the account's vendor session. */
+export interface JobResources extends JobCapabilities {
+  sessions: SessionStore;
+}
+
 export interface JobEnvironment {
   couchUrl: string;
   limits: Limits;
@@ -64,12 +68,16 @@ export interface JobEnvironment {
   /** The worker threads to run on; default the process-wide pool. */
   pool?: SandboxPool;
   /**
-   * Whether this host may act for the job: the konnector starts at once but
-   * its host calls wait for the gate to open, and stop when it is revoked
-   * (see runInSandbox). Default: open.
+   * What each of the job's capabilities goes through as runJob makes it, before
+   * anything uses it (the worker host's claim on the job: runner/serve/job-gate.ts).
+   * Default: as made.
    */
-  gate?: JobGate;
+  guard?: <K extends keyof JobResources>(name: K, capability: JobResources[K]) => JobResources[K];
+  /** Stops the job: its konnector is stopped and runJob rejects with JobStopped; the job has no outcome. */
+  signal?: AbortSignal;
 }
+
+const asMade = <K extends keyof JobResources>(_name: K, capability: JobResources[K]) => capability;
 
 export function parseJobRequest(input: unknown): z.output<typeof JobRequestSchema> {
   const parsed = JobRequestSchema.safeParse(input);
@@ -81,15 +89,15 @@ export function parseJobRequest(input: unknown): z.output<typeof JobRequestSchem
 export async function runJob(konnector: LoadedKonnector, request: JobRequest, env: JobEnvironment): Promise<JobReport> {
   const job = parseJobRequest(request);
   const { manifest } = konnector.header;
-  const log = new JobLog(env.limits.log, env.onLog);
-  const sessions = openSessions({ couchUrl: env.couchUrl, instance: job.instance, slug: manifest.slug, accountId: job.accountId });
-  // Read while the konnector starts, once the job is ours: only its first request needs it.
-  const gate = env.gate ?? new JobGate();
-  const session = gate.opened.then((yes) => (yes ? sessions.load() : undefined)).catch((error: Error) => {
+  const guard = env.guard ?? asMade;
+  const log = guard('log', new JobLog(env.limits.log, env.onLog));
+  const sessions = guard('sessions', openSessions({ couchUrl: env.couchUrl, instance: job.instance, slug: manifest.slug, accountId: job.accountId }));
+  // Read while the konnector starts: only its first request needs it.
+  const session = sessions.load().catch((error: Error) => {
     log.write('warning', `the account's vendor session could not be read, starting without it: ${error.message}`, 'runner');
     return undefined;
   });
-  const http = createHttp({
+  const http = guard('http', createHttp({
     session,
     limits: env.limits.http,
     allowedHosts: manifest.allowed_hosts,
@@ -98,8 +106,8 @@ export async function runJob(konnector: LoadedKonnector, request: JobRequest, en
     resolve: env.resolve,
     extraCaCertificates: env.extraCaCertificates,
     onLog: (level, message) => log.write(level, message, 'runner'),
-  });
-  const documents = createDocuments({
+  }));
+  const documents = guard('documents', createDocuments({
     couchUrl: env.couchUrl,
     instance: job.instance,
     slug: manifest.slug,
@@ -107,8 +115,8 @@ export async function runJob(konnector: LoadedKonnector, request: JobRequest, en
     accountId: job.accountId,
     permissions: manifest.permissions,
     limits: env.limits.documents,
-  });
-  const files = createFiles({
+  }));
+  const files = guard('files', createFiles({
     couchUrl: env.couchUrl,
     instance: job.instance,
     slug: manifest.slug,
@@ -120,11 +128,11 @@ export async function runJob(konnector: LoadedKonnector, request: JobRequest, en
     }, manifest.fields),
     filesDir: env.filesDir,
     limits: env.limits.files,
-  });
+  }));
   let outcome: JobOutcome;
   try {
-    // Made while the konnector starts, once the job is ours; its account calls wait for it.
-    void gate.opened.then((owned) => (owned ? documents.ensureAccount() : undefined)).catch((error: Error) => {
+    // Made while the konnector starts; its account calls wait for it.
+    void documents.ensureAccount().catch((error: Error) => {
       log.write('warning', `the job's account document could not be made: ${error.message}`, 'runner');
     });
     outcome = await runInSandbox(
@@ -146,7 +154,7 @@ export async function runJob(konnector: LoadedKonnector, request: JobRequest, en
       { http, documents, files, log },
       env.limits,
       env.pool,
-      gate,
+      env.signal,
     );
   } finally {
     await http.close();
@@ -156,8 +164,7 @@ export async function runJob(konnector: LoadedKonnector, request: JobRequest, en
   // The session is kept only when the konnector asked to (CookieKonnector), and dropped when the vendor refused the login.
   const loginRejected = /^(LOGIN_FAILED|USER_ACTION_NEEDED)/.test(outcome.error ?? '');
   const keep = loginRejected ? false : http.sessionWanted;
-  // A job the host lost meanwhile writes nothing more: the attempt that owns it keeps the session.
-  if (keep !== undefined && gate.revoked === undefined) {
+  if (keep !== undefined) {
     await (keep ? sessions.save(await http.session()) : sessions.drop()).catch((error: Error) =>
       log.write('warning', `the account's vendor session could not be ${keep ? 'kept' : 'forgotten'}: ${error.message}`, 'runner'),
     );

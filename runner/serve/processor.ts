@@ -9,11 +9,11 @@
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { JobEnvironment, JobReport } from '../sandbox/job.ts';
-import { JobGate } from '../sandbox/job-gate.ts';
 import type { LoadedKonnector } from '../sandbox/loader.ts';
 import type { HostErrorCode } from '../error-codes.ts';
 import { ServeError } from './errors.ts';
 import type { JobExecutor } from './executor.ts';
+import { JobGate } from './job-gate.ts';
 import type { KonnectorRegistry } from './konnectors.ts';
 import type { ServeMetrics } from './metrics.ts';
 import type { AccountDoc, JobDoc, JobLogLine, TriggerDoc } from './model.ts';
@@ -27,8 +27,8 @@ export interface ProcessorOptions {
   registry: KonnectorRegistry;
   executor: JobExecutor;
   queue: JobQueue;
-  /** What every job runs with, but its log. */
-  env: Omit<JobEnvironment, 'onLog'>;
+  /** What every job runs with, but its log and its claim (see job-gate.ts). */
+  env: Omit<JobEnvironment, 'onLog' | 'guard' | 'signal'>;
   hostId: string;
   /** How long a running job's claim lasts without renewal; renewed every third of it. */
   leaseMs: number;
@@ -256,7 +256,7 @@ export class JobProcessor {
 
   /**
    * The queue's handler. The konnector starts while the claim is written,
-   * as soon as its account is read: its host calls wait for the claim, and
+   * as soon as its account is read: its capabilities wait for the claim, and
    * it is stopped, having done nothing, if another host has the job. The
    * lease is held from the moment the claim lands.
    */
@@ -313,16 +313,16 @@ export class JobProcessor {
     run.end();
   }
 
-  /** Starts the job's konnector; its host calls are served while the gate is open. */
+  /** Starts the job's konnector; its capabilities act for the job while the gate is open (job-gate.ts). */
   private start(job: JobDoc, attempt: number, account: AccountDoc, konnector: LoadedKonnector, gate: JobGate, lines: JobLogLine[]): Execution {
     return this.opts.executor
       .execute(
         konnector,
         { jobId: job._id, accountId: account._id, instance: job.instance, fields: account.auth, parameters: {}, manual: job.manual },
-        { ...this.opts.env, onLog: (line) => {
+        { ...this.opts.env, ...gate.environment((line) => {
           lines.push({ ...line, attempt });
           this.opts.onLogLine?.(job._id);
-        }, gate },
+        }) },
       )
       .then((report) => ({ report }), (error: Error) => ({ failure: error.message }));
   }
