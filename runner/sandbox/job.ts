@@ -6,14 +6,14 @@ import { capabilityBudgets, createCapabilities, type CapabilityBudget } from '..
 import { instanceDomainSchema } from '../../host-api/job-scope.ts';
 import type { LogLine } from '../../host-api/log.ts';
 import { describeIssues } from '../../host-api/schema-issues.ts';
-import { openSessions } from '../../host-api/sessions.ts';
+import { openSessions, type SessionStore } from '../../host-api/sessions.ts';
 import { needsTheUser } from '../error-codes.ts';
 import { UsageError } from '../errors.ts';
 import type { Limits } from '../limits.ts';
 import type { LoadedKonnector } from './loader.ts';
-import { JobGate } from './job-gate.ts';
 import type { SandboxPool } from './pool.ts';
 import { runInSandbox, type JobOutcome } from './sandbox.ts';
+import type { JobCapabilities } from '../../host-api/index.ts';
 
 /** What a caller must say to run one job. Validated: it comes from operators and APIs. */
 export const JobRequestSchema = z.object({
@@ -60,12 +60,21 @@ export interface JobEnvironment {
   /** The worker threads to run on; default the process-wide pool. */
   pool?: SandboxPool;
   /**
-   * Whether this host may act for the job: the konnector starts at once but
-   * its host calls wait for the gate to open, and stop when it is revoked
-   * (see runInSandbox). Default: open.
+   * What each of the job's capabilities goes through as runJob makes it, before
+   * anything uses it (the worker host's claim on the job: runner/serve/job-gate.ts).
+   * Default: as made.
    */
-  gate?: JobGate;
+  guard?: <K extends keyof JobResources>(name: K, capability: JobResources[K]) => JobResources[K];
+  /** Stops the job: its konnector is stopped and runJob rejects with JobStopped; the job has no outcome. */
+  signal?: AbortSignal;
 }
+
+/** What runJob makes for a job: the guest's capabilities, and the store of the account's vendor session. */
+export interface JobResources extends JobCapabilities {
+  sessions: SessionStore;
+}
+
+const asMade = <K extends keyof JobResources>(_name: K, capability: JobResources[K]) => capability;
 
 export function parseJobRequest(input: unknown): z.output<typeof JobRequestSchema> {
   const parsed = JobRequestSchema.safeParse(input);
@@ -77,14 +86,14 @@ export function parseJobRequest(input: unknown): z.output<typeof JobRequestSchem
 export async function runJob(konnector: LoadedKonnector, request: JobRequest, env: JobEnvironment): Promise<JobReport> {
   const job = parseJobRequest(request);
   const { manifest } = konnector.header;
-  const sessions = openSessions({ couchUrl: env.couchUrl, instance: job.instance, slug: manifest.slug, accountId: job.accountId });
-  // Read while the konnector starts, once the job is ours: only its first request needs it.
-  const gate = env.gate ?? new JobGate();
-  const session = gate.opened.then((yes) => (yes ? sessions.load() : undefined)).catch((error: Error) => {
+  const guard = env.guard ?? asMade;
+  const sessions = guard('sessions', openSessions({ couchUrl: env.couchUrl, instance: job.instance, slug: manifest.slug, accountId: job.accountId }));
+  // Read while the konnector starts: only its first request needs it.
+  const session = sessions.load().catch((error: Error) => {
     log.write('warning', `the account's vendor session could not be read, starting without it: ${error.message}`, 'runner');
     return undefined;
   });
-  const caps = createCapabilities({
+  const made = createCapabilities({
     couchUrl: env.couchUrl,
     instance: job.instance,
     accountId: job.accountId,
@@ -102,11 +111,14 @@ export async function runJob(konnector: LoadedKonnector, request: JobRequest, en
     note: (level, message) => log.write(level, message, 'runner'),
     onLog: env.onLog,
   }, env.limits);
+  const caps: JobCapabilities = {
+    http: guard('http', made.http), documents: guard('documents', made.documents), files: guard('files', made.files), log: guard('log', made.log),
+  };
   const { http, documents, log } = caps;
   let outcome: JobOutcome;
   try {
-    // Made while the konnector starts, once the job is ours; its account calls wait for it.
-    void gate.opened.then((owned) => (owned ? documents.ensureAccount() : undefined)).catch((error: Error) => {
+    // Made while the konnector starts; its account calls wait for it.
+    void documents.ensureAccount().catch((error: Error) => {
       log.write('warning', `the job's account document could not be made: ${error.message}`, 'runner');
     });
     outcome = await runInSandbox(
@@ -128,7 +140,7 @@ export async function runJob(konnector: LoadedKonnector, request: JobRequest, en
       caps,
       env.limits,
       env.pool,
-      gate,
+      env.signal,
     );
   } finally {
     await http.close();
@@ -138,8 +150,7 @@ export async function runJob(konnector: LoadedKonnector, request: JobRequest, en
   // The session is kept only when the konnector asked to (CookieKonnector), and dropped when the vendor refused the login.
   const loginRejected = outcome.error !== null && needsTheUser(outcome.error);
   const keep = loginRejected ? false : http.sessionWanted;
-  // A job the host lost meanwhile writes nothing more: the attempt that owns it keeps the session.
-  if (keep !== undefined && gate.revoked === undefined) {
+  if (keep !== undefined) {
     await (keep ? sessions.save(await http.session()) : sessions.drop()).catch((error: Error) =>
       log.write('warning', `the account's vendor session could not be ${keep ? 'kept' : 'forgotten'}: ${error.message}`, 'runner'),
     );

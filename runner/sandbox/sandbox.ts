@@ -2,7 +2,6 @@ import { MessageChannel } from 'node:worker_threads';
 import { BudgetExceeded } from '../../host-api/budget.ts';
 import type { JobCapabilities } from '../../host-api/index.ts';
 import { cutLine } from '../../host-api/log.ts';
-import { JobGate } from './job-gate.ts';
 import { serveGuest, type GuestMessage, type GuestUsage, type HostAnswer } from './bridge.ts';
 import { dispatch } from './capabilities.ts';
 import { cozyErrorCode, type CozyErrorCode, type SandboxErrorCode } from '../error-codes.ts';
@@ -33,14 +32,11 @@ class JobEnded extends Error {
   }
 }
 
-/**
- * The host did not get the job, or lost it while its konnector ran (see the
- * gate in runInSandbox): this attempt has no outcome of its own.
- */
-export class JobNotOwned extends Error {
+/** The caller stopped the job (see `stop` in runInSandbox): it has no outcome of its own. */
+export class JobStopped extends Error {
   constructor(reason: string) {
     super(reason);
-    this.name = 'JobNotOwned';
+    this.name = 'JobStopped';
   }
 }
 
@@ -76,11 +72,8 @@ function hitMemoryCap(outcome: { message: string; memoryBytes: number; code?: st
  * trapping, looping forever or exhausting memory. Never rejects for guest
  * behaviour.
  *
- * The gate lets a job start while the host is still claiming it: the guest
- * runs, but none of its host calls is served until the gate opens. A gate
- * that never opens stops the guest and rejects with JobNotOwned: it had no
- * effect outside its instance. A revoked gate (the host lost the job) serves
- * no further call and stops the guest at once, rejecting with JobNotOwned too.
+ * An aborted `stop` stops the guest at once and serves none of its further
+ * calls: runInSandbox then rejects with JobStopped, saying the signal's reason.
  */
 export async function runInSandbox(
   konnector: LoadedKonnector,
@@ -88,7 +81,7 @@ export async function runInSandbox(
   caps: JobCapabilities,
   limits: Limits,
   pool: SandboxPool = sharedPool(),
-  gate: JobGate = new JobGate(),
+  stop?: AbortSignal,
 ): Promise<JobOutcome> {
   const started = performance.now();
   const worker = await pool.acquire(konnector.id);
@@ -101,7 +94,7 @@ export async function runInSandbox(
     if (usage.fuelUsed !== null) fuelUsed = Math.max(fuelUsed ?? 0, usage.fuelUsed);
   };
   let workerSound = true;
-  let disowned: string | undefined;
+  let stoppedBecause: string | undefined;
 
   const outcome = await new Promise<Omit<JobOutcome, 'durationMs' | 'memoryPeakBytes' | 'fuelUsed'>>((resolve) => {
     let settled = false;
@@ -109,7 +102,7 @@ export async function runInSandbox(
       if (settled) return;
       settled = true;
       clearTimeout(timer);
-      stopListening();
+      stop?.removeEventListener('abort', onAbort);
       worker.thread.off('message', onOutcome).off('error', onError).off('exit', onExit);
       resolve(result);
     };
@@ -120,15 +113,13 @@ export async function runInSandbox(
       caps.log.write('error', message, 'runner');
       finish({ state: 'errored', error: code, message });
     };
-    /** The host does not, or no longer, own the job: it has no outcome (JobNotOwned below). */
-    const disown = (reason: string) => {
+    /** The caller stopped the job: it has no outcome (JobStopped below). */
+    const onAbort = () => {
       if (settled) return;
-      disowned = reason;
+      stoppedBecause = String(stop!.reason);
       workerSound = false;
-      finish({ state: 'errored', error: 'UNKNOWN_ERROR.CRASH', message: reason }); // a placeholder, never reported
+      finish({ state: 'errored', error: 'UNKNOWN_ERROR.CRASH', message: stoppedBecause }); // a placeholder, never reported
     };
-    void gate.opened.then((yes) => yes || disown('the host did not get the job'));
-    const stopListening = gate.onRevoke((reason) => disown(`the host lost the job: ${reason}`));
     const timer = setTimeout(
       () => end('LIMIT_EXCEEDED.WALL_CLOCK', `the job ran longer than its wall-clock limit of ${limits.wallClockMs} ms`),
       limits.wallClockMs,
@@ -139,7 +130,7 @@ export async function runInSandbox(
       signal,
       async (message) => {
         noteUsage(message);
-        if (!(await gate.allows()) || settled) return undefined;
+        if (settled) return undefined;
         return answer(message, caps);
       },
       (fault) => {
@@ -181,6 +172,8 @@ export async function runInSandbox(
     };
     const onExit = (exitCode: number) => end('UNKNOWN_ERROR.CRASH', `the sandbox worker exited (code ${exitCode}) before the job ended`);
     worker.thread.on('message', onOutcome).on('error', onError).on('exit', onExit);
+    stop?.addEventListener('abort', onAbort);
+    if (stop?.aborted) return onAbort();
 
     const code = worker.knows.has(konnector.id) ? undefined : { glue: konnector.glue, modules: konnector.modules, snapshots: konnector.snapshots };
     worker.knows.add(konnector.id);
@@ -193,9 +186,9 @@ export async function runInSandbox(
   });
 
   hostPort.close();
-  if (disowned !== undefined) {
+  if (stoppedBecause !== undefined) {
     await pool.discard(worker);
-    throw new JobNotOwned(disowned);
+    throw new JobStopped(stoppedBecause);
   }
   if (workerSound) {
     worker.prepared = konnector.id;

@@ -9,25 +9,26 @@
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { JobEnvironment, JobReport } from '../sandbox/job.ts';
-import { JobGate } from '../sandbox/job-gate.ts';
 import type { LoadedKonnector } from '../sandbox/loader.ts';
 import type { HostErrorCode } from '../error-codes.ts';
 import { ServeError } from './errors.ts';
 import type { JobExecutor } from './executor.ts';
+import { JobGate } from './job-gate.ts';
 import type { KonnectorRegistry } from './konnectors.ts';
 import type { ServeMetrics } from './metrics.ts';
-import type { AccountDoc, JobAttempt, JobDoc, JobLogLine, TriggerDoc } from './model.ts';
-import { isRetryable, retryDelayMs, type RetryPolicy } from './policy.ts';
+import type { AccountDoc, JobDoc, JobLogLine, TriggerDoc } from './model.ts';
+import type { RetryPolicy } from './policy.ts';
 import { MessageDeclined, type HostLogger, type JobQueue, type QueueMessage } from './queue.ts';
 import type { Store } from './store.ts';
+import * as transition from './transitions.ts';
 
 export interface ProcessorOptions {
   store: Store;
   registry: KonnectorRegistry;
   executor: JobExecutor;
   queue: JobQueue;
-  /** What every job runs with, but its log. */
-  env: Omit<JobEnvironment, 'onLog'>;
+  /** What every job runs with, but its log and its claim (see job-gate.ts). */
+  env: Omit<JobEnvironment, 'onLog' | 'guard' | 'signal'>;
   hostId: string;
   /** How long a running job's claim lasts without renewal; renewed every third of it. */
   leaseMs: number;
@@ -44,7 +45,7 @@ const isConflict = (e: unknown) => e instanceof ServeError && e.kind === 'confli
 const isNotFound = (e: unknown) => e instanceof ServeError && e.kind === 'not-found';
 /** Queued job documents kept in memory for their message (see `enqueue`). */
 const QUEUED_DOCS_KEPT = 10_000;
-const iso = (ms = Date.now()) => new Date(ms).toISOString();
+const iso = (ms: number) => new Date(ms).toISOString();
 /** Queued jobs per sweep; the next sweep takes the rest. */
 const SWEEP_BATCH = 1000;
 
@@ -142,24 +143,7 @@ export class JobProcessor {
    */
   async createJob(account: AccountDoc, options: { triggerId?: string; manual: boolean; id?: string }): Promise<JobDoc> {
     const at = Date.now();
-    const now = iso(at);
-    const queued: JobDoc = {
-      _id: options.id ?? randomUUID().replace(/-/g, ''),
-      worker: 'konnector',
-      instance: account.instance,
-      message: { account: account._id, konnector: account.account_type },
-      ...(options.triggerId ? { trigger_id: options.triggerId } : {}),
-      manual: options.manual,
-      state: 'queued',
-      queued_at: now,
-      due_at: now,
-      attempts: 0,
-      max_attempts: this.opts.retry.maxAttempts,
-      interruptions: 0,
-      seq: 0,
-      history: [],
-      logs: [],
-    };
+    const queued = transition.newJob(account, { ...options, id: options.id ?? randomUUID().replace(/-/g, '') }, this.opts.retry, at);
     const slot = this.draining ? undefined : this.opts.queue.takeSlot?.();
     if (!slot) {
       const job = await this.opts.store.jobs.put(queued);
@@ -168,9 +152,7 @@ export class JobProcessor {
     }
     let job: JobDoc;
     try {
-      job = await this.opts.store.jobs.put({
-        ...queued, state: 'running', attempts: 1, started_at: now, lease: { host: this.opts.hostId, expires_at: iso(at + this.opts.leaseMs) },
-      });
+      job = await this.opts.store.jobs.put(transition.claim(queued, this.leaseFrom(at)));
     } catch (error) {
       slot();
       throw error;
@@ -242,15 +224,8 @@ export class JobProcessor {
     };
     if (!found || !(await runnable(found.job))) return null;
     const write = async (job: JobDoc, fromMemory: boolean): Promise<JobDoc | null> => {
-      const startedAt = Date.now();
       try {
-        return await this.opts.store.jobs.put({
-          ...job,
-          state: 'running',
-          attempts: job.attempts + 1,
-          started_at: iso(startedAt),
-          lease: { host: this.opts.hostId, expires_at: iso(startedAt + this.opts.leaseMs) },
-        });
+        return await this.opts.store.jobs.put(transition.claim(job, this.leaseFrom(Date.now())));
       } catch (e) {
         if (!isConflict(e)) throw e;
         if (!fromMemory) return null; // another host claimed it first
@@ -281,7 +256,7 @@ export class JobProcessor {
 
   /**
    * The queue's handler. The konnector starts while the claim is written,
-   * as soon as its account is read: its host calls wait for the claim, and
+   * as soon as its account is read: its capabilities wait for the claim, and
    * it is stopped, having done nothing, if another host has the job. The
    * lease is held from the moment the claim lands.
    */
@@ -338,16 +313,16 @@ export class JobProcessor {
     run.end();
   }
 
-  /** Starts the job's konnector; its host calls are served while the gate is open. */
+  /** Starts the job's konnector; its capabilities act for the job while the gate is open (job-gate.ts). */
   private start(job: JobDoc, attempt: number, account: AccountDoc, konnector: LoadedKonnector, gate: JobGate, lines: JobLogLine[]): Execution {
     return this.opts.executor
       .execute(
         konnector,
         { jobId: job._id, accountId: account._id, instance: job.instance, fields: account.auth, parameters: {}, manual: job.manual },
-        { ...this.opts.env, onLog: (line) => {
+        { ...this.opts.env, ...gate.environment((line) => {
           lines.push({ ...line, attempt });
           this.opts.onLogLine?.(job._id);
-        }, gate },
+        }) },
       )
       .then((report) => ({ report }), (error: Error) => ({ failure: error.message }));
   }
@@ -385,16 +360,17 @@ export class JobProcessor {
     return this.opts.leaseMs;
   }
 
+  /** This host's lease on a job, from `at`. */
+  private leaseFrom(at: number): transition.LeaseTerms {
+    return { host: this.opts.hostId, at, leaseMs: this.opts.leaseMs };
+  }
+
   /** Renews the lease and saves the log so far. Losing the job (a conflict) gives it up. */
   async renew(run: RunningJob): Promise<void> {
     if (run.released) return;
     const startedAt = Date.now();
     try {
-      run.doc = await this.opts.store.jobs.put({
-        ...run.doc,
-        lease: { host: this.opts.hostId, expires_at: iso(startedAt + this.opts.leaseMs) },
-        logs: run.logs(),
-      });
+      run.doc = await this.opts.store.jobs.put(transition.renewLease(run.doc, this.leaseFrom(startedAt), run.logs()));
       if (!run.released) run.leaseWrittenAt(startedAt);
     } catch (e) {
       if (!isConflict(e)) {
@@ -407,28 +383,13 @@ export class JobProcessor {
 
   private async finish(run: RunningJob, report: JobReport | undefined, failure: string | undefined): Promise<void> {
     if (run.released) return;
-    const { doc, attempt } = run;
+    const { doc } = run;
     const now = Date.now();
-    const code = report ? report.error : 'HOST.FAILURE';
-    const message = report ? report.message : `the host failed around the job: ${failure}`;
-    const ok = report?.state === 'done';
-    const history: JobAttempt[] = [...doc.history, {
-      attempt, host: this.opts.hostId, started_at: doc.started_at!, finished_at: iso(now), state: ok ? 'done' : 'errored', error: code, message,
-    }];
-    const retry = !ok && code !== null && isRetryable(code) && attempt < doc.max_attempts;
-    const delay = retry ? retryDelayMs(this.opts.retry, attempt) : 0;
-    const { lease: _lease, ...rest } = doc;
-    const next: JobDoc = {
-      ...rest,
-      ...(run.accountRev ? { account_rev: run.accountRev } : {}),
-      state: ok ? 'done' : retry ? 'queued' : 'errored',
-      error: code,
-      error_message: message,
-      ...(report ? { report: withoutJobId(report) } : {}),
-      history,
-      logs: run.logs(),
-      ...(retry ? { seq: doc.seq + 1, due_at: iso(now + delay) } : { finished_at: iso(now) }),
-    };
+    const end: transition.AttemptEnd = { attempt: run.attempt, host: this.opts.hostId, at: now, logs: run.logs(), accountRev: run.accountRev, report };
+    const failed = report
+      ? { ...end, error: report.error, message: report.message }
+      : { ...end, error: 'HOST.FAILURE' as const, message: `the host failed around the job: ${failure}` };
+    const next = report?.state === 'done' ? transition.ack(doc, { ...end, report }) : transition.nack(doc, failed, this.opts.retry);
     let saved: JobDoc;
     try {
       saved = await this.opts.store.jobs.put(next);
@@ -439,11 +400,11 @@ export class JobProcessor {
     }
     const slug = doc.message.konnector;
     if (report) this.opts.metrics.observeAttempt(report);
-    if (retry) {
-      this.opts.metrics.retried.inc({ konnector: slug, error: code! });
-      await this.enqueue(saved, delay);
+    if (saved.state === 'queued') {
+      this.opts.metrics.retried.inc({ konnector: slug, error: saved.error! });
+      await this.enqueue(saved, Date.parse(saved.due_at) - now);
     } else {
-      this.opts.metrics.finished.inc({ konnector: slug, state: saved.state, error: code ?? '' });
+      this.opts.metrics.finished.inc({ konnector: slug, state: saved.state, error: saved.error ?? '' });
       await this.recordOnTrigger(saved);
     }
   }
@@ -454,10 +415,7 @@ export class JobProcessor {
     try {
       await run.serialize(async () => {
         if (run.released) return;
-        const { lease: _lease, ...rest } = run.doc;
-        const saved = await this.opts.store.jobs.put({
-          ...rest, attempts: run.doc.attempts - 1, state: 'errored', error: code, error_message: message, finished_at: iso(),
-        });
+        const saved = await this.opts.store.jobs.put(transition.unrunnable(run.doc, { error: code, message, at: Date.now() }));
         this.opts.metrics.finished.inc({ konnector: run.doc.message.konnector, state: 'errored', error: code });
         await this.recordOnTrigger(saved);
       });
@@ -471,17 +429,8 @@ export class JobProcessor {
   /** The trigger's current_state, as cozy-stack keeps it; a stop lasts while the account stays at the job's revision. */
   private async recordOnTrigger(job: JobDoc): Promise<void> {
     if (!job.trigger_id || !job.finished_at) return;
-    const at = job.finished_at;
     try {
-      await this.opts.store.triggers.modify(job.trigger_id, (trigger: TriggerDoc) => {
-        const last = trigger.current_state.last_execution;
-        if (last && last > at) return null; // a later job already recorded
-        const state = { ...trigger.current_state, status: job.state as 'done' | 'errored', last_execution: at, last_executed_job_id: job._id,
-          ...(job.account_rev ? { last_account_rev: job.account_rev } : {}) };
-        if (job.state === 'done') Object.assign(state, { last_success: at, last_successful_job_id: job._id });
-        else Object.assign(state, { last_failure: at, last_failed_job_id: job._id, last_error: job.error ?? 'UNKNOWN_ERROR' });
-        return { ...trigger, current_state: state };
-      });
+      await this.opts.store.triggers.modify(job.trigger_id, (trigger: TriggerDoc) => transition.recordOnTrigger(trigger, job));
     } catch (e) {
       if (!isNotFound(e)) throw e; // the trigger was deleted meanwhile
     }
@@ -491,27 +440,16 @@ export class JobProcessor {
    * A job whose host died or drained goes back to the queue without counting
    * the interrupted attempt, unless it was interrupted too often.
    */
-  private async requeueInterrupted(doc: JobDoc, why: string, logs: JobLogLine[] = doc.logs): Promise<JobDoc | null> {
-    const now = iso();
-    const interruptions = doc.interruptions + 1;
-    const history: JobAttempt[] = [...doc.history, {
-      attempt: doc.attempts, host: doc.lease?.host ?? 'unknown', started_at: doc.started_at ?? now, finished_at: now, state: 'interrupted', message: why,
-    }];
-    const { lease: _lease, ...rest } = doc;
-    const giveUp = interruptions > this.opts.maxInterruptions;
-    const next: JobDoc = giveUp
-      ? { ...rest, state: 'errored', interruptions, history, logs, finished_at: now, error: 'HOST.INTERRUPTED',
-          error_message: `the job was interrupted ${interruptions} times (${why})` }
-      : { ...rest, state: 'queued', interruptions, history, logs, attempts: doc.attempts - 1, seq: doc.seq + 1, due_at: now };
+  private async requeueInterrupted(doc: JobDoc, why: string, logs?: JobLogLine[]): Promise<JobDoc | null> {
     let saved: JobDoc;
     try {
-      saved = await this.opts.store.jobs.put(next);
+      saved = await this.opts.store.jobs.put(transition.interrupt(doc, { reason: why, at: Date.now(), logs }, this.opts.maxInterruptions));
     } catch (e) {
       if (isConflict(e)) return null; // another host requeued it, or its host came back and finished it
       throw e;
     }
     this.opts.metrics.requeued.inc({ reason: why.startsWith('drain') ? 'drain' : 'lease-expired' });
-    if (giveUp) {
+    if (saved.state === 'errored') {
       this.opts.metrics.finished.inc({ konnector: doc.message.konnector, state: 'errored', error: 'HOST.INTERRUPTED' });
       await this.recordOnTrigger(saved);
     } else {
@@ -563,9 +501,4 @@ export class JobProcessor {
     }
     return { finished: inFlight.length - requeued, requeued };
   }
-}
-
-function withoutJobId(report: JobReport): Omit<JobReport, 'jobId'> {
-  const { jobId: _jobId, ...rest } = report;
-  return rest;
 }
