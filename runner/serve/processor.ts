@@ -122,6 +122,8 @@ class RunningJob {
 export class JobProcessor {
   private readonly running = new Map<string, RunningJob>();
   private readonly queuedDocs = new Map<string, JobDoc>();
+  /** Claims under way: a drain waits for them, or a claim landing after it looked would leave its job running on a host that is gone. */
+  private readonly claiming = new Set<Promise<unknown>>();
   private draining = false;
 
   constructor(private readonly opts: ProcessorOptions) {}
@@ -150,17 +152,27 @@ export class JobProcessor {
       await this.enqueue(job);
       return job;
     }
-    let job: JobDoc;
-    try {
-      job = await this.opts.store.jobs.put(transition.claim(queued, this.leaseFrom(at)));
-    } catch (error) {
-      slot();
-      throw error;
-    }
-    void this.runOwned(job, account)
-      .catch((error: Error) => this.opts.log('error', `job ${job._id}: ${error.message} (its lease will expire and the job run again)`))
-      .finally(slot);
-    return job;
+    return this.whileClaiming((async () => {
+      let job: JobDoc;
+      try {
+        job = await this.opts.store.jobs.put(transition.claim(queued, this.leaseFrom(at)));
+      } catch (error) {
+        slot();
+        throw error;
+      }
+      void this.runOwned(job, account)
+        .catch((error: Error) => this.opts.log('error', `job ${job._id}: ${error.message} (its lease will expire and the job run again)`))
+        .finally(slot);
+      return job;
+    })());
+  }
+
+  /** `claim`, counted as under way until it settles. */
+  private whileClaiming<T>(claim: Promise<T>): Promise<T> {
+    this.claiming.add(claim);
+    const settled = () => this.claiming.delete(claim);
+    claim.then(settled, settled);
+    return claim;
   }
 
   /**
@@ -262,13 +274,12 @@ export class JobProcessor {
    */
   async process(message: QueueMessage): Promise<void> {
     if (this.draining) throw new MessageDeclined(message);
-    const claim = await this.claim(message);
-    if (!claim) return;
-    const attempt = claim.job.attempts + 1;
-    const lines: JobLogLine[] = [];
-    const gate = new JobGate(claim.claimed.then(Boolean));
-    const held = claim.claimed.then((claimed) => claimed && this.hold(claimed, attempt, lines, gate));
-    held.catch(() => {});
+    const claiming = this.claimAndHold(message);
+    // Under way until the job is held or the claim failed; the konnector starts meanwhile.
+    void this.whileClaiming(claiming.then((claimed) => claimed?.held)).catch(() => {});
+    const claimed = await claiming;
+    if (!claimed) return;
+    const { claim, attempt, lines, gate, held } = claimed;
     const [account, found] = await Promise.all([claim.account, this.konnectorFor(claim.job)]);
     if (!account || 'unrunnable' in found) {
       const run = await held;
@@ -286,6 +297,18 @@ export class JobProcessor {
       return;
     }
     await this.track(run, account, execution);
+  }
+
+  /** Claims the job for `process`; `held` resolves with the running job once the claim landed, or false. */
+  private async claimAndHold(message: QueueMessage) {
+    const claim = await this.claim(message);
+    if (!claim) return null;
+    const attempt = claim.job.attempts + 1;
+    const lines: JobLogLine[] = [];
+    const gate = new JobGate(claim.claimed.then(Boolean));
+    const held = claim.claimed.then((claimed) => claimed && this.hold(claimed, attempt, lines, gate));
+    held.catch(() => {});
+    return { claim, attempt, lines, gate, held };
   }
 
   /** A job written running by this host at its creation: nobody else can have it. */
@@ -483,6 +506,8 @@ export class JobProcessor {
   async drain(graceMs: number): Promise<{ finished: number; requeued: number }> {
     this.draining = true;
     await this.opts.queue.pause();
+    // Claims under way land (or fail) first, so that every job this host holds is finished or given back below.
+    await Promise.allSettled([...this.claiming]);
     const inFlight = [...this.running.values()];
     const allDone = Promise.allSettled(inFlight.map((run) => run.done));
     const timer = sleep(graceMs, 'timeout' as const, { ref: false });
