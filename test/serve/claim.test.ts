@@ -61,8 +61,8 @@ async function queuedJob(login: string): Promise<{ job: JobDoc; message: QueueMe
 }
 
 /** What the serve-worker konnector saved for a job: it saves one document per run. */
-async function savedRun(jobId: string): Promise<number> {
-  const runs = nano(host.couchUrl).use(decodeURIComponent(databaseName(INSTANCE, 'io.cozy.serveruns')));
+async function savedRun(jobId: string, on: ServeHost = host): Promise<number> {
+  const runs = nano(on.couchUrl).use(decodeURIComponent(databaseName(INSTANCE, 'io.cozy.serveruns')));
   return runs.get(jobId).then(() => 200, (e: { statusCode?: number }) => e.statusCode ?? 500);
 }
 
@@ -94,5 +94,28 @@ describe('claiming a job while its konnector starts', () => {
     expect(job).toMatchObject({ state: 'done', attempts: 1 });
     expect(job.logs.map((line: { message: string }) => line.message)).toContain(`job ${touched.job._id} started`);
     expect(await savedRun(touched.job._id)).toBe(200);
+  });
+});
+
+describe('draining while a claim is under way', () => {
+  it('waits for the claim: the job it lands runs to its end within the grace, instead of being left running by a host that is gone', async () => {
+    const drainedQueue = new HandDrivenQueue();
+    const drained = await startTestHost({ konnectorsDir: await konnectorsDir(), concurrency: 2, queue: drainedQueue });
+    try {
+      const drainedApi = apiClient(drained.url);
+      const account = await drainedApi('POST', '/accounts', { account_type: SLUG, instance: INSTANCE, auth: { login: 'drained' } });
+      const created = await drainedApi('POST', '/jobs', { account: account.body._id });
+      expect(created.status).toBe(201);
+      const handled = drainedQueue.handler!(drainedQueue.take(created.body._id)); // its claim is being written
+      const result = await drained.processor.drain(120_000);
+      expect(result).toEqual({ finished: 1, requeued: 0 });
+      expect(await drained.store.jobs.get(created.body._id)).toMatchObject({ state: 'done', attempts: 1 });
+      await handled;
+      expect(await savedRun(created.body._id, drained)).toBe(200);
+      // With nothing under way, a drain has nothing to wait for.
+      expect(await drained.processor.drain(0)).toEqual({ finished: 0, requeued: 0 });
+    } finally {
+      await drained.drain(0);
+    }
   });
 });
