@@ -22,8 +22,7 @@ import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
 import { readArtifact } from '../runner/compile/artifact.ts';
 import { buildKonnector } from '../runner/compile/index.ts';
-import { mapCoreModules } from '../runner/wasm/module.ts';
-import { FUEL_INSTRUMENTER_VERSION, instrumentComponentFuel } from '../runner/wasm/fuel.ts';
+import { FUEL_INSTRUMENTER_VERSION, instrumentComponentFuel, mapCoreModules } from '../runner/wasm/index.ts';
 import { prepareGuest, runGuest, type PreparedGuest } from '../test/wasm/fuel-guest.ts';
 
 const { values } = parseArgs({

@@ -3,7 +3,7 @@ import { createRequire } from 'node:module';
 import { encodeArtifact, writeArtifact } from './artifact.ts';
 import { UsageError } from '../errors.ts';
 import { readManifest } from './manifest.ts';
-import { FUEL_INSTRUMENTER_VERSION, instrumentComponentFuel } from '../wasm/fuel.ts';
+import { FUEL_INSTRUMENTER_VERSION, instrumentComponentFuel } from '../wasm/index.ts';
 import { bundleKonnector } from './bundle.ts';
 import { BuildCache } from './cache.ts';
 import { componentizeBundle, engine } from './componentize.ts';

@@ -5,8 +5,7 @@
  */
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
-import { instrumentFuel } from '../wasm/fuel.ts';
-import { capMemory } from '../wasm/memory-cap.ts';
+import { capMemory, instrumentFuel } from '../wasm/index.ts';
 
 export const ENGINE_URL = new URL('./engine.wasm', import.meta.url);
 export const ENGINE_SHA256_URL = new URL('./engine.wasm.sha256', import.meta.url);

@@ -5,7 +5,7 @@
  * `konnector` imports; WASI is the sandbox's (sandbox-wasi.ts).
  */
 import { randomFillSync } from 'node:crypto';
-import { FUEL_GLOBAL_EXPORT } from '../wasm/fuel.ts';
+import { FUEL_GLOBAL_EXPORT } from '../wasm/index.ts';
 import { sandboxWasi, type StreamName } from './sandbox-wasi.ts';
 
 /** What a host function call costs the guest, as on the component path (wit/konnector.wit). */

@@ -6,7 +6,7 @@
  */
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { instrumentFuel } from '../wasm/fuel.ts';
+import { instrumentFuel } from '../wasm/index.ts';
 import { bundleForQuickjs, compileToBytecode } from './bundle.ts';
 import { compileEngine, readEngine } from './engine.ts';
 import { runInEngine } from './instance.ts';

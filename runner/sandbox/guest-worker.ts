@@ -12,8 +12,7 @@
 import { parentPort, workerData, type MessagePort } from 'node:worker_threads';
 import { GuestBridge, type GuestUsage } from './bridge.ts';
 import type { GuestImports } from './capabilities.ts';
-import { FUEL_GLOBAL_EXPORT } from '../wasm/fuel.ts';
-import { applySnapshot, type Snapshot } from '../wasm/snapshot.ts';
+import { applySnapshot, FUEL_GLOBAL_EXPORT, type Snapshot } from '../wasm/index.ts';
 
 export interface GuestJob {
   jobId: string;

@@ -4,8 +4,7 @@ import { componentWit } from '@bytecodealliance/jco-transpile/wasm-tools';
 import type { Artifact, ArtifactHeader } from '../compile/artifact.ts';
 import { UsageError } from '../errors.ts';
 import { WASM_PAGE_BYTES, type Limits } from '../limits.ts';
-import { isFuelInstrumented } from '../wasm/fuel.ts';
-import { capMemory, mapCoreModules, splitSnapshot, WasmError, type Snapshot } from '../wasm/index.ts';
+import { capMemory, isFuelInstrumented, mapCoreModules, type Snapshot, splitSnapshot, WasmError } from '../wasm/index.ts';
 import { ALLOWED_IMPORTS } from './capabilities.ts';
 import type { TranspileAnswer, TranspileRequest } from './transpile-worker.ts';
 

@@ -6,7 +6,7 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { transpileBytes } from '@bytecodealliance/jco-transpile';
-import { capMemory } from '../wasm/memory-cap.ts';
+import { capMemory } from '../wasm/index.ts';
 
 export interface TranspileRequest {
   component: Uint8Array;
