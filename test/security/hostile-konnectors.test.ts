@@ -20,7 +20,7 @@ import { parseConnectTo } from '../../host-api/http/index.ts';
 import type { JobEnvironment } from '../../runner/sandbox/job.ts';
 import { LimitsSchema, type Limits } from '../../runner/limits.ts';
 import type { LoadedKonnector } from '../../runner/sandbox/loader.ts';
-import { fakeResolver, watchSockets } from '../http/helpers.ts';
+import { fakeResolver, watchSockets } from '../host-api/http/helpers.ts';
 import { buildOnce, fixtureDir, loadOnce } from '../support/artifacts.ts';
 import { konnectorCli } from '../support/cli.ts';
 import {
