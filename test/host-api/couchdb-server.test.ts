@@ -1,10 +1,11 @@
-import { readdir, readFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import net from 'node:net';
+import os from 'node:os';
 import path from 'node:path';
 import nano from 'nano';
 import { afterEach, describe, expect, it } from 'vitest';
 import { CouchServerError, startEmbeddedCouchDB, type CouchServer } from '../../host-api/couchdb-server.ts';
-import { documentsFor, expectDocumentsError, makeTempDir } from './documents-helpers.ts';
+import { documentsFor, expectDocumentsError } from './documents-helpers.ts';
 
 const cleanups: Array<() => Promise<void>> = [];
 afterEach(async () => {
@@ -12,9 +13,9 @@ afterEach(async () => {
 });
 
 async function tempDir(): Promise<string> {
-  const temp = await makeTempDir();
-  cleanups.push(temp.remove);
-  return temp.dir;
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'couchdb-server-test-'));
+  cleanups.push(() => rm(dir, { recursive: true, force: true }));
+  return dir;
 }
 
 async function start(dataDir: string, port?: number): Promise<CouchServer> {

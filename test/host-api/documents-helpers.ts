@@ -1,13 +1,6 @@
-import { mkdtemp, rm } from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
+/** What the documents and couchdb-server suites share: a documents capability on a fresh instance, and its error assertion. */
 import { expect } from 'vitest';
 import { createDocuments, DocumentsError, type DocumentsErrorKind, type DocumentsOptions } from '../../host-api/documents.ts';
-
-export async function makeTempDir(): Promise<{ dir: string; remove(): Promise<void> }> {
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'documents-test-'));
-  return { dir, remove: () => rm(dir, { recursive: true, force: true }) };
-}
 
 let instanceCounter = 0;
 /** A fresh instance domain per test keeps tests sharing one server apart (every database is prefixed by it). */

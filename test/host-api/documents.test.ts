@@ -1,21 +1,17 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startEmbeddedCouchDB, type CouchServer } from '../../host-api/couchdb-server.ts';
 import { createDocuments, databaseName } from '../../host-api/documents.ts';
-import { documentsFor, expectDocumentsError, freshInstance, makeTempDir } from './documents-helpers.ts';
+import { documentsFor, expectDocumentsError, freshInstance } from './documents-helpers.ts';
 import { expectBudgetExceeded } from '../support/budget.ts';
+import { startTestCouch, type TestCouch } from '../support/couch.ts';
 
-let server: CouchServer;
-let removeDataDir: () => Promise<void>;
+let server: TestCouch;
 
 beforeAll(async () => {
-  const temp = await makeTempDir();
-  removeDataDir = temp.remove;
-  server = await startEmbeddedCouchDB({ dataDir: temp.dir });
+  server = await startTestCouch();
 });
 
 afterAll(async () => {
   await server?.stop();
-  await removeDataDir?.();
 });
 
 const BILL = { type: 'phone', vendor: 'Telco', amount: 42.5, currency: 'EUR', date: '2026-01-31T00:00:00.000Z' };

@@ -8,7 +8,6 @@ import os from 'node:os';
 import path from 'node:path';
 import nano from 'nano';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startEmbeddedCouchDB, type CouchServer } from '../../host-api/couchdb-server.ts';
 import { createDocuments, databaseName } from '../../host-api/documents.ts';
 import {
   accountName,
@@ -20,18 +19,21 @@ import {
   type FilesOptions,
 } from '../../host-api/files.ts';
 import { expectBudgetExceeded } from '../support/budget.ts';
+import { startTestCouch, storedDocs, type TestCouch } from '../support/couch.ts';
+import { pdf } from '../support/pdf.ts';
 
 const FOLDER = '/Administrative/Example Energy/jane@example.org';
-const PDF = new TextEncoder().encode('%PDF-1.4\n1 0 obj << >> endobj\ntrailer << >>\n%%EOF\n');
+const PDF = pdf('bill');
 const PNG = Uint8Array.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0, 0, 0, 13, 0x49, 0x48, 0x44, 0x52]);
 
-let couch: CouchServer;
+let couch: TestCouch;
+/** The tests' files directories. */
 let tempRoot: string;
 let counter = 0;
 
 beforeAll(async () => {
   tempRoot = await mkdtemp(path.join(os.tmpdir(), 'files-test-'));
-  couch = await startEmbeddedCouchDB({ dataDir: path.join(tempRoot, 'couch') });
+  couch = await startTestCouch();
 });
 
 afterAll(async () => {
@@ -55,17 +57,13 @@ function setup(overrides: Partial<FilesOptions> = {}) {
     limits: { maxFileBytes: 1024, maxTotalBytes: 4096, maxFiles: 10 },
     ...overrides,
   };
-  const db = nano(couch.url).use<Record<string, any>>(decodeURIComponent(databaseName(instance, 'io.cozy.files')));
   return {
     files: createFiles(options),
     options,
     instance,
     filesDir,
     disk: (cozyPath: string) => path.join(filesDir, instance, ...cozyPath.split('/').slice(1)),
-    async docs(): Promise<Record<string, any>[]> {
-      const { rows } = await db.list({ include_docs: true }).catch(() => ({ rows: [] as any[] }));
-      return rows.map((row) => row.doc).filter((doc) => !doc._id.startsWith('_design/'));
-    },
+    docs: () => storedDocs(couch.url, instance, 'io.cozy.files'),
   };
 }
 
@@ -405,7 +403,7 @@ describe('io.cozy.files through the documents interface', () => {
 
   it("updates only the metadata of the konnector's own files; another konnector, a new file and a delete are refused", async () => {
     const { files, options } = setup();
-    const saved = JSON.parse(await files.save('bill.pdf', new TextEncoder().encode('%PDF-1.4 bill'), false)) as Record<string, any>;
+    const saved = JSON.parse(await files.save('bill.pdf', PDF, false)) as Record<string, any>;
 
     const own = documentsAs(options, options.slug, options.accountId);
     const updated = JSON.parse(

@@ -8,7 +8,8 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CLIENT, EXPENSES, startOAuthSite, TEST_CA, type OAuthSite } from '../fixtures/konnectors/oauth-api/vendor-site.mts';
 import { fixtureDir } from '../support/artifacts.ts';
-import { runPorted, startPortedEnv, storedDocs, type PortedEnv } from './ported.ts';
+import { storedDocs } from '../support/couch.ts';
+import { runPorted, startPortedEnv, type PortedEnv } from './ported.ts';
 
 const INSTANCE = 'jane.cozy.example';
 const KONNECTOR = fixtureDir('oauth-api');
@@ -33,12 +34,12 @@ describe('oauth-api: OAuth 1.0a over https with the oauth package', () => {
     const { report, messages } = await run(CLIENT, 'oauth-1');
     expect(report, messages.join('\n')).toMatchObject({ state: 'done', error: null, saved: { 'io.cozy.bills': 2 } });
     expect(site.refused).toBe(0);
-    const bills = (await storedDocs(env, INSTANCE, 'io.cozy.bills')).map(({ _id, _rev, cozyMetadata, ...bill }) => bill);
+    const bills = (await storedDocs(env.couchUrl, INSTANCE, 'io.cozy.bills')).map(({ _id, _rev, cozyMetadata, ...bill }) => bill);
     expect(bills.sort((a, b) => a.vendorRef.localeCompare(b.vendorRef))).toEqual(
       EXPENSES.map((e) => ({ vendor: 'OAuth API', vendorRef: String(e.id), amount: Number(e.cost), date: e.date, label: e.description })),
     );
     // Its manifest asks for no folder (no `folders`, no legacy folderPath field): none is made, nor any file.
-    expect(await storedDocs(env, INSTANCE, 'io.cozy.files')).toEqual([]);
+    expect(await storedDocs(env.couchUrl, INSTANCE, 'io.cozy.files')).toEqual([]);
     await expect(readdir(path.join(env.filesDir, INSTANCE))).rejects.toMatchObject({ code: 'ENOENT' });
   });
 

@@ -8,14 +8,12 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import nano from 'nano';
-import { startEmbeddedCouchDB, type CouchServer } from '../../host-api/couchdb-server.ts';
 import { databaseName } from '../../host-api/documents.ts';
 import type { LogLine } from '../../host-api/log.ts';
 import { runJob, type JobReport } from '../../runner/sandbox/job.ts';
 import { defaultLimits, type Limits } from '../../runner/limits.ts';
-import { loadOnce, repoRoot } from '../support/artifacts.ts';
-
-export const konnectorPath = (name: string) => path.join(repoRoot, 'konnectors', name);
+import { loadOnce } from '../support/artifacts.ts';
+import { startTestCouch, storedDocs } from '../support/couch.ts';
 
 export interface PortedEnv {
   couchUrl: string;
@@ -24,20 +22,13 @@ export interface PortedEnv {
 }
 
 export async function startPortedEnv(): Promise<PortedEnv> {
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'ported-'));
-  let couch: CouchServer;
-  try {
-    couch = await startEmbeddedCouchDB({ dataDir: path.join(dir, 'couch') });
-  } catch (error) {
-    await rm(dir, { recursive: true, force: true });
-    throw error;
-  }
+  const [couch, filesDir] = await Promise.all([startTestCouch(), mkdtemp(path.join(os.tmpdir(), 'ported-files-'))]);
   return {
     couchUrl: couch.url,
-    filesDir: path.join(dir, 'files'),
+    filesDir,
     async stop() {
       await couch.stop();
-      await rm(dir, { recursive: true, force: true });
+      await rm(filesDir, { recursive: true, force: true });
     },
   };
 }
@@ -75,13 +66,6 @@ export async function runPorted(
   return { report, logs, messages: logs.map((line) => line.message) };
 }
 
-/** Every document of `doctype` in the instance's database (design documents aside). */
-export async function storedDocs(env: PortedEnv, instance: string, doctype: string): Promise<Array<Record<string, any>>> {
-  const db = nano(env.couchUrl).use<Record<string, any>>(decodeURIComponent(databaseName(instance, doctype)));
-  const { rows } = await db.list({ include_docs: true }).catch(() => ({ rows: [] as any[] }));
-  return rows.map((row) => row.doc).filter((doc) => !doc._id.startsWith('_design/'));
-}
-
 /** Creates the io.cozy.accounts document the stack would hold for the job's account. */
 export async function createAccount(env: PortedEnv, instance: string, account: Record<string, unknown>): Promise<void> {
   const name = decodeURIComponent(databaseName(instance, 'io.cozy.accounts'));
@@ -91,7 +75,7 @@ export async function createAccount(env: PortedEnv, instance: string, account: R
 
 /** The io.cozy.files documents of files (folders aside), by their path in the Cozy. */
 export async function storedFiles(env: PortedEnv, instance: string): Promise<Map<string, Record<string, any>>> {
-  const docs = await storedDocs(env, instance, 'io.cozy.files');
+  const docs = await storedDocs(env.couchUrl, instance, 'io.cozy.files');
   const dirs = new Map(docs.filter((d) => d.type === 'directory').map((d) => [d._id, d.path as string]));
   return new Map(docs.filter((d) => d.type === 'file').map((d) => [`${dirs.get(d.dir_id)}/${d.name}`, d]));
 }

@@ -10,7 +10,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { simplePdf } from '../../konnectors/examples/vendor-kit.ts';
 import { CREDENTIALS, startRequestShopSite, type RequestShopSite } from '../fixtures/konnectors/request-shop/vendor-site.mts';
 import { fixtureDir } from '../support/artifacts.ts';
-import { runPorted, startPortedEnv, storedDocs, type PortedEnv } from './ported.ts';
+import { storedDocs } from '../support/couch.ts';
+import { runPorted, startPortedEnv, type PortedEnv } from './ported.ts';
 
 const INSTANCE = 'jane.cozy.example';
 
@@ -41,7 +42,7 @@ describe('request-shop: request, lodash, bluebird and moment as catalog konnecto
     expect(messages).toContain('Signed in, landed on /account');
     expect(site.sessions).toHaveLength(1);
     expect(site.acks).toEqual([{ count: '2', note: 'merci', filename: 'note.txt' }]);
-    const bills = (await storedDocs(env, INSTANCE, 'io.cozy.bills')).map(({ _id, _rev, cozyMetadata, ...bill }) => bill);
+    const bills = (await storedDocs(env.couchUrl, INSTANCE, 'io.cozy.bills')).map(({ _id, _rev, cozyMetadata, ...bill }) => bill);
     expect(bills.sort((a, b) => a.date.localeCompare(b.date))).toEqual([
       {
         vendor: 'Request Shop', vendorRef: 'RS-1', amount: 30, date: '2024-01-02', label: 'Facture de janvier',

@@ -1,26 +1,20 @@
-import { mkdtemp, rm } from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startEmbeddedCouchDB, type CouchServer } from '../../host-api/couchdb-server.ts';
 import { runJob } from '../../runner/sandbox/job.ts';
 import { LimitsSchema, type Limits } from '../../runner/limits.ts';
 import { buildOnce, fixtureDir, loadOnce } from '../support/artifacts.ts';
 import { konnectorCli, lastJsonLine } from '../support/cli.ts';
+import { startTestCouch, type TestCouch } from '../support/couch.ts';
 
 const probe = fixtureDir('sandbox-probe');
 const limits: Limits = LimitsSchema.parse({ fuel: 2_000_000_000, wallClockMs: 120_000 });
-let couch: CouchServer;
-let dataDir: string;
+let couch: TestCouch;
 
 beforeAll(async () => {
-  dataDir = await mkdtemp(path.join(os.tmpdir(), 'fuel-test-'));
-  couch = await startEmbeddedCouchDB({ dataDir });
+  couch = await startTestCouch();
 });
 
 afterAll(async () => {
   await couch?.stop();
-  await rm(dataDir, { recursive: true, force: true });
 });
 
 async function runProbe(fields: Record<string, unknown>) {

@@ -1,14 +1,11 @@
-import { mkdtemp, rm } from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startEmbeddedCouchDB, type CouchServer } from '../../host-api/couchdb-server.ts';
 import type { LogLine } from '../../host-api/log.ts';
 import { runJob, type JobReport } from '../../runner/sandbox/job.ts';
 import { defaultLimits, type Limits } from '../../runner/limits.ts';
 import { describeComponent, loadKonnector } from '../../runner/sandbox/loader.ts';
 import { readArtifact } from '../../runner/compile/artifact.ts';
 import { buildOnce, fixtureDir, loadOnce } from '../support/artifacts.ts';
+import { startTestCouch, type TestCouch } from '../support/couch.ts';
 import { databaseName } from '../../host-api/job-scope.ts';
 import { JobGate } from '../../runner/sandbox/job-gate.ts';
 import { JobNotOwned } from '../../runner/sandbox/sandbox.ts';
@@ -17,18 +14,15 @@ const probe = fixtureDir('sandbox-probe');
 const MiB = 1024 * 1024;
 const limits: Limits = { ...defaultLimits, memoryBytes: 64 * MiB, wallClockMs: 4000 };
 
-let couch: CouchServer;
-let dataDir: string;
+let couch: TestCouch;
 
 beforeAll(async () => {
-  dataDir = await mkdtemp(path.join(os.tmpdir(), 'sandbox-test-'));
-  couch = await startEmbeddedCouchDB({ dataDir });
+  couch = await startTestCouch();
   await buildOnce(probe);
 });
 
 afterAll(async () => {
   await couch?.stop();
-  await rm(dataDir, { recursive: true, force: true });
 });
 
 async function runProbe(

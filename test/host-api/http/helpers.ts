@@ -1,9 +1,9 @@
 /** Shared fixtures for the http capability tests: real servers on loopback, a fake DNS, socket watching. */
 import dc from 'node:diagnostics_channel';
-import http from 'node:http';
 import type net from 'node:net';
 import { afterEach, expect } from 'vitest';
 import { createHttp, HttpError, parseConnectTo, type Http, type HttpErrorKind, type HttpLimits, type HttpOptions, type HttpRequest } from '../../../host-api/http/index.ts';
+import { startTestServer, type Handler, type TestServer, type TestServerOptions } from '../../support/http-server.ts';
 
 export const LIMITS: HttpLimits = {
   maxRequests: 100,
@@ -21,63 +21,19 @@ export const LIMITS: HttpLimits = {
   maxSessionBytes: 64 * 1024,
 };
 
-export interface SeenRequest {
-  method: string;
-  url: string;
-  headers: http.IncomingHttpHeaders;
-  rawHeaders: string[];
-  body: Buffer;
-}
-
-export interface TestServer {
-  port: number;
-  /** TCP connections accepted so far: proof that a refused request never opened one. */
-  connections: number;
-  requests: SeenRequest[];
-  close(): Promise<void>;
-}
-
-const servers: { close(): Promise<void> }[] = [];
+const servers: TestServer[] = [];
 const https: Http[] = [];
 
 afterEach(async () => {
   await Promise.all(https.splice(0).map((h) => h.close()));
-  await Promise.all(servers.splice(0).map((s) => s.close()));
+  await Promise.all(servers.splice(0).map((s) => s.stop()));
 });
 
-/**
- * A real HTTP server on every loopback address (`::` dual stack: 127.0.0.1,
- * ::1, 0.0.0.0 and ::ffff:127.0.0.1 all reach it), counting connections.
- * The handler gets the request with its body already read.
- */
-export async function startServer(
-  handler: (req: SeenRequest, res: http.ServerResponse) => void = (_req, res) => res.end('ok'),
-  server: http.Server = http.createServer(),
-): Promise<TestServer> {
-  const state: TestServer = {
-    port: 0,
-    connections: 0,
-    requests: [],
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
-  };
-  server.on('connection', () => (state.connections += 1));
-  server.on('request', (req: http.IncomingMessage, res: http.ServerResponse) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => {
-      const seen = { method: req.method!, url: req.url!, headers: req.headers, rawHeaders: req.rawHeaders, body: Buffer.concat(chunks) };
-      state.requests.push(seen);
-      handler(seen, res);
-    });
-  });
-  await new Promise<void>((resolve) => server.listen({ port: 0, host: '::', ipv6Only: false }, resolve));
-  state.port = (server.address() as net.AddressInfo).port;
-  servers.push(state);
-  return state;
+/** The kit's test server on every loopback address (see `anyAddress`), stopped after the test. */
+export async function startServer(handler?: Handler, options: Omit<TestServerOptions, 'anyAddress'> = {}): Promise<TestServer> {
+  const server = await startTestServer(handler, { ...options, anyAddress: true });
+  servers.push(server);
+  return server;
 }
 
 /** A DNS stand-in: answers from the table (a function answers per call), throws ENOTFOUND otherwise. */

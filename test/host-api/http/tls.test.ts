@@ -13,7 +13,7 @@ const ca = fixture('ca.pem');
 async function vendorTls() {
   const server = await startServer(
     (req, res) => res.end(`tls ${req.url}`),
-    https.createServer({ cert: fixture('vendor.pem'), key: fixture('vendor.key') }),
+    { server: https.createServer({ cert: fixture('vendor.pem'), key: fixture('vendor.key') }) },
   );
   return { server, connectTo: [`vendor.test:443:127.0.0.1:${server.port}`, `other.test:443:127.0.0.1:${server.port}`] };
 }

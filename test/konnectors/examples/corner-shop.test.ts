@@ -5,19 +5,19 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LimitsSchema } from '../../../runner/limits.ts';
 import { startShopSite, type ShopSite } from '../../../konnectors/examples/corner-shop/vendor-site.mts';
+import { exampleDir } from '../../support/artifacts.ts';
+import { storedDocs } from '../../support/couch.ts';
 import {
   createAccount,
-  konnectorPath,
   md5,
   readStored,
   runPorted,
   startPortedEnv,
-  storedDocs,
   storedFiles,
   type PortedEnv,
 } from '../ported.ts';
 
-const KONNECTOR = konnectorPath('corner-shop');
+const KONNECTOR = exampleDir('corner-shop');
 const ACCOUNT = 'shop-account-1';
 const INSTANCE = 'jane.cozy.example';
 const FOLDER = '/Administrative/Corner Shop/jane@example.org';
@@ -83,7 +83,7 @@ describe('corner-shop, ported unmodified', () => {
     expect(messages).toEqual(expect.arrayContaining(['Found 10 orders', 'CookieKonnector: RESET_SESSION state found']));
 
     const files = await storedFiles(env, INSTANCE);
-    const bills = await storedDocs(env, INSTANCE, 'io.cozy.bills');
+    const bills = await storedDocs(env.couchUrl, INSTANCE, 'io.cozy.bills');
     expect(files.size).toBe(invoiced.length);
     expect(bills.map((b) => b.vendorRef).sort()).toEqual(invoiced.map((o) => o.number).sort());
     for (const order of invoiced) {
@@ -107,20 +107,20 @@ describe('corner-shop, ported unmodified', () => {
         cozyMetadata: { createdByApp: 'corner-shop', sourceAccount: ACCOUNT, sourceAccountIdentifier: site.credentials.login },
       });
     }
-    const [account] = await storedDocs(env, INSTANCE, 'io.cozy.accounts');
+    const [account] = await storedDocs(env.couchUrl, INSTANCE, 'io.cozy.accounts');
     expect(account!.state).toBeNull();
   });
 
   it('saves nothing twice on the next run, which resumes the account\'s vendor session instead of signing in', async () => {
     const loginsBefore = site.logins;
-    const billsBefore = await storedDocs(env, INSTANCE, 'io.cozy.bills');
+    const billsBefore = await storedDocs(env.couchUrl, INSTANCE, 'io.cozy.bills');
     const filesBefore = await storedFiles(env, INSTANCE);
     const { report } = await run(INSTANCE, site.credentials);
     expect(report).toMatchObject({ state: 'done', saved: {} });
     expect(report.budgets.files.used).toBe(0);
     expect(site.logins - loginsBefore).toBe(0);
     const revs = (docs: Iterable<Record<string, any>>) => [...docs].map((d) => `${d._id}@${d._rev}`).sort();
-    expect(revs(await storedDocs(env, INSTANCE, 'io.cozy.bills'))).toEqual(revs(billsBefore));
+    expect(revs(await storedDocs(env.couchUrl, INSTANCE, 'io.cozy.bills'))).toEqual(revs(billsBefore));
     expect(revs((await storedFiles(env, INSTANCE)).values())).toEqual(revs(filesBefore.values()));
   });
 
@@ -142,8 +142,8 @@ describe('corner-shop, ported unmodified', () => {
     const { report, messages } = await run(instance, { ...site.credentials, password: 'wrong' });
     expect(report).toMatchObject({ state: 'errored', error: 'LOGIN_FAILED', saved: {} });
     expect(messages).toContain('Invalid email or password.');
-    expect(await storedDocs(env, instance, 'io.cozy.bills')).toEqual([]);
-    expect(await storedDocs(env, instance, 'io.cozy.files')).toEqual([]);
+    expect(await storedDocs(env.couchUrl, instance, 'io.cozy.bills')).toEqual([]);
+    expect(await storedDocs(env.couchUrl, instance, 'io.cozy.files')).toEqual([]);
   });
 
   it.each([

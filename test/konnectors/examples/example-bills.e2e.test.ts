@@ -1,14 +1,17 @@
+/**
+ * The example konnector end to end: built with the real build, run by the
+ * `konnector run` command against its vendor site and the embedded CouchDB,
+ * with the operator's options. As guest code in plain Node: example-bills.test.ts.
+ */
 import { createHash } from 'node:crypto';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import nano from 'nano';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startVendorSite, type VendorSite } from '../../../konnectors/examples/example-bills/vendor-site.mts';
-import { startEmbeddedCouchDB, type CouchServer } from '../../../host-api/couchdb-server.ts';
-import { databaseName } from '../../../host-api/documents.ts';
-import { buildOnce, repoRoot } from '../../support/artifacts.ts';
+import { buildOnce, exampleDir } from '../../support/artifacts.ts';
 import { konnectorCli, lastJsonLine } from '../../support/cli.ts';
+import { startTestCouch, storedDocs, type TestCouch } from '../../support/couch.ts';
 
 const INSTANCE = 'jane.cozy.example';
 const ACCOUNT = 'energy-account-1';
@@ -27,7 +30,8 @@ interface SavedBill {
 }
 
 let site: VendorSite;
-let couch: CouchServer;
+let couch: TestCouch;
+/** The files directory of the runs. */
 let dataDir: string;
 let artifact: string;
 
@@ -35,8 +39,8 @@ beforeAll(async () => {
   dataDir = await mkdtemp(path.join(os.tmpdir(), 'example-bills-'));
   [site, couch, artifact] = await Promise.all([
     startVendorSite(),
-    startEmbeddedCouchDB({ dataDir }),
-    buildOnce(path.join(repoRoot, 'konnectors/examples/example-bills')),
+    startTestCouch(),
+    buildOnce(exampleDir('example-bills')),
   ]);
 });
 
@@ -68,15 +72,11 @@ function runExample(fields: Record<string, unknown>, extra: string[] = []) {
 }
 
 async function savedFiles(): Promise<Array<Record<string, any>>> {
-  const db = nano(couch.url).use<Record<string, any>>(decodeURIComponent(databaseName(INSTANCE, 'io.cozy.files')));
-  const { rows } = await db.list({ include_docs: true });
-  return rows.map((row) => row.doc!).filter((doc) => doc.type === 'file');
+  return (await storedDocs(couch.url, INSTANCE, 'io.cozy.files')).filter((doc) => doc.type === 'file');
 }
 
 async function savedBills(): Promise<SavedBill[]> {
-  const db = nano(couch.url).use<SavedBill>(decodeURIComponent(databaseName(INSTANCE, 'io.cozy.bills')));
-  const { rows } = await db.list({ include_docs: true });
-  return rows.map((row) => row.doc!).filter((doc) => !doc._id.startsWith('_design/'));
+  return (await storedDocs(couch.url, INSTANCE, 'io.cozy.bills')) as SavedBill[];
 }
 
 describe('the example konnector, built and run in the sandbox', () => {

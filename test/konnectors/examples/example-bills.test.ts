@@ -1,28 +1,21 @@
 /**
- * The example konnector, bundled as `konnector build` bundles it, run against
- * its vendor site and a CouchDB-API server (see guest-harness.ts).
+ * The example konnector as guest code: bundled as `konnector build` bundles
+ * it, run in plain Node against its vendor site and a CouchDB-API server (see
+ * guest-harness.ts). Built and run through the CLI: example-bills.e2e.test.ts.
  */
 import { createHash } from 'node:crypto';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import nano from 'nano';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startVendorSite, type VendorSite } from '../../../konnectors/examples/example-bills/vendor-site.mts';
-import { databaseName } from '../../../host-api/documents.ts';
+import type { HttpRequest } from '../../../host-api/http/index.ts';
 import { readManifest, type Manifest } from '../../../runner/compile/manifest.ts';
-import {
-  createTestDocuments,
-  createTestFiles,
-  createTestHost,
-  loadGuest,
-  repoRoot,
-  startTestCouch,
-  type HttpRequest,
-  type TestCouch,
-} from '../guest-harness.ts';
+import { exampleDir } from '../../support/artifacts.ts';
+import { startTestCouch, storedDocs, type TestCouch } from '../../support/couch.ts';
+import { createTestDocuments, createTestFiles, createTestHost, loadGuest } from '../guest-harness.ts';
 
-const konnectorDir = path.join(repoRoot, 'konnectors/examples/example-bills');
+const konnectorDir = exampleDir('example-bills');
 const ACCOUNT = 'account-energy-1';
 
 let site: VendorSite;
@@ -71,15 +64,11 @@ async function runJob(instance: string, fields: Record<string, unknown>) {
 }
 
 async function storedFiles(instance: string): Promise<Array<Record<string, any>>> {
-  const db = nano(couch.url).use<Record<string, any>>(decodeURIComponent(databaseName(instance, 'io.cozy.files')));
-  const { rows } = await db.list({ include_docs: true }).catch(() => ({ rows: [] }));
-  return rows.map((row) => row.doc!).filter((doc) => doc.type === 'file');
+  return (await storedDocs(couch.url, instance, 'io.cozy.files')).filter((doc) => doc.type === 'file');
 }
 
 async function storedBills(instance: string): Promise<StoredBill[]> {
-  const db = nano(couch.url).use<StoredBill>(decodeURIComponent(databaseName(instance, 'io.cozy.bills')));
-  const { rows } = await db.list({ include_docs: true }).catch(() => ({ rows: [] }));
-  return rows.map((row) => row.doc!).sort((a, b) => a.date.localeCompare(b.date));
+  return ((await storedDocs(couch.url, instance, 'io.cozy.bills')) as StoredBill[]).sort((a, b) => a.date.localeCompare(b.date));
 }
 
 describe('example-bills konnector', () => {

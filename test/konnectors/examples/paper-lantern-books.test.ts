@@ -4,9 +4,11 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startBookshopSite, type BookshopSite } from '../../../konnectors/examples/paper-lantern-books/vendor-site.mts';
-import { konnectorPath, md5, readStored, runPorted, startPortedEnv, storedDocs, storedFiles, type PortedEnv } from '../ported.ts';
+import { exampleDir } from '../../support/artifacts.ts';
+import { storedDocs } from '../../support/couch.ts';
+import { md5, readStored, runPorted, startPortedEnv, storedFiles, type PortedEnv } from '../ported.ts';
 
-const KONNECTOR = konnectorPath('paper-lantern-books');
+const KONNECTOR = exampleDir('paper-lantern-books');
 const DOCTYPE = 'com.paperlantern.books';
 const ACCOUNT = 'books-account-1';
 const INSTANCE = 'reader.cozy.example';
@@ -40,7 +42,7 @@ describe('paper-lantern-books, ported unmodified', () => {
 
     const files = await storedFiles(env, INSTANCE);
     expect([...files.keys()].sort()).toEqual(site.books.map((b) => `${FOLDER}/${b.upc}.${b.cover}`).sort());
-    const books = await storedDocs(env, INSTANCE, DOCTYPE);
+    const books = await storedDocs(env.couchUrl, INSTANCE, DOCTYPE);
     expect(books).toHaveLength(site.books.length);
     for (const book of site.books) {
       const cozyPath = `${FOLDER}/${book.upc}.${book.cover}`;
@@ -73,24 +75,24 @@ describe('paper-lantern-books, ported unmodified', () => {
   });
 
   it('saves nothing twice and downloads no cover again on the next run', async () => {
-    const booksBefore = await storedDocs(env, INSTANCE, DOCTYPE);
+    const booksBefore = await storedDocs(env.couchUrl, INSTANCE, DOCTYPE);
     const filesBefore = await storedFiles(env, INSTANCE);
     const { report } = await run(INSTANCE, site.credentials);
     expect(report).toMatchObject({ state: 'done', saved: {} });
     expect(report.requests).toBe(19 - 7);
     expect(report.budgets.files.used).toBe(0);
     const revs = (docs: Array<Record<string, any>>) => docs.map((d) => `${d._id}@${d._rev}`).sort();
-    expect(revs(await storedDocs(env, INSTANCE, DOCTYPE))).toEqual(revs(booksBefore));
+    expect(revs(await storedDocs(env.couchUrl, INSTANCE, DOCTYPE))).toEqual(revs(booksBefore));
     expect(revs([...(await storedFiles(env, INSTANCE)).values()])).toEqual(revs([...filesBefore.values()]));
   });
 
   it('updates exactly the book whose price changed, in place', async () => {
     const [first] = site.books;
-    const before = (await storedDocs(env, INSTANCE, DOCTYPE)).find((doc) => doc.upc === first!.upc)!;
+    const before = (await storedDocs(env.couchUrl, INSTANCE, DOCTYPE)).find((doc) => doc.upc === first!.upc)!;
     site.setPrice(first!.upc, 45.5);
     const { report } = await run(INSTANCE, site.credentials);
     expect(report).toMatchObject({ state: 'done', saved: { [DOCTYPE]: 1 } });
-    const after = await storedDocs(env, INSTANCE, DOCTYPE);
+    const after = await storedDocs(env.couchUrl, INSTANCE, DOCTYPE);
     expect(after).toHaveLength(site.books.length);
     expect(after.find((doc) => doc.upc === first!.upc)).toMatchObject({ _id: before._id, _rev: expect.stringMatching(/^2-/), price: 45.5 });
   });
@@ -100,7 +102,7 @@ describe('paper-lantern-books, ported unmodified', () => {
     const { report, messages } = await run(instance, { ...site.credentials, password: 'open sesame' });
     expect(report).toMatchObject({ state: 'errored', error: 'LOGIN_FAILED', saved: {} });
     expect(messages).toContain('Please enter a correct username and password.');
-    expect(await storedDocs(env, instance, DOCTYPE)).toEqual([]);
-    expect(await storedDocs(env, instance, 'io.cozy.files')).toEqual([]);
+    expect(await storedDocs(env.couchUrl, instance, DOCTYPE)).toEqual([]);
+    expect(await storedDocs(env.couchUrl, instance, 'io.cozy.files')).toEqual([]);
   });
 });

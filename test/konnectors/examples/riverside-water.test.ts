@@ -5,19 +5,19 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startWaterSite, type WaterSite } from '../../../konnectors/examples/riverside-water/vendor-site.mts';
+import { exampleDir } from '../../support/artifacts.ts';
+import { storedDocs } from '../../support/couch.ts';
 import {
   createAccount,
-  konnectorPath,
   md5,
   readStored,
   runPorted,
   startPortedEnv,
-  storedDocs,
   storedFiles,
   type PortedEnv,
 } from '../ported.ts';
 
-const KONNECTOR = konnectorPath('riverside-water');
+const KONNECTOR = exampleDir('riverside-water');
 const ACCOUNT = 'water-account-1';
 const INSTANCE = 'jane.cozy.example';
 const FOLDER = '/Administrative/Riverside Water/jane.doe@example.org';
@@ -55,7 +55,7 @@ describe('riverside-water, ported unmodified', () => {
     expect(site.tokenRequests).toBe(1);
 
     const files = await storedFiles(env, INSTANCE);
-    const bills = await storedDocs(env, INSTANCE, 'io.cozy.bills');
+    const bills = await storedDocs(env.couchUrl, INSTANCE, 'io.cozy.bills');
     expect(bills).toHaveLength(billed.length);
     expect(files.size).toBe(billed.length);
     for (const invoice of billed) {
@@ -94,7 +94,7 @@ describe('riverside-water, ported unmodified', () => {
       expect(bill!.requestOptions).toBeUndefined();
     }
 
-    const [identity, ...others] = await storedDocs(env, INSTANCE, 'io.cozy.identities');
+    const [identity, ...others] = await storedDocs(env.couchUrl, INSTANCE, 'io.cozy.identities');
     expect(others).toEqual([]);
     expect(identity).toMatchObject({
       identifier: site.credentials.login,
@@ -107,12 +107,12 @@ describe('riverside-water, ported unmodified', () => {
       },
       cozyMetadata: { createdByApp: 'riverside-water', sourceAccount: ACCOUNT },
     });
-    const [account] = await storedDocs(env, INSTANCE, 'io.cozy.accounts');
+    const [account] = await storedDocs(env.couchUrl, INSTANCE, 'io.cozy.accounts');
     expect(account!.data).toEqual({ token: expect.stringMatching(/^[0-9a-f]{48}$/), expiresAt: expect.any(String) });
   });
 
   it('reuses the saved token on the next run, and saves no bill or file twice', async () => {
-    const billsBefore = await storedDocs(env, INSTANCE, 'io.cozy.bills');
+    const billsBefore = await storedDocs(env.couchUrl, INSTANCE, 'io.cozy.bills');
     const filesBefore = await storedFiles(env, INSTANCE);
     const { report, messages } = await run(INSTANCE, site.credentials);
     expect(report).toMatchObject({ state: 'done' });
@@ -122,9 +122,9 @@ describe('riverside-water, ported unmodified', () => {
     expect(report.saved).toEqual({ 'io.cozy.identities': 1 });
     expect(report.budgets.files.used).toBe(0);
     const revs = (docs: Iterable<Record<string, any>>) => [...docs].map((d) => `${d._id}@${d._rev}`).sort();
-    expect(revs(await storedDocs(env, INSTANCE, 'io.cozy.bills'))).toEqual(revs(billsBefore));
+    expect(revs(await storedDocs(env.couchUrl, INSTANCE, 'io.cozy.bills'))).toEqual(revs(billsBefore));
     expect(revs((await storedFiles(env, INSTANCE)).values())).toEqual(revs(filesBefore.values()));
-    expect(await storedDocs(env, INSTANCE, 'io.cozy.identities')).toHaveLength(1);
+    expect(await storedDocs(env.couchUrl, INSTANCE, 'io.cozy.identities')).toHaveLength(1);
   });
 
   it('logs in again when the API refuses the saved token', async () => {
@@ -133,7 +133,7 @@ describe('riverside-water, ported unmodified', () => {
     expect(report).toMatchObject({ state: 'done' });
     expect(messages).toContain('The saved token was refused, logging in again');
     expect(site.tokenRequests).toBe(2);
-    expect(await storedDocs(env, INSTANCE, 'io.cozy.bills')).toHaveLength(site.invoices.filter((i) => i.status !== 'cancelled').length);
+    expect(await storedDocs(env.couchUrl, INSTANCE, 'io.cozy.bills')).toHaveLength(site.invoices.filter((i) => i.status !== 'cancelled').length);
   });
 
   it('ends with LOGIN_FAILED when the API refuses the credentials, saving nothing', async () => {
@@ -141,7 +141,7 @@ describe('riverside-water, ported unmodified', () => {
     const { report, messages } = await run(instance, { ...site.credentials, password: 'dry' });
     expect(report).toMatchObject({ state: 'errored', error: 'LOGIN_FAILED', saved: {} });
     expect(messages).toContain('Invalid email or password');
-    expect(await storedDocs(env, instance, 'io.cozy.bills')).toEqual([]);
-    expect(await storedDocs(env, instance, 'io.cozy.files')).toEqual([]);
+    expect(await storedDocs(env.couchUrl, instance, 'io.cozy.bills')).toEqual([]);
+    expect(await storedDocs(env.couchUrl, instance, 'io.cozy.files')).toEqual([]);
   });
 });

@@ -7,19 +7,10 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import nano from 'nano';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { databaseName } from '../../../host-api/documents.ts';
-import {
-  createTestDocuments,
-  createTestFiles,
-  createTestHost,
-  loadGuest,
-  startFileServer,
-  startTestCouch,
-  type FileServer,
-  type TestCouch,
-} from '../guest-harness.ts';
+import { startTestCouch, storedDocs, type TestCouch } from '../../support/couch.ts';
+import type { TestServer } from '../../support/http-server.ts';
+import { createTestDocuments, createTestFiles, createTestHost, loadGuest, startFileServer } from '../guest-harness.ts';
 
 const GUEST = `
 import { saveBills, hydrateAndFilter, addData, scrape, normalizeFilename } from 'cozy-konnector-libs';
@@ -40,7 +31,7 @@ const PERMISSIONS = {
 };
 
 let couch: TestCouch;
-let fileServer: FileServer;
+let fileServer: TestServer;
 let filesDir: string;
 
 beforeAll(async () => {
@@ -77,11 +68,7 @@ async function guest(instance: string, opts: { maxFindLimit?: number; permission
   return { ...(loaded.exports as unknown as Exports), run: loaded.run, documents, logs: host.logs };
 }
 
-async function stored(instance: string, doctype = 'io.cozy.bills'): Promise<any[]> {
-  const db = nano(couch.url).use(decodeURIComponent(databaseName(instance, doctype)));
-  const { rows } = await db.list({ include_docs: true }).catch(() => ({ rows: [] as any[] }));
-  return rows.map((row) => row.doc);
-}
+const stored = (instance: string, doctype = 'io.cozy.bills') => storedDocs(couch.url, instance, doctype);
 
 describe('saveBills', () => {
   it('refuses bills without the required attributes, naming the bill and the attribute', async () => {
@@ -113,7 +100,7 @@ describe('saveBills', () => {
     });
     expect(doc.requestOptions).toBeUndefined();
     expect(doc.fileDocument).toBeUndefined();
-    expect(fileServer.requests.find((r) => r.path === '/bill-1-10.pdf')!.headers.authorization).toBe('secret');
+    expect(fileServer.requests.find((r) => r.url === '/bill-1-10.pdf')!.headers.authorization).toBe('secret');
   });
 
   it('deduplicates on date, amount and vendor across pages of a capped find', async () => {

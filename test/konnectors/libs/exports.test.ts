@@ -4,7 +4,8 @@
  * that cannot work in the sandbox, run as guest code (see guest-harness.ts).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestHost, loadGuest, startFileServer, type FileServer } from '../guest-harness.ts';
+import type { TestServer } from '../../support/http-server.ts';
+import { createTestHost, loadGuest, startFileServer } from '../guest-harness.ts';
 
 /** Every name cozy-konnector-libs 5.13.0's src/index.js exports. */
 const UPSTREAM_NAMES = [
@@ -53,7 +54,7 @@ interface Exports {
   flaky(failures: number, failure?: { message?: string; code?: string; stop?: boolean }): { fn: Fn; calls: Array<{ at: number; self: unknown; args: unknown[] }> };
 }
 
-let fileServer: FileServer;
+let fileServer: TestServer;
 
 beforeAll(async () => {
   fileServer = await startFileServer();

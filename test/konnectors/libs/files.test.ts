@@ -6,25 +6,17 @@ import { createHash } from 'node:crypto';
 import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import nano from 'nano';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { databaseName } from '../../../host-api/documents.ts';
-import {
-  createTestDocuments,
-  createTestFiles,
-  createTestHost,
-  loadGuest,
-  pdfBytes,
-  startFileServer,
-  startTestCouch,
-  type FileServer,
-  type TestCouch,
-} from '../guest-harness.ts';
+import { startTestCouch, storedDocs, type TestCouch } from '../../support/couch.ts';
+import type { TestServer } from '../../support/http-server.ts';
+import { pdf } from '../../support/pdf.ts';
+import { createTestDocuments, createTestFiles, createTestHost, loadGuest, startFileServer } from '../guest-harness.ts';
 
 const GUEST = `
 import { saveFiles, saveBills, requestFactory } from 'cozy-konnector-libs';
 export { saveFiles, saveBills, requestFactory };
-export const pdf = (text) => new TextEncoder().encode('%PDF-1.4\\n% ' + text + '\\n%%EOF\\n');
+// The tests' PDF, made in the guest's realm as a konnector makes its bytes.
+export { pdf as guestPdf } from './test/support/pdf.ts';
 export const day = (n) => new Date(Date.UTC(2024, 0, n));
 `;
 
@@ -34,7 +26,7 @@ const URL_BASE = 'http://files.example';
 const PERMISSIONS = { bills: { type: 'io.cozy.bills' }, files: { type: 'io.cozy.files' } };
 
 let couch: TestCouch;
-let server: FileServer;
+let server: TestServer;
 let filesDir: string;
 let counter = 0;
 
@@ -52,7 +44,7 @@ interface Exports {
   saveFiles: ((entries: unknown[], fields: unknown, options?: unknown) => Promise<any[]>) & { sanitizeFileName(name: string): string };
   requestFactory(options: unknown): unknown;
   saveBills(entries: unknown[], fields: unknown, options?: unknown): Promise<any[]>;
-  pdf(text: string): Uint8Array;
+  guestPdf(text: string): Uint8Array;
   day(n: number): Date;
 }
 
@@ -81,25 +73,21 @@ async function guest(opts: GuestOptions = {}) {
   return { ...(loaded.exports as unknown as Exports), instance, documents, messages, host };
 }
 
-async function stored(instance: string, doctype: string): Promise<Array<Record<string, any>>> {
-  const db = nano(couch.url).use<Record<string, any>>(decodeURIComponent(databaseName(instance, doctype)));
-  const { rows } = await db.list({ include_docs: true }).catch(() => ({ rows: [] as any[] }));
-  return rows.map((row) => row.doc).filter((doc) => !doc._id.startsWith('_design/'));
-}
+const stored = (instance: string, doctype: string) => storedDocs(couch.url, instance, doctype);
 
 const storedFiles = async (instance: string) => (await stored(instance, 'io.cozy.files')).filter((doc) => doc.type === 'file');
 const onDisk = (instance: string, relative: string) => readFile(path.join(filesDir, instance, ...FOLDER.split('/').slice(1), ...relative.split('/')));
 const md5 = (bytes: Uint8Array) => createHash('md5').update(bytes).digest('base64');
-const downloads = (name: string) => server.requests.filter((r) => r.path === `/${name}`).length;
+const downloads = (name: string) => server.requests.filter((r) => r.url === `/${name}`).length;
 
 describe('saveFiles', () => {
   it('saves each entry from its URL, fetchFile or filestream, under its subPath, and gives it its fileDocument', async () => {
-    const { saveFiles, pdf, instance, messages } = await guest();
+    const { saveFiles, guestPdf, instance, messages } = await guest();
     const entries = await saveFiles([
       { fileurl: `${URL_BASE}/jan.pdf`, filename: 'january.pdf' },
       { fileurl: `${URL_BASE}/named-by-url.pdf` },
-      { fetchFile: async () => pdf('fetched'), filename: 'fetched.pdf', subPath: 'extra/2024' },
-      { filestream: pdf('streamed'), filename: 'streamed.pdf' },
+      { fetchFile: async () => guestPdf('fetched'), filename: 'fetched.pdf', subPath: 'extra/2024' },
+      { filestream: guestPdf('streamed'), filename: 'streamed.pdf' },
       { vendorRef: 'no file at all' },
     ], {}, { sourceAccountIdentifier: 'jane' });
 
@@ -107,9 +95,9 @@ describe('saveFiles', () => {
     const files = await storedFiles(instance);
     expect(files.map((f) => f.name).sort()).toEqual(['fetched.pdf', 'january.pdf', 'named-by-url.pdf', 'streamed.pdf']);
     for (const [relative, expected] of [
-      ['january.pdf', pdfBytes('jan.pdf')],
-      ['named-by-url.pdf', pdfBytes('named-by-url.pdf')],
-      ['extra/2024/fetched.pdf', new TextEncoder().encode('%PDF-1.4\n% fetched\n%%EOF\n')],
+      ['january.pdf', pdf('jan.pdf')],
+      ['named-by-url.pdf', pdf('named-by-url.pdf')],
+      ['extra/2024/fetched.pdf', pdf('fetched')],
     ] as const) {
       const content = await onDisk(instance, relative);
       expect(content).toEqual(Buffer.from(expected));
@@ -134,7 +122,7 @@ describe('saveFiles', () => {
     ], {}, { requestInstance });
     expect(entries.map((entry) => entry.fileDocument?.name)).toEqual(['march%20bill.pdf', 'tabbill.pdf']);
     expect((await storedFiles(instance)).map((f) => f.name).sort()).toEqual(['march%20bill.pdf', 'tabbill.pdf']);
-    expect(server.requests.map((r) => r.path)).toContain('/bills/march%20bill.pdf');
+    expect(server.requests.map((r) => r.url)).toContain('/bills/march%20bill.pdf');
     expect(saveFiles.sanitizeFileName('AAA\u0000BBB\nCCC.pdf')).toBe('AAABBBCCC.pdf');
     expect(saveFiles.sanitizeFileName('..')).toBe('');
   });
@@ -149,19 +137,19 @@ describe('saveFiles', () => {
   });
 
   it('replaces a file when shouldReplaceFile says so, or when the stored one is not valid, keeping its id', async () => {
-    const { saveFiles, pdf, instance } = await guest();
-    const [first] = await saveFiles([{ fetchFile: () => pdf('v1'), filename: 'bill.pdf' }], {});
+    const { saveFiles, guestPdf, instance } = await guest();
+    const [first] = await saveFiles([{ fetchFile: () => guestPdf('v1'), filename: 'bill.pdf' }], {});
     const [replaced] = await saveFiles([{
-      fetchFile: () => pdf('v2'), filename: 'bill.pdf', shouldReplaceFile: (file: any) => file.md5sum === first.fileDocument.md5sum,
+      fetchFile: () => guestPdf('v2'), filename: 'bill.pdf', shouldReplaceFile: (file: any) => file.md5sum === first.fileDocument.md5sum,
     }], {});
     expect(replaced.fileDocument._id).toBe(first.fileDocument._id);
-    expect(await onDisk(instance, 'bill.pdf')).toEqual(Buffer.from('%PDF-1.4\n% v2\n%%EOF\n'));
+    expect(await onDisk(instance, 'bill.pdf')).toEqual(Buffer.from(pdf('v2')));
 
-    const [revalidated] = await saveFiles([{ fetchFile: () => pdf('v3'), filename: 'bill.pdf' }], {}, {
+    const [revalidated] = await saveFiles([{ fetchFile: () => guestPdf('v3'), filename: 'bill.pdf' }], {}, {
       validateFile: (file: any) => file.md5sum !== replaced.fileDocument.md5sum,
     });
     expect(revalidated.fileDocument).toMatchObject({ _id: first.fileDocument._id, md5sum: md5(await onDisk(instance, 'bill.pdf')) });
-    expect(await onDisk(instance, 'bill.pdf')).toEqual(Buffer.from('%PDF-1.4\n% v3\n%%EOF\n'));
+    expect(await onDisk(instance, 'bill.pdf')).toEqual(Buffer.from(pdf('v3')));
     expect(await storedFiles(instance)).toHaveLength(1);
   });
 
@@ -199,7 +187,7 @@ describe('saveFiles', () => {
     // The benign twin: a nested subPath inside the folder.
     const [saved] = await escape.saveFiles([{ fileurl: `${URL_BASE}/a.pdf`, subPath: 'Home/2024' }], {});
     expect(saved.fileDocument.name).toBe('a.pdf');
-    expect(await onDisk(escape.instance, 'Home/2024/a.pdf')).toEqual(Buffer.from(pdfBytes('a.pdf')));
+    expect(await onDisk(escape.instance, 'Home/2024/a.pdf')).toEqual(Buffer.from(pdf('a.pdf')));
   });
 
   it('writes fileAttributes metadata and the fileIdAttributes key on the file, and finds it by that key', async () => {
@@ -248,7 +236,7 @@ describe('saveBills with files', () => {
       [1, `io.cozy.files:${files.find((f) => f.name === 'b1.pdf')!._id}`],
       [4, `io.cozy.files:${files.find((f) => f.name === 'b4.pdf')!._id}`],
     ]);
-    expect(await onDisk(instance, 'Home/b4.pdf')).toEqual(Buffer.from(pdfBytes('b4.pdf')));
+    expect(await onDisk(instance, 'Home/b4.pdf')).toEqual(Buffer.from(pdf('b4.pdf')));
     expect(messages()).toContain('saveBills: 2 bill(s) without a saved file are not saved (as cozy-konnector-libs 5.x)');
     const bills = await stored(instance, 'io.cozy.bills');
     expect(bills.map((b) => b.amount).sort()).toEqual([1, 4]);

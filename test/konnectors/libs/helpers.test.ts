@@ -2,11 +2,10 @@
  * updateOrCreate, saveIdentity, utils, cozyClient's qualifications and CookieKonnector of the guest SDK, run as
  * guest code against the runner's documents host, a CouchDB-API server and a vendor on 127.0.0.1.
  */
-import http from 'node:http';
-import nano from 'nano';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { databaseName } from '../../../host-api/documents.ts';
-import { createTestDocuments, createTestHost, loadGuest, startTestCouch, type TestCouch } from '../guest-harness.ts';
+import { startTestCouch, storedDocs, type TestCouch } from '../../support/couch.ts';
+import { startTestServer } from '../../support/http-server.ts';
+import { createTestDocuments, createTestHost, loadGuest } from '../guest-harness.ts';
 
 const GUEST = `
 import { updateOrCreate, saveIdentity, utils, cozyClient } from 'cozy-konnector-libs';
@@ -55,11 +54,7 @@ async function guest(instance: string, maxFindLimit?: number) {
   return { ...(loaded.exports as unknown as Exports), documents, logs: host.logs };
 }
 
-async function stored(instance: string, doctype: string): Promise<Array<Record<string, any>>> {
-  const db = nano(couch.url).use<Record<string, any>>(decodeURIComponent(databaseName(instance, doctype)));
-  const { rows } = await db.list({ include_docs: true }).catch(() => ({ rows: [] as any[] }));
-  return rows.map((row) => row.doc).filter((doc) => !doc._id.startsWith('_design/'));
-}
+const stored = (instance: string, doctype: string) => storedDocs(couch.url, instance, doctype);
 
 describe('updateOrCreate', () => {
   it('creates what matches nothing, and merges into what matches, keeping ids', async () => {
@@ -184,14 +179,12 @@ describe('cozyClient.new.models.document.Qualification', () => {
 
 describe('CookieKonnector', () => {
   /** A shop whose /account needs the session cookie /login sets. */
-  async function startShop() {
-    const logins: string[] = [];
-    const server = http.createServer((req, res) => {
+  function startShop() {
+    return startTestServer((req, res) => {
       if (req.url === '/login' && req.method === 'GET') {
         return res.end('<form id="login" method="post" action="/login"><input name="login"><input name="password"></form>');
       }
       if (req.url === '/login' && req.method === 'POST') {
-        logins.push(req.url);
         return res.writeHead(302, { location: '/account', 'set-cookie': 'sid=s1; Path=/; HttpOnly' }).end();
       }
       if (req.url === '/account') {
@@ -200,9 +193,6 @@ describe('CookieKonnector', () => {
       }
       res.writeHead(404).end();
     });
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    const port = (server.address() as { port: number }).port;
-    return { port, logins, stop: () => new Promise<void>((resolve) => { server.close(() => resolve()); server.closeAllConnections(); }) };
   }
 
   const KONNECTOR = `
@@ -244,7 +234,7 @@ describe('CookieKonnector', () => {
       const second = await run();
       expect(second.messages).toEqual(expect.arrayContaining(['logging in', 'session valid: true']));
       expect(second.messages).not.toContain('CookieKonnector: RESET_SESSION state found');
-      expect(shop.logins).toHaveLength(2);
+      expect(shop.requests.filter((r) => r.url === '/login' && r.method === 'POST')).toHaveLength(2);
     } finally {
       await shop.stop();
     }

@@ -2,12 +2,13 @@
  * requestFactory and signin of the guest SDK, run as guest code against real
  * HTTP servers on 127.0.0.1 (see guest-harness.ts).
  */
-import { createServer, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { ServerResponse } from 'node:http';
 import { brotliCompressSync, deflateRawSync, deflateSync, gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startVendorSite, type VendorSite } from '../../../konnectors/examples/example-bills/vendor-site.mts';
-import { createTestHost, loadGuest, type HttpRequest } from '../guest-harness.ts';
+import type { HttpRequest } from '../../../host-api/http/index.ts';
+import { startTestServer, type TestServer } from '../../support/http-server.ts';
+import { createTestHost, loadGuest } from '../guest-harness.ts';
 
 const GUEST = `
 import { BaseKonnector, requestFactory, signin, submitForm } from 'cozy-konnector-libs';
@@ -44,55 +45,50 @@ function sendEncoded(res: ServerResponse, coding: string, body: Buffer, type = '
 }
 
 /** Echoes requests as JSON, and a few fixed answers. */
-function startApi(): Promise<Server> {
-  const server = createServer((req, res) => {
-    const url = new URL(req.url ?? '/', 'http://api.example');
-    const chunks: Buffer[] = [];
-    req.on('data', (chunk: Buffer) => chunks.push(chunk));
-    req.on('end', () => {
-      const route = url.pathname;
-      if (route === '/echo') {
-        res.writeHead(200, { 'content-type': 'application/json' });
-        res.end(JSON.stringify({ method: req.method, url: req.url, headers: req.headers, body: Buffer.concat(chunks).toString('utf8') }));
-      } else if (route === '/json') {
-        res.writeHead(200, { 'content-type': 'application/json', 'x-Multi': ['a', 'b'], 'set-cookie': ['a=1', 'b=2'] });
-        res.end('{"a":1,"list":[true]}');
-      } else if (route === '/html') {
-        res.writeHead(200, { 'content-type': 'text/html' });
-        res.end('<html><body><h1>Bills</h1><table><tr><td>1</td></tr></table></body></html>');
-      } else if (route === '/redirect') {
-        res.writeHead(Number(url.searchParams.get('status') ?? 302), { location: '/echo?from=redirect' });
-        res.end();
-      } else if (route === '/status') {
-        res.writeHead(Number(url.searchParams.get('code')), { 'content-type': 'text/plain' });
-        res.end(`status ${url.searchParams.get('code')}`);
-      } else if (route === '/bytes') {
-        res.writeHead(200, { 'content-type': 'application/octet-stream' });
-        res.end(Buffer.from(Array.from({ length: 256 }, (_, i) => i)));
-      } else if (route === '/encoded') {
-        // /encoded?coding=C&kind=json|html|bytes: one of ENCODED_BODIES under coding C.
-        const kind = url.searchParams.get('kind') as keyof typeof ENCODED_BODIES;
-        sendEncoded(res, url.searchParams.get('coding')!, ENCODED_BODIES[kind], kind === 'json' ? 'application/json' : kind === 'html' ? 'text/html' : undefined);
-      } else if (route === '/zeros') {
-        // /zeros?coding=C&bytes=N: N zero bytes under coding C.
-        sendEncoded(res, url.searchParams.get('coding')!, Buffer.alloc(Number(url.searchParams.get('bytes'))));
-      } else if (route === '/mislabelled') {
-        // Bytes as sent, whatever the Content-Encoding claims.
-        res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-encoding': url.searchParams.get('coding')! });
-        res.end(gzipSync(ENCODED_BODIES.bytes));
-      } else if (route === '/latin1') {
-        res.writeHead(200, { 'content-type': 'text/plain; charset=iso-8859-1' });
-        res.end(Buffer.from('café crème', 'latin1'));
-      } else {
-        res.writeHead(404);
-        res.end();
-      }
-    });
+function startApi(): Promise<TestServer> {
+  return startTestServer((req, res) => {
+    const url = new URL(req.url, 'http://api.example');
+    const route = url.pathname;
+    if (route === '/echo') {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ method: req.method, url: req.url, headers: req.headers, body: req.body.toString('utf8') }));
+    } else if (route === '/json') {
+      res.writeHead(200, { 'content-type': 'application/json', 'x-Multi': ['a', 'b'], 'set-cookie': ['a=1', 'b=2'] });
+      res.end('{"a":1,"list":[true]}');
+    } else if (route === '/html') {
+      res.writeHead(200, { 'content-type': 'text/html' });
+      res.end('<html><body><h1>Bills</h1><table><tr><td>1</td></tr></table></body></html>');
+    } else if (route === '/redirect') {
+      res.writeHead(Number(url.searchParams.get('status') ?? 302), { location: '/echo?from=redirect' });
+      res.end();
+    } else if (route === '/status') {
+      res.writeHead(Number(url.searchParams.get('code')), { 'content-type': 'text/plain' });
+      res.end(`status ${url.searchParams.get('code')}`);
+    } else if (route === '/bytes') {
+      res.writeHead(200, { 'content-type': 'application/octet-stream' });
+      res.end(Buffer.from(Array.from({ length: 256 }, (_, i) => i)));
+    } else if (route === '/encoded') {
+      // /encoded?coding=C&kind=json|html|bytes: one of ENCODED_BODIES under coding C.
+      const kind = url.searchParams.get('kind') as keyof typeof ENCODED_BODIES;
+      sendEncoded(res, url.searchParams.get('coding')!, ENCODED_BODIES[kind], kind === 'json' ? 'application/json' : kind === 'html' ? 'text/html' : undefined);
+    } else if (route === '/zeros') {
+      // /zeros?coding=C&bytes=N: N zero bytes under coding C.
+      sendEncoded(res, url.searchParams.get('coding')!, Buffer.alloc(Number(url.searchParams.get('bytes'))));
+    } else if (route === '/mislabelled') {
+      // Bytes as sent, whatever the Content-Encoding claims.
+      res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-encoding': url.searchParams.get('coding')! });
+      res.end(gzipSync(ENCODED_BODIES.bytes));
+    } else if (route === '/latin1') {
+      res.writeHead(200, { 'content-type': 'text/plain; charset=iso-8859-1' });
+      res.end(Buffer.from('café crème', 'latin1'));
+    } else {
+      res.writeHead(404);
+      res.end();
+    }
   });
-  return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve(server)));
 }
 
-let api: Server;
+let api: TestServer;
 let site: VendorSite;
 
 beforeAll(async () => {
@@ -100,7 +96,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  await Promise.all([new Promise((resolve) => api.close(resolve)), site.stop()]);
+  await Promise.all([api.stop(), site.stop()]);
 });
 
 type Requester = ((first: unknown, second?: unknown) => Promise<any>) & Record<string, any>;
@@ -121,7 +117,7 @@ interface Exports {
  */
 async function guest(sent: HttpRequest[] = [], maxResponseBytes?: number) {
   const host = createTestHost({
-    http: { connectTo: { 'api.example:80': (api.address() as AddressInfo).port, 'energy.example:80': site.port }, sent },
+    http: { connectTo: { 'api.example:80': api.port, 'energy.example:80': site.port }, sent },
   });
   const loaded = await loadGuest({ code: GUEST }, host);
   await loaded.run({ maxResponseBytes });
@@ -374,7 +370,7 @@ describe('signin', () => {
     const { signin, logs } = await guest();
     await expect(signin({ ...form, formSelector: 'form#missing' })).rejects.toMatchObject({ message: 'INVALID_FORM' });
     await expect(signin({ ...form, url: 'http://down.example/login' })).rejects.toMatchObject({ message: 'VENDOR_DOWN' });
-    expect(logs.at(-1)).toEqual({ level: 'error', message: expect.stringContaining('down.example is not an allowed destination') });
+    expect(logs.at(-1)).toEqual({ level: 'error', message: expect.stringContaining("http://down.example is not in the operator's allowedHosts") });
   });
 
   it('throws at once, before any request, on a missing url or formSelector and an unknown parse strategy', async () => {

@@ -5,7 +5,8 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { createTestHost, loadGuest, repoRoot } from '../guest-harness.ts';
+import { repoRoot } from '../../support/artifacts.ts';
+import { createTestHost, loadGuest } from '../guest-harness.ts';
 
 /** Runs one job of a konnector given as source; resolves with 'ok' or the failure, and the log. */
 async function runKonnector(code: string, job: Parameters<Awaited<ReturnType<typeof loadGuest>>['run']>[0] = {}) {

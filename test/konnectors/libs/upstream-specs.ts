@@ -23,7 +23,8 @@ import path from 'node:path';
 import * as acorn from 'acorn';
 import type * as esbuild from 'esbuild';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
-import { createTestHost, loadGuest, repoRoot, witError, type TestHost } from '../guest-harness.ts';
+import { repoRoot } from '../../support/artifacts.ts';
+import { createTestHost, loadGuest, witError, type TestHost } from '../guest-harness.ts';
 
 const libsDir = path.join(repoRoot, 'konnectors/libs');
 

@@ -13,7 +13,7 @@ import { SMTPServer } from 'smtp-server';
 import { startVendorSite, type VendorSite } from '../../../konnectors/examples/example-bills/vendor-site.mts';
 import type { ServeHost } from '../../../runner/serve/host.ts';
 import { defaultMyAccountsOptions, type MyAccountsOptions } from '../../../runner/serve/web/index.ts';
-import { buildOnce, repoRoot } from '../../support/artifacts.ts';
+import { buildOnce, exampleDir } from '../../support/artifacts.ts';
 import { apiClient, startTestHost, TOKEN } from '../support.ts';
 
 export { TOKEN };
@@ -161,11 +161,9 @@ export interface MyAccountsHost {
   stop(): Promise<void>;
 }
 
-export const EXAMPLE_BILLS = path.join(repoRoot, 'konnectors/examples/example-bills');
-
 /** A host with the example konnector (built with the real build), its vendor site, and an SMTP sink for the links. */
 export async function startMyAccountsHost(options: Partial<Pick<MyAccountsOptions, 'rateLimit' | 'publicUrl'>> = {}): Promise<MyAccountsHost> {
-  const [artifact, site, smtp] = await Promise.all([buildOnce(EXAMPLE_BILLS), startVendorSite(), startSmtpSink()]);
+  const [artifact, site, smtp] = await Promise.all([buildOnce(exampleDir('example-bills')), startVendorSite(), startSmtpSink()]);
   const vendorGate = await startGate(site.port);
   const dir = await mkdtemp(path.join(os.tmpdir(), 'my-accounts-'));
   const konnectors = path.join(dir, 'konnectors');
