@@ -100,7 +100,7 @@ function drip(res: http.ServerResponse, total: number, everyMs: number): void {
 export async function startVendorSite() {
   const streams: Stream[] = [];
   const server = await startTestServer((req, res) => {
-    const url = new URL(req.url!, 'http://vendor.test');
+    const url = new URL(req.url, 'http://vendor.test');
     const param = (name: string) => url.searchParams.get(name);
     switch (url.pathname) {
       case '/ping':
