@@ -2,7 +2,8 @@ import { defineConfig } from 'vitest/config';
 
 export default defineConfig({
   test: {
-    include: ['test/**/*.test.ts', 'runner/**/*.test.ts', 'host-api/**/*.test.ts'],
+    // test/ mirrors the source tree (test/README.md).
+    include: ['test/**/*.test.ts'],
     testTimeout: 120_000,
     hookTimeout: 300_000,
     // Integration tests compile real components (seconds each) and share one

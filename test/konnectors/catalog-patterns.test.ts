@@ -6,79 +6,66 @@
  * (undeclared-deps); the web's fetch through node-fetch, isomorphic-fetch and
  * the global, against a JSON API with a bearer token (fetch-api).
  */
-import { mkdtemp, rm } from 'node:fs/promises';
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import os from 'node:os';
-import path from 'node:path';
 import nano from 'nano';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startEmbeddedCouchDB, type CouchServer } from '../../host-api/couchdb-server.ts';
 import { databaseName } from '../../host-api/couchdb.ts';
 import { parseConnectTo } from '../../host-api/http/index.ts';
 import type { LogLine } from '../../host-api/log.ts';
 import { runJob } from '../../runner/sandbox/job.ts';
 import { defaultLimits } from '../../runner/limits.ts';
 import { fixtureDir, loadOnce } from '../support/artifacts.ts';
+import { startTestCouch, type TestCouch } from '../support/couch.ts';
+import { startTestServer, type TestServer } from '../support/http-server.ts';
 
 const SESSION = 'session=7f3a';
 const TOKEN = 'b7c1e0';
 const BILLS: Record<string, { amount: number; date: string }> = { '1': { amount: 30, date: '2026-03-05' }, '2': { amount: 12.5, date: '2026-04-05' } };
 
-let vendor: Server;
-let couch: CouchServer;
-let scratch: string;
+let vendor: TestServer;
+let couch: TestCouch;
 
 beforeAll(async () => {
-  scratch = await mkdtemp(path.join(os.tmpdir(), 'catalog-patterns-'));
-  couch = await startEmbeddedCouchDB({ dataDir: scratch });
-  vendor = createServer((req, res) => {
-    let body = '';
-    req.on('data', (chunk) => (body += chunk));
-    req.on('end', () => {
-      if (req.url === '/login' && req.method === 'POST') {
-        const form = new URLSearchParams(body);
-        const ok = form.get('login') === 'jane' && form.get('password') === 'secret';
-        res.writeHead(ok ? 204 : 401, ok ? { 'set-cookie': `${SESSION}; Path=/; HttpOnly` } : {}).end();
-        return;
-      }
-      if (req.url === '/token' && req.method === 'POST') {
-        const { login, password } = JSON.parse(body) as Record<string, string>;
-        const ok = req.headers['content-type'] === 'application/json' && login === 'jane' && password === 'secret';
-        res.writeHead(ok ? 200 : 401, { 'content-type': 'application/json' }).end(ok ? JSON.stringify({ token: TOKEN }) : '{}');
-        return;
-      }
-      if (req.url === '/old-bills') return void res.writeHead(302, { location: '/v2/bills' }).end();
-      if (req.url === '/v2/bills') {
-        if (req.headers.authorization !== `Bearer ${TOKEN}`) return void res.writeHead(403).end();
-        return void res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(Object.values(BILLS)));
-      }
-      if (req.headers.cookie !== SESSION) return void res.writeHead(403).end();
-      const bill = /^\/bills\/(\d+)$/.exec(req.url ?? '')?.[1];
-      const answer = req.url === '/bills' ? Object.keys(BILLS) : bill !== undefined ? BILLS[bill] : undefined;
-      if (answer === undefined) return void res.writeHead(404).end();
-      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(answer));
-    });
+  couch = await startTestCouch();
+  vendor = await startTestServer((req, res) => {
+    const body = req.body.toString();
+    if (req.url === '/login' && req.method === 'POST') {
+      const form = new URLSearchParams(body);
+      const ok = form.get('login') === 'jane' && form.get('password') === 'secret';
+      res.writeHead(ok ? 204 : 401, ok ? { 'set-cookie': `${SESSION}; Path=/; HttpOnly` } : {}).end();
+      return;
+    }
+    if (req.url === '/token' && req.method === 'POST') {
+      const { login, password } = JSON.parse(body) as Record<string, string>;
+      const ok = req.headers['content-type'] === 'application/json' && login === 'jane' && password === 'secret';
+      res.writeHead(ok ? 200 : 401, { 'content-type': 'application/json' }).end(ok ? JSON.stringify({ token: TOKEN }) : '{}');
+      return;
+    }
+    if (req.url === '/old-bills') return void res.writeHead(302, { location: '/v2/bills' }).end();
+    if (req.url === '/v2/bills') {
+      if (req.headers.authorization !== `Bearer ${TOKEN}`) return void res.writeHead(403).end();
+      return void res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(Object.values(BILLS)));
+    }
+    if (req.headers.cookie !== SESSION) return void res.writeHead(403).end();
+    const bill = /^\/bills\/(\d+)$/.exec(req.url)?.[1];
+    const answer = req.url === '/bills' ? Object.keys(BILLS) : bill !== undefined ? BILLS[bill] : undefined;
+    if (answer === undefined) return void res.writeHead(404).end();
+    res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(answer));
   });
-  await new Promise<void>((resolve) => vendor.listen(0, '127.0.0.1', resolve));
 });
 
 afterAll(async () => {
-  vendor?.close();
-  await couch?.stop();
-  await rm(scratch, { recursive: true, force: true });
+  await Promise.all([vendor?.stop(), couch?.stop()]);
 });
 
 async function run(fields: Record<string, string>, instance: string, fixture = 'undeclared-deps') {
   const lines: LogLine[] = [];
-  const port = (vendor.address() as AddressInfo).port;
   const report = await runJob(
     await loadOnce(fixtureDir(fixture)),
     { accountId: 'shop-account', instance, fields },
     {
       couchUrl: couch.url,
       limits: defaultLimits,
-      connectTo: ['shop.example', 'api.example'].map((host) => parseConnectTo(`${host}:80:127.0.0.1:${port}`)),
+      connectTo: ['shop.example', 'api.example'].map((host) => parseConnectTo(`${host}:80:127.0.0.1:${vendor.port}`)),
       onLog: (line) => lines.push(line),
     },
   );

@@ -7,28 +7,24 @@
  * console; timers as the build's prelude gives them), so a use of a Node API
  * fails here as it would in the sandbox.
  *
- * The host is real where it matters: HTTP goes to real servers on 127.0.0.1
- * (with a cookie jar, redirects and --connect-to style host mapping), and
- * documents go through the runner's own `createDocuments` to a CouchDB-API
- * server. Its calls are asynchronous where the component's are blocking; the
- * SDK awaits every host call, so both work.
+ * The host is the runner's own where it matters: HTTP goes through
+ * host-api/http (its cookie jar, redirects and egress policy) to real servers
+ * on 127.0.0.1 that the test maps vendor names to, as the operator's
+ * --connect-to does; documents and files go through `createDocuments` and
+ * `createFiles` to a CouchDB-API server and a directory. Its calls are
+ * asynchronous where the component's are blocking; the SDK awaits every host
+ * call, so both work.
  */
-import { mkdtemp, rm } from 'node:fs/promises';
-import http from 'node:http';
-import os from 'node:os';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import vm from 'node:vm';
 import * as esbuild from 'esbuild';
-import { CookieJar } from 'tough-cookie';
-import { startEmbeddedCouchDB, type CouchServer } from '../../host-api/couchdb-server.ts';
 import { createDocuments, DocumentsError, type Documents } from '../../host-api/documents.ts';
 import { createFiles, FilesError, type Files } from '../../host-api/files/index.ts';
-import { mergeCookieHeader } from '../../host-api/http/request.ts';
+import { createHttp, HttpError, parseConnectTo, type HttpRequest, type HttpResponse } from '../../host-api/http/index.ts';
 import { entryModuleSource, GUEST_RESOLUTION } from '../../runner/compile/bundle.ts';
 import { defaultLimits } from '../../runner/limits.ts';
-
-export const repoRoot = fileURLToPath(new URL('../../', import.meta.url));
+import { repoRoot } from '../support/artifacts.ts';
+import { startTestServer, type TestServer } from '../support/http-server.ts';
+import { pdf } from '../support/pdf.ts';
 
 const WORLD_INTERFACES = ['http', 'documents', 'files', 'log', 'clock'];
 
@@ -41,21 +37,6 @@ export interface Failure {
 export interface LogLine {
   level: string;
   message: string;
-}
-
-export interface HttpRequest {
-  method: string;
-  url: string;
-  headers: Array<[string, string]>;
-  body?: Uint8Array;
-  followRedirects: boolean;
-}
-
-export interface HttpResponse {
-  status: number;
-  url: string;
-  headers: Array<[string, string]>;
-  body: Uint8Array;
 }
 
 /** The host side, as the guest sees it; every method may return a promise. */
@@ -75,145 +56,56 @@ export function witError(kind: string, message: string): { payload: { kind: stri
 // ---------------------------------------------------------------------------
 // HTTP
 
-const FORBIDDEN_HEADERS = new Set(['host', 'connection', 'content-length', 'transfer-encoding', 'proxy-authorization', 'proxy-connection']);
-const MAX_REDIRECTS = 10;
-
 export interface TestHttpOptions {
-  /** "host:port" as the guest names it -> port on 127.0.0.1 (like --connect-to host:port:127.0.0.1:port). */
+  /**
+   * "host:port" as the guest names it -> a port on 127.0.0.1 (--connect-to
+   * host:port:127.0.0.1:port). Other hosts are refused, as by an operator's
+   * allowed hosts: a test reaches its own servers only.
+   */
   connectTo: Record<string, number>;
-  /** Every request that reached a server, for assertions. */
+  /** Every request the guest sent, for assertions. */
   sent?: HttpRequest[];
 }
 
-function rawRequest(port: number, url: URL, method: string, headers: Array<[string, string]>, body: Uint8Array | undefined) {
-  return new Promise<{ status: number; headers: Array<[string, string]>; body: Uint8Array }>((resolve, reject) => {
-    const outgoing: string[] = ['Host', url.host];
-    for (const [name, value] of headers) outgoing.push(name, value);
-    const req = http.request({ host: '127.0.0.1', port, method, path: `${url.pathname}${url.search}`, headers: outgoing }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (chunk: Buffer) => chunks.push(chunk));
-      res.on('end', () => {
-        const pairs: Array<[string, string]> = [];
-        for (let i = 0; i < res.rawHeaders.length; i += 2) pairs.push([res.rawHeaders[i]!, res.rawHeaders[i + 1]!]);
-        resolve({ status: res.statusCode ?? 0, headers: pairs, body: new Uint8Array(Buffer.concat(chunks)) });
-      });
-      res.on('error', reject);
-    });
-    req.on('error', reject);
-    req.end(body === undefined ? undefined : Buffer.from(body));
-  });
-}
-
-/** A stand-in for the runner's http host: cookie jar per job, redirects, host mapping, header policy. */
+/** The runner's http capability with its default limits, its errors turned into WIT `err`s. */
 export function createTestHttp(opts: TestHttpOptions): TestHost['http'] {
-  const jar = new CookieJar();
-  return {
-    async send(req) {
-      opts.sent?.push(req);
-      for (const [name] of req.headers) {
-        if (FORBIDDEN_HEADERS.has(name.toLowerCase())) throw witError('invalid-request', `the header ${name} is set by the host`);
-      }
-      let url = new URL(req.url);
-      let method = req.method;
-      let body = req.body;
-      let headers = req.headers;
-      for (let hop = 0; ; hop++) {
-        if (url.protocol !== 'http:') throw witError('denied', `${url.protocol} is not reachable in tests`);
-        const port = opts.connectTo[`${url.hostname}:${url.port || '80'}`];
-        if (port === undefined) throw witError('denied', `${url.host} is not an allowed destination`);
-        const isCookie = ([name]: [string, string]) => name.toLowerCase() === 'cookie';
-        const cookie = mergeCookieHeader(await jar.getCookieString(url.href) || undefined, headers.filter(isCookie).map(([, value]) => value));
-        const others = headers.filter((header) => !isCookie(header));
-        let answer;
-        try {
-          answer = await rawRequest(port, url, method, cookie ? [...others, ['Cookie', cookie]] : others, body);
-        } catch (error) {
-          throw witError('network', `${url.host}: ${(error as Error).message}`);
-        }
-        for (const [name, value] of answer.headers) {
-          if (name.toLowerCase() === 'set-cookie') await jar.setCookie(value, url.href, { ignoreError: true });
-        }
-        const location = answer.headers.find(([name]) => name.toLowerCase() === 'location')?.[1];
-        if (!req.followRedirects || location === undefined || ![301, 302, 303, 307, 308].includes(answer.status)) {
-          return { status: answer.status, url: url.href, headers: answer.headers, body: answer.body };
-        }
-        if (hop >= MAX_REDIRECTS) throw witError('network', `more than ${MAX_REDIRECTS} redirects`);
-        if (answer.status === 303 || ((answer.status === 301 || answer.status === 302) && method === 'POST')) {
-          method = 'GET';
-          body = undefined;
-          headers = headers.filter(([name]) => name.toLowerCase() !== 'content-type');
-        }
-        url = new URL(location, url);
-      }
+  const connectTo = Object.entries(opts.connectTo).map(([hostPort, port]) => parseConnectTo(`${hostPort}:127.0.0.1:${port}`));
+  const http = createHttp({
+    limits: defaultLimits.http,
+    connectTo,
+    operatorAllowedHosts: connectTo.map((mapped) => mapped.host),
+    // A mapped name on a port the test did not map is never looked up in the real DNS.
+    resolve: async (host) => {
+      throw new Error(`${host} has no address in tests`);
     },
+  });
+  return {
+    send(req) {
+      opts.sent?.push(req);
+      return asWit(() => http.send(req));
+    },
+    keepSession: (keep) => http.keepSession(keep),
   };
 }
 
-/** A minimal one-page PDF whose text is `text` (so that each file's bytes and md5 differ). */
-export function pdfBytes(text: string): Uint8Array {
-  return new TextEncoder().encode(`%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\n% ${text}\ntrailer << /Root 1 0 R >>\n%%EOF\n`);
-}
-
-export interface FileServer {
-  port: number;
-  /** Every request received: method, path and headers. */
-  requests: Array<{ method: string; path: string; headers: http.IncomingHttpHeaders }>;
-  stop(): Promise<void>;
-}
-
 /**
- * A vendor's file store on 127.0.0.1: GET /<name>.pdf answers `pdfBytes('<name>')`, /empty.pdf an empty body,
+ * A vendor's file store on 127.0.0.1: GET /<name>.pdf answers `pdf('<name>')`, /empty.pdf an empty body,
  * /login-page.pdf an HTML page (what a vendor sends when the session is gone), /missing.pdf a 404.
  */
-export async function startFileServer(): Promise<FileServer> {
-  const requests: FileServer['requests'] = [];
-  const server = http.createServer((req, res) => {
-    const { pathname } = new URL(req.url ?? '/', 'http://files.invalid');
-    requests.push({ method: req.method ?? 'GET', path: pathname, headers: req.headers });
+export function startFileServer(): Promise<TestServer> {
+  return startTestServer((req, res) => {
+    const { pathname } = new URL(req.url, 'http://files.invalid');
     if (pathname === '/missing.pdf') return res.writeHead(404, { 'content-type': 'text/plain' }).end('not found');
     if (pathname === '/empty.pdf') return res.writeHead(200, { 'content-type': 'application/pdf' }).end();
     if (pathname === '/login-page.pdf') {
       return res.writeHead(200, { 'content-type': 'text/html' }).end('<!DOCTYPE html><html><body><form id="login"></form></body></html>');
     }
-    res.writeHead(200, { 'content-type': 'application/pdf' }).end(Buffer.from(pdfBytes(pathname.slice(1))));
+    res.writeHead(200, { 'content-type': 'application/pdf' }).end(pdf(pathname.slice(1)));
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return {
-    port: (server.address() as { port: number }).port,
-    requests,
-    stop: () => new Promise<void>((resolve) => {
-      server.close(() => resolve());
-      server.closeAllConnections();
-    }),
-  };
 }
 
 // ---------------------------------------------------------------------------
 // Documents
-
-export interface TestCouch {
-  url: string;
-  stop(): Promise<void>;
-}
-
-/** A CouchDB-API server (pouchdb-server) in a temporary directory. */
-export async function startTestCouch(): Promise<TestCouch> {
-  const dataDir = await mkdtemp(path.join(os.tmpdir(), 'konnector-sdk-couch-'));
-  let couch: CouchServer;
-  try {
-    couch = await startEmbeddedCouchDB({ dataDir });
-  } catch (error) {
-    await rm(dataDir, { recursive: true, force: true });
-    throw error;
-  }
-  return {
-    url: couch.url,
-    async stop() {
-      await couch.stop();
-      await rm(dataDir, { recursive: true, force: true });
-    },
-  };
-}
 
 export interface TestDocumentsOptions {
   couchUrl: string;
@@ -248,7 +140,7 @@ async function asWit<T>(call: () => Promise<T>): Promise<T> {
   try {
     return await call();
   } catch (error) {
-    if (error instanceof DocumentsError || error instanceof FilesError) throw witError(error.kind, error.message);
+    if (error instanceof DocumentsError || error instanceof FilesError || error instanceof HttpError) throw witError(error.kind, error.message);
     throw error;
   }
 }

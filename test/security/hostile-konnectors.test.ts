@@ -14,22 +14,21 @@ import os from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { startEmbeddedCouchDB, type CouchServer } from '../../host-api/couchdb-server.ts';
 import { databaseName } from '../../host-api/documents.ts';
 import { parseConnectTo } from '../../host-api/http/index.ts';
 import type { JobEnvironment } from '../../runner/sandbox/job.ts';
 import { LimitsSchema, type Limits } from '../../runner/limits.ts';
 import type { LoadedKonnector } from '../../runner/sandbox/loader.ts';
-import { fakeResolver, watchSockets } from '../http/helpers.ts';
+import { fakeResolver, watchSockets } from '../host-api/http/helpers.ts';
 import { buildOnce, fixtureDir, loadOnce } from '../support/artifacts.ts';
 import { konnectorCli } from '../support/cli.ts';
+import { startTestCouch, type TestCouch } from '../support/couch.ts';
+import { startTestServer, type TestServer } from '../support/http-server.ts';
 import {
   BILLS,
   describeOutcome,
   runHostile,
-  startCountingServer,
   startVendorSite,
-  type CountingServer,
   type HostileRun,
   type Outcome,
 } from './support.ts';
@@ -56,30 +55,30 @@ const table = new AttackTable();
 /** What the host's environment holds and a konnector must never see. */
 const CANARY = `canary-${process.pid}-${Date.now()}`;
 
-let couch: CouchServer;
+let couch: TestCouch;
 let tmp: string;
 let hostileNet: LoadedKonnector;
 let hostileEscape: LoadedKonnector;
 let vendor: Awaited<ReturnType<typeof startVendorSite>>;
 /** Where cozy-stack's admin API would be (6060) and where CouchDB would be (5984). */
-let stack: CountingServer;
-let couchPort: CountingServer;
+let stack: TestServer;
+let couchPort: TestServer;
 
 beforeAll(async () => {
   tmp = await mkdtemp(path.join(os.tmpdir(), 'hostile-'));
   process.env.COZY_CREDENTIALS = CANARY;
   [couch, vendor, stack, couchPort] = await Promise.all([
-    startEmbeddedCouchDB({ dataDir: path.join(tmp, 'couchdb') }),
+    startTestCouch(),
     startVendorSite(),
-    startCountingServer((_req, res) => res.end('stack admin'), 6060),
-    startCountingServer((_req, res) => res.end('{"couchdb":"Welcome"}'), 5984),
+    startTestServer((_req, res) => res.end('stack admin'), { port: 6060, anyAddress: true }),
+    startTestServer((_req, res) => res.end('{"couchdb":"Welcome"}'), { port: 5984, anyAddress: true }),
   ]);
   [hostileNet, hostileEscape] = await Promise.all([loadOnce(netDir, limits), loadOnce(escapeDir, limits)]);
 });
 
 afterAll(async () => {
   delete process.env.COZY_CREDENTIALS;
-  await Promise.all([couch?.stop(), vendor?.close(), stack?.close(), couchPort?.close()]);
+  await Promise.all([couch?.stop(), vendor?.stop(), stack?.stop(), couchPort?.stop()]);
   if (tmp) await rm(tmp, { recursive: true, force: true });
   console.log(`\n${table.format()}\n`);
 });
@@ -106,7 +105,7 @@ function attempted(run: HostileRun, name: string): Outcome | undefined {
   return run.outcomes.find((o) => o.attempt === name);
 }
 
-function counts(...servers: CountingServer[]): number[] {
+function counts(...servers: TestServer[]): number[] {
   return servers.map((s) => s.connections);
 }
 
@@ -203,7 +202,7 @@ describe('no way out but the WIT imports', () => {
 describe('egress to internal addresses, even when the manifest asks for them', () => {
   // hostile-net's manifest lists each of these hosts and ports in allowed_hosts,
   // so only the address rule stands between the konnector and the target.
-  const attacks: [url: string, rule: RegExp, listener: () => CountingServer | undefined][] = [
+  const attacks: [url: string, rule: RegExp, listener: () => TestServer | undefined][] = [
     ['http://127.0.0.1:6060/instances', /127\.0\.0\.1 is in 127\.0\.0\.0\/8 \(loopback\)/, () => stack],
     ['http://[::1]:6060/instances', /::1\/128 \(loopback\)/, () => stack],
     ['http://0.0.0.0:6060/instances', /0\.0\.0\.0 is in 0\.0\.0\.0\/8/, () => stack],

@@ -13,7 +13,6 @@ import os from 'node:os';
 import path from 'node:path';
 import nano from 'nano';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { startEmbeddedCouchDB, type CouchServer } from '../../host-api/couchdb-server.ts';
 import { databaseName } from '../../host-api/documents.ts';
 import { SESSIONS_DOCTYPE } from '../../host-api/job-scope.ts';
 import { formatTextLine } from '../../host-api/log.ts';
@@ -22,6 +21,7 @@ import { LimitsSchema, type Limits } from '../../runner/limits.ts';
 import type { LoadedKonnector } from '../../runner/sandbox/loader.ts';
 import type { Manifest } from '../../runner/compile/manifest.ts';
 import { fixtureDir, loadOnce } from '../support/artifacts.ts';
+import { startTestCouch, type TestCouch } from '../support/couch.ts';
 import { describeOutcome, runHostile, startVendorSite, type HostileRun, type Outcome } from './support.ts';
 import { AttackTable } from './table.ts';
 
@@ -36,7 +36,7 @@ const limits: Limits = LimitsSchema.parse({
 });
 
 const table = new AttackTable();
-let couch: CouchServer;
+let couch: TestCouch;
 let tmp: string;
 let vendor: Awaited<ReturnType<typeof startVendorSite>>;
 let attacker: LoadedKonnector;
@@ -51,7 +51,7 @@ function withManifest(konnector: LoadedKonnector, changes: Partial<Manifest>): L
 
 beforeAll(async () => {
   tmp = await mkdtemp(path.join(os.tmpdir(), 'isolation-'));
-  [couch, vendor] = await Promise.all([startEmbeddedCouchDB({ dataDir: path.join(tmp, 'couchdb') }), startVendorSite()]);
+  [couch, vendor] = await Promise.all([startTestCouch(), startVendorSite()]);
   attacker = await loadOnce(fixtureDir('hostile-data'), limits);
   victim = withManifest(attacker, {
     slug: 'victim-energy',
@@ -62,7 +62,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  await Promise.all([couch?.stop(), vendor?.close()]);
+  await Promise.all([couch?.stop(), vendor?.stop()]);
   if (tmp) await rm(tmp, { recursive: true, force: true });
   console.log(`\n${table.format()}\n`);
 });

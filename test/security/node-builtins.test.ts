@@ -7,41 +7,36 @@
  * own decoding, stay within the job's limits. Each attack has a benign twin
  * that succeeds.
  */
-import { mkdtemp, rm } from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { startEmbeddedCouchDB, type CouchServer } from '../../host-api/couchdb-server.ts';
 import type { JobEnvironment } from '../../runner/sandbox/job.ts';
 import { LimitsSchema } from '../../runner/limits.ts';
 import type { LoadedKonnector } from '../../runner/sandbox/loader.ts';
 import { buildOnce, fixtureDir, loadOnce } from '../support/artifacts.ts';
 import { konnectorCli } from '../support/cli.ts';
-import { runHostile, startCountingServer, startVendorSite, type CountingServer, type Outcome } from './support.ts';
+import { startTestCouch, type TestCouch } from '../support/couch.ts';
+import { startTestServer, type TestServer } from '../support/http-server.ts';
+import { runHostile, startVendorSite, type Outcome } from './support.ts';
 
 const limits = LimitsSchema.parse({ memoryBytes: 256 * 1024 * 1024, wallClockMs: 60_000, http: { connectTimeoutMs: 2_000 } });
 const dir = fixtureDir('hostile-builtins');
 
-let tmp: string;
-let couch: CouchServer;
+let couch: TestCouch;
 let vendor: Awaited<ReturnType<typeof startVendorSite>>;
 /** A service on this machine a konnector must not reach. */
-let internal: CountingServer;
+let internal: TestServer;
 let konnector: LoadedKonnector;
 
 beforeAll(async () => {
-  tmp = await mkdtemp(path.join(os.tmpdir(), 'hostile-builtins-'));
   [couch, vendor, internal] = await Promise.all([
-    startEmbeddedCouchDB({ dataDir: path.join(tmp, 'couchdb') }),
+    startTestCouch(),
     startVendorSite(),
-    startCountingServer((_req, res) => res.end('internal secret')),
+    startTestServer((_req, res) => res.end('internal secret'), { anyAddress: true }),
   ]);
   konnector = await loadOnce(dir, limits);
 });
 
 afterAll(async () => {
-  await Promise.all([couch?.stop(), vendor?.close(), internal?.close()]);
-  if (tmp) await rm(tmp, { recursive: true, force: true });
+  await Promise.all([couch?.stop(), vendor?.stop(), internal?.stop()]);
 });
 
 const env = (jobLimits = limits): JobEnvironment => ({ couchUrl: couch.url, limits: jobLimits, connectTo: [vendor.connectTo] });

@@ -1,11 +1,11 @@
 /**
- * Fixtures of the hostile-konnector suite: real HTTP servers on loopback that
- * count every TCP connection (a refused request must never open one), the
- * vendor site the benign twins talk to, and a job runner that hands back what
- * the guest saw.
+ * Fixtures of the hostile-konnector suite: the vendor site the benign twins
+ * talk to (the kit's test server, which counts every TCP connection: a refused
+ * request must never open one), and a job runner that hands back what the
+ * guest saw.
  */
 import dc from 'node:diagnostics_channel';
-import http from 'node:http';
+import type http from 'node:http';
 import type net from 'node:net';
 import { Readable } from 'node:stream';
 import { constants as zlibConstants, createBrotliCompress, createGzip } from 'node:zlib';
@@ -13,54 +13,7 @@ import { parseConnectTo } from '../../host-api/http/index.ts';
 import type { LogLine } from '../../host-api/log.ts';
 import { runJob, type JobEnvironment, type JobReport } from '../../runner/sandbox/job.ts';
 import type { LoadedKonnector } from '../../runner/sandbox/loader.ts';
-
-export interface CountingServer {
-  port: number;
-  /** TCP connections accepted so far. */
-  connections: number;
-  /** Request lines and headers, in arrival order. */
-  requests: { method: string; url: string; headers: http.IncomingHttpHeaders }[];
-  close(): Promise<void>;
-}
-
-/**
- * A real HTTP server on `::` (dual stack: 127.0.0.1, ::1, 0.0.0.0 and
- * ::ffff:127.0.0.1 all reach it), on a fixed port (the stack's 6060,
- * CouchDB's 5984) or a free one.
- */
-export async function startCountingServer(
-  handler: (req: http.IncomingMessage, res: http.ServerResponse) => void,
-  port = 0,
-): Promise<CountingServer> {
-  const server = http.createServer();
-  const state: CountingServer = {
-    port,
-    connections: 0,
-    requests: [],
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
-  };
-  server.on('connection', () => (state.connections += 1));
-  server.on('request', (req: http.IncomingMessage, res: http.ServerResponse) => {
-    state.requests.push({ method: req.method!, url: req.url!, headers: req.headers });
-    handler(req, res);
-  });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', (error: NodeJS.ErrnoException) =>
-      reject(
-        error.code === 'EADDRINUSE'
-          ? new Error(`port ${port} is in use: the suite listens there to prove attacks on it never connect; stop what holds it`)
-          : error,
-      ),
-    );
-    server.listen({ port, host: '::', ipv6Only: false }, resolve);
-  });
-  state.port = (server.address() as net.AddressInfo).port;
-  return state;
-}
+import { startTestServer } from '../support/http-server.ts';
 
 /** What the vendor site's streaming routes wrote before the client went away. */
 export interface Stream {
@@ -146,8 +99,8 @@ function drip(res: http.ServerResponse, total: number, everyMs: number): void {
  */
 export async function startVendorSite() {
   const streams: Stream[] = [];
-  const server = await startCountingServer((req, res) => {
-    const url = new URL(req.url!, 'http://vendor.test');
+  const server = await startTestServer((req, res) => {
+    const url = new URL(req.url, 'http://vendor.test');
     const param = (name: string) => url.searchParams.get(name);
     switch (url.pathname) {
       case '/ping':
@@ -181,7 +134,7 @@ export async function startVendorSite() {
       default:
         return res.writeHead(404).end('not found');
     }
-  });
+  }, { anyAddress: true });
   // Mutated in place: `connections` and `requests` stay live.
   return Object.assign(server, { streams, connectTo: parseConnectTo(`vendor.test:80:127.0.0.1:${server.port}`) });
 }

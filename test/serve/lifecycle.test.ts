@@ -7,21 +7,22 @@ import os from 'node:os';
 import path from 'node:path';
 import nano from 'nano';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { startEmbeddedCouchDB, type CouchServer } from '../../host-api/couchdb-server.ts';
 import { databaseName } from '../../host-api/documents.ts';
 import { konnectorCli } from '../support/cli.ts';
+import { startTestCouch, type TestCouch } from '../support/couch.ts';
 import { saturateCpu, type CpuLoad } from '../support/cpu-load.ts';
-import { apiClient, konnectorsDir, settledJob, SLUG, spawnServe, startSlowVendor, waitFor, type Api, type ServeProcess } from './support.ts';
+import { apiClient, konnectorsDir, savedRuns, settledJob, SLUG, spawnServe, startSlowVendor, waitFor, type Api, type ServeProcess } from './support.ts';
 
-let couch: CouchServer;
-let couchDir: string;
+let couch: TestCouch;
+/** The hosts' data directories. */
+let dataRoot: string;
 let vendor: Awaited<ReturnType<typeof startSlowVendor>>;
 let dir: string;
 const processes: ServeProcess[] = [];
 
 beforeAll(async () => {
-  couchDir = await mkdtemp(path.join(os.tmpdir(), 'serve-lifecycle-'));
-  [couch, vendor, dir] = await Promise.all([startEmbeddedCouchDB({ dataDir: couchDir }), startSlowVendor(), konnectorsDir()]);
+  dataRoot = await mkdtemp(path.join(os.tmpdir(), 'serve-lifecycle-'));
+  [couch, vendor, dir] = await Promise.all([startTestCouch(), startSlowVendor(), konnectorsDir()]);
 });
 
 // Failover must hold on a machine with no idle CPU: every test here runs with every core busy.
@@ -38,13 +39,13 @@ afterEach(async () => {
 afterAll(async () => {
   await vendor?.stop();
   await couch?.stop();
-  await rm(couchDir, { recursive: true, force: true });
+  await rm(dataRoot, { recursive: true, force: true });
 });
 
 /** A host on the shared CouchDB, each test in its own databases (--db-prefix). */
 async function serve(prefix: string, extra: string[] = []): Promise<{ proc: ServeProcess; api: Api }> {
   const proc = await spawnServe(['--konnectors', dir, '--couchdb', couch.url, '--db-prefix', prefix, '--concurrency', '2',
-    '--lease', '5s', '--retry-delay', '50ms', '--data-dir', path.join(couchDir, prefix),
+    '--lease', '5s', '--retry-delay', '50ms', '--data-dir', path.join(dataRoot, prefix),
     '--connect-to', `wait.example:80:127.0.0.1:${vendor.port}`, ...extra]);
   processes.push(proc);
   return { proc, api: apiClient(proc.url) };
@@ -58,12 +59,6 @@ async function newAccount(api: Api, instance: string, auth: Record<string, unkno
 
 const runningCount = async (api: Api) => (await api('GET', '/jobs?state=running')).body.jobs.length as number;
 
-async function savedRuns(instance: string): Promise<Map<string, number>> {
-  const db = nano(couch.url).use<{ runs: number }>(decodeURIComponent(databaseName(instance, 'io.cozy.serveruns')));
-  const { rows } = await db.list({ include_docs: true });
-  return new Map(rows.filter((row) => !row.id.startsWith('_design/')).map((row) => [row.id, row.doc!.runs]));
-}
-
 describe('kill -9 of the host mid-run', () => {
   it('runs again, after the lease expires, the jobs that were running; every job ends once', async () => {
     const first = await serve('killed');
@@ -75,7 +70,7 @@ describe('kill -9 of the host mid-run', () => {
     await waitFor('both slow jobs to run', async () => (await runningCount(first.api)) === 2);
     const quickJobs = [];
     for (let i = 0; i < 6; i++) quickJobs.push((await first.api('POST', '/jobs', { account: quick })).body._id as string);
-    const vendorCallsBefore = vendor.requests();
+    const vendorCallsBefore = vendor.requests.length;
 
     first.proc.child.kill('SIGKILL');
     expect(await first.proc.exited).toBe(null);
@@ -89,8 +84,8 @@ describe('kill -9 of the host mid-run', () => {
       expect(job.history[0].message).toMatch(/stopped renewing its lease/);
     }
     // The interrupted runs reached the vendor again; none of the jobs saved twice.
-    expect(vendor.requests()).toBeGreaterThanOrEqual(vendorCallsBefore + 2);
-    const runs = await savedRuns(instance);
+    expect(vendor.requests.length).toBeGreaterThanOrEqual(vendorCallsBefore + 2);
+    const runs = await savedRuns(couch.url, instance);
     expect(runs.size).toBe(8);
     for (const job of jobs) expect(runs.get(job._id), job._id).toBe(1);
   });
@@ -129,7 +124,7 @@ describe('SIGTERM', () => {
       expect(await settledJob(second.api, id, 60_000), id).toMatchObject({ state: 'done', attempts: 1 });
     }
     const all = [shortJob, longJob, waitingJob];
-    const runs = await savedRuns(instance);
+    const runs = await savedRuns(couch.url, instance);
     expect([...runs.keys()].sort()).toEqual(all.sort());
     expect([...runs.values()]).toEqual(all.map(() => 1));
   });
@@ -153,7 +148,7 @@ describe('start-up checks', () => {
 
   it('starts with no konnectors yet: an empty catalog, and a line saying how to add one', async () => {
     const fresh = path.join(await mkdtemp(path.join(os.tmpdir(), 'serve-first-')), 'konnectors');
-    const proc = await spawnServe(['--konnectors', fresh, '--couchdb', couch.url, '--db-prefix', 'first', '--data-dir', path.join(couchDir, 'first')]);
+    const proc = await spawnServe(['--konnectors', fresh, '--couchdb', couch.url, '--db-prefix', 'first', '--data-dir', path.join(dataRoot, 'first')]);
     processes.push(proc);
     expect(proc.output()).toContain(`no konnectors in ${fresh} yet: build one there, for instance \`konnector build konnectors/examples/example-bills --out`);
     const { status, body } = await apiClient(proc.url)('GET', '/konnectors');

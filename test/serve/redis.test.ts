@@ -6,18 +6,16 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import nano from 'nano';
 import { afterAll, afterEach, beforeAll, beforeEach, expect, it } from 'vitest';
-import { startEmbeddedCouchDB, type CouchServer } from '../../host-api/couchdb-server.ts';
-import { databaseName } from '../../host-api/documents.ts';
 import { BullQueue } from '../../runner/serve/bull-queue.ts';
 import { MessageDeclined, type QueueMessage } from '../../runner/serve/queue.ts';
+import { startTestCouch, type TestCouch } from '../support/couch.ts';
 import { saturateCpu, type CpuLoad } from '../support/cpu-load.ts';
 import { describeWithService, REDIS } from '../support/services.ts';
-import { apiClient, konnectorsDir, settledJob, SLUG, spawnServe, startRedis, startSlowVendor, waitFor, type Api, type ServeProcess } from './support.ts';
+import { apiClient, konnectorsDir, savedRuns, settledJob, SLUG, spawnServe, startRedis, startSlowVendor, waitFor, type Api, type ServeProcess } from './support.ts';
 
 let redis: Awaited<ReturnType<typeof startRedis>>;
-let couch: CouchServer;
+let couch: TestCouch;
 let tmp: string;
 let dir: string;
 let vendor: Awaited<ReturnType<typeof startSlowVendor>>;
@@ -26,7 +24,7 @@ const hosts: ServeProcess[] = [];
 describeWithService(REDIS, 'two hosts sharing a Redis queue', () => {
   beforeAll(async () => {
     tmp = await mkdtemp(path.join(os.tmpdir(), 'serve-redis-'));
-    [redis, couch, dir, vendor] = await Promise.all([startRedis(tmp), startEmbeddedCouchDB({ dataDir: path.join(tmp, 'couch') }),
+    [redis, couch, dir, vendor] = await Promise.all([startRedis(tmp), startTestCouch(),
       konnectorsDir(), startSlowVendor()]);
   });
 
@@ -59,12 +57,6 @@ describeWithService(REDIS, 'two hosts sharing a Redis queue', () => {
     return { host, api: apiClient(host.url) };
   };
 
-  async function savedRuns(instance: string): Promise<Map<string, number>> {
-    const db = nano(couch.url).use<{ runs: number }>(decodeURIComponent(databaseName(instance, 'io.cozy.serveruns')));
-    const { rows } = await db.list({ include_docs: true });
-    return new Map(rows.filter((row) => !row.id.startsWith('_design/')).map((row) => [row.id, row.doc!.runs]));
-  }
-
   it('runs each job exactly once, on either host', async () => {
     const [a, b] = await Promise.all([serve(), serve()]);
     const instance = 'grace.cozy.example';
@@ -84,7 +76,7 @@ describeWithService(REDIS, 'two hosts sharing a Redis queue', () => {
       ranOn.add(completed[0].host);
     }
     expect(ranOn.size).toBe(2);
-    const runs = await savedRuns(instance);
+    const runs = await savedRuns(couch.url, instance);
     expect(runs.size).toBe(ids.length);
     for (const id of ids) expect(runs.get(id), id).toBe(1);
   });
@@ -131,7 +123,7 @@ describeWithService(REDIS, 'two hosts sharing a Redis queue', () => {
     const jobs = await Promise.all(ids.map((id) => settledJob(b.api, id, 120_000)));
     for (const job of jobs) expect(job, job._id).toMatchObject({ state: 'done', attempts: 1 });
     expect(jobs.some((job) => job.interruptions === 1)).toBe(true);
-    const runs = await savedRuns(instance);
+    const runs = await savedRuns(couch.url, instance);
     for (const id of ids) expect(runs.get(id), id).toBe(1);
   });
 });

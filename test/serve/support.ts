@@ -4,7 +4,6 @@
  * `konnector serve` processes, a slow vendor.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createServer, type Server } from 'node:http';
 import { mkdtemp } from 'node:fs/promises';
 import net, { type AddressInfo } from 'node:net';
 import os from 'node:os';
@@ -14,9 +13,17 @@ import { apiClient as hostApiClient, type Api } from '../support/serve-api.ts';
 import { LimitsSchema } from '../../runner/limits.ts';
 import { defaultServeOptions, startServeHost, type ServeHost, type ServeOptions } from '../../runner/serve/host.ts';
 import { repoRoot } from '../support/artifacts.ts';
+import { storedDocs } from '../support/couch.ts';
+import { startTestServer, type TestServer } from '../support/http-server.ts';
 
 export { konnectorsDir, serveWorkerArtifact, SLUG } from '../support/serve-worker.ts';
 export type { Api } from '../support/serve-api.ts';
+
+/** What the serve-worker konnector saved in the instance: one document per job, by job id, counting the job's runs. */
+export async function savedRuns(couchUrl: string, instance: string): Promise<Map<string, number>> {
+  const docs = await storedDocs(couchUrl, instance, 'io.cozy.serveruns');
+  return new Map(docs.map((doc) => [doc._id, doc.runs as number]));
+}
 
 export const TOKEN = 'test-token-0123456789abcdef';
 
@@ -61,24 +68,13 @@ export function settledJob(api: Api, id: string, timeoutMs?: number) {
   }, timeoutMs);
 }
 
-/** A vendor that answers GET /wait?ms=N after N ms; counts the requests it got. */
-export async function startSlowVendor(): Promise<{ port: number; requests: () => number; stop(): Promise<void> }> {
-  let requests = 0;
-  const server: Server = createServer((req, res) => {
-    requests++;
-    const ms = Number(new URL(req.url ?? '/', 'http://x').searchParams.get('ms') ?? 0);
+/** A vendor that answers GET /wait?ms=N after N ms. */
+export function startSlowVendor(): Promise<TestServer> {
+  return startTestServer((req, res) => {
+    const ms = Number(new URL(req.url, 'http://x').searchParams.get('ms') ?? 0);
     const timer = setTimeout(() => res.end('ok'), ms);
     res.on('close', () => clearTimeout(timer));
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return {
-    port: (server.address() as AddressInfo).port,
-    requests: () => requests,
-    stop: () => new Promise((resolve) => {
-      server.closeAllConnections();
-      server.close(() => resolve());
-    }),
-  };
 }
 
 export interface ServeProcess {

@@ -9,6 +9,7 @@ import { loadKonnector, type LoadedKonnector } from '../../runner/sandbox/loader
 
 export const repoRoot = fileURLToPath(new URL('../../', import.meta.url));
 export const fixtureDir = (name: string) => path.join(repoRoot, 'test/fixtures/konnectors', name);
+export const exampleDir = (name: string) => path.join(repoRoot, 'konnectors/examples', name);
 
 let outDir: Promise<string> | undefined;
 const built = new Map<string, Promise<string>>();

@@ -6,10 +6,9 @@
  * audit of the job documents and of the documents the konnector saved.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import nano from 'nano';
-import { databaseName } from '../../host-api/documents.ts';
 import type { JobDoc } from '../../runner/serve/model.ts';
 import type { Store } from '../../runner/serve/store.ts';
+import { storedDocs } from './couch.ts';
 import type { Api } from './serve-api.ts';
 import { SLUG } from './serve-worker.ts';
 
@@ -125,13 +124,8 @@ export async function readOutcome(host: { store: Store; couchUrl: string }, load
   const docs = await host.store.jobs.find({ _id: { $in: ids } }, { limit: ids.length });
   const saved: LoadOutcome['saved'] = [];
   for (const instance of load.instances) {
-    const db = nano(host.couchUrl).use<SavedRun>(decodeURIComponent(databaseName(instance, RUNS_DOCTYPE)));
     // A hostile instance's database does not exist: its konnector never saved anything.
-    const rows = await db.list({ include_docs: true }).then((answer) => answer.rows, (e: { statusCode?: number }) => {
-      if (e.statusCode === 404) return [];
-      throw e;
-    });
-    for (const row of rows) if (!row.id.startsWith('_design/')) saved.push({ ...row.doc!, instance });
+    for (const doc of await storedDocs(host.couchUrl, instance, RUNS_DOCTYPE)) saved.push({ ...(doc as SavedRun), instance });
   }
   return { jobs: new Map(docs.map((doc) => [doc._id, doc])), saved };
 }

@@ -9,7 +9,7 @@ import { prepareGuest, runGuest, type PreparedGuest } from './fuel-guest.ts';
 /**
  * Fuel metering on a real componentize-js component: the CPU-heavy
  * benchmark konnector, built unmetered and metered here, run in this thread
- * where the counter is in reach. (Metered jobs in the sandbox: test/fuel.test.ts.)
+ * where the counter is in reach. (Metered jobs in the sandbox: test/sandbox/fuel.e2e.test.ts.)
  */
 
 const cpuHeavy = fileURLToPath(new URL('../../bench/fixtures/cpu-heavy/', import.meta.url));
