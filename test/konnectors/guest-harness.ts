@@ -21,12 +21,12 @@ import { createDocuments, DocumentsError, type Documents } from '../../host-api/
 import { createFiles, FilesError, type Files } from '../../host-api/files/index.ts';
 import { createHttp, HttpError, parseConnectTo, type HttpRequest, type HttpResponse } from '../../host-api/http/index.ts';
 import { entryModuleSource, GUEST_RESOLUTION } from '../../runner/compile/bundle.ts';
+import { WORLD_IMPORTS } from '../../runner/sandbox/capabilities.ts';
 import { defaultLimits } from '../../runner/limits.ts';
 import { repoRoot } from '../support/artifacts.ts';
 import { startTestServer, type TestServer } from '../support/http-server.ts';
 import { pdf } from '../support/pdf.ts';
 
-const WORLD_INTERFACES = ['http', 'documents', 'files', 'log', 'clock'];
 
 /** What `run` throws on failure: the WIT `failure` record. */
 export interface Failure {
@@ -221,7 +221,7 @@ export async function bundleGuest(source: GuestSource, extraPlugins: esbuild.Plu
       // The world's interfaces become reads of the test host, installed as a global of the context.
       build.onResolve({ filter: /^cozy:konnector\// }, (args) => {
         const name = /^cozy:konnector\/([a-z]+)@0\.1\.0$/.exec(args.path)?.[1];
-        if (!name || !WORLD_INTERFACES.includes(name)) {
+        if (!name || !WORLD_IMPORTS.includes(args.path)) {
           return { errors: [{ text: `${args.path} is not an interface of the konnector world (the version suffix @0.1.0 is required)` }] };
         }
         return { path: name, namespace: 'cozy-host' };
