@@ -1,7 +1,7 @@
 /**
  * The claim as a gate around a job's capabilities (runner/serve/job-gate.ts),
  * on stand-in capabilities: the sandbox behind them is tested with the gate in
- * test/sandbox.test.ts, the claim race in claim.test.ts.
+ * test/sandbox/sandbox.test.ts, the claim race in claim.test.ts.
  */
 import { describe, expect, it } from 'vitest';
 import type { LogLine } from '../../host-api/log.ts';
