@@ -64,7 +64,7 @@ export interface JobEnvironment {
    * anything uses it (the worker host's claim on the job: runner/serve/job-gate.ts).
    * Default: as made.
    */
-  guard?: <K extends keyof JobResources>(name: K, capability: JobResources[K]) => JobResources[K];
+  guard?: Guard;
   /** Stops the job: its konnector is stopped and runJob rejects with JobStopped; the job has no outcome. */
   signal?: AbortSignal;
 }
@@ -74,7 +74,16 @@ export interface JobResources extends JobCapabilities {
   sessions: SessionStore;
 }
 
-const asMade = <K extends keyof JobResources>(_name: K, capability: JobResources[K]) => capability;
+type Guard = <K extends keyof JobResources>(name: K, capability: JobResources[K]) => JobResources[K];
+
+const asMade: Guard = (_name, capability) => capability;
+
+/** Every capability made for the job, through the guard. */
+function guardEach(made: JobCapabilities, guard: Guard): JobCapabilities {
+  const guarded: Partial<Record<keyof JobCapabilities, unknown>> = {};
+  for (const name of Object.keys(made) as (keyof JobCapabilities)[]) guarded[name] = guard(name, made[name]);
+  return guarded as JobCapabilities;
+}
 
 export function parseJobRequest(input: unknown): z.output<typeof JobRequestSchema> {
   const parsed = JobRequestSchema.safeParse(input);
@@ -93,7 +102,7 @@ export async function runJob(konnector: LoadedKonnector, request: JobRequest, en
     log.write('warning', `the account's vendor session could not be read, starting without it: ${error.message}`, 'runner');
     return undefined;
   });
-  const made = createCapabilities({
+  const caps = guardEach(createCapabilities({
     couchUrl: env.couchUrl,
     instance: job.instance,
     accountId: job.accountId,
@@ -110,10 +119,7 @@ export async function runJob(konnector: LoadedKonnector, request: JobRequest, en
     // Called once the capabilities exist, never while they are made.
     note: (level, message) => log.write(level, message, 'runner'),
     onLog: env.onLog,
-  }, env.limits);
-  const caps: JobCapabilities = {
-    http: guard('http', made.http), documents: guard('documents', made.documents), files: guard('files', made.files), log: guard('log', made.log),
-  };
+  }, env.limits), guard);
   const { http, documents, log } = caps;
   let outcome: JobOutcome;
   try {
