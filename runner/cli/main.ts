@@ -1,15 +1,14 @@
 import path from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { startEmbeddedCouchDB } from '../../host-api/couchdb-server.ts';
 import { formatTextLine, type LogLine } from '../../host-api/log.ts';
 import { readArtifact } from '../compile/artifact.ts';
-import { buildKonnector, type BuildResult } from '../compile/index.ts';
+import type { BuildResult } from '../compile/index.ts';
 import { buildKonnectors } from '../compile/parallel.ts';
-import { compatTable, formatCompatTable } from './compat.ts';
 import { allowHostArgs, connectToArgs, jsonObjectArg, limitsArg } from './cli-args.ts';
 import { UsageError } from '../errors.ts';
-import { describeComponent, loadKonnector } from '../sandbox/loader.ts';
-import { runJob } from '../sandbox/job.ts';
+
+// Each command imports the heavy parts it needs (the toolchain, the sandbox, CouchDB) as it runs:
+// loading them all takes seconds, which every `konnector build` would pay.
 
 const EXIT_OK = 0;
 const EXIT_KONNECTOR_ERRORED = 1;
@@ -43,7 +42,7 @@ Every core module that can loop is fuel-metered (docs/fuel.md); --unmetered leav
 as they are, for benchmarks: \`run\` refuses such an artifact without --allow-unmetered.
   --out-dir <dir>  build each konnector to <dir>/<slug>.kwasm, --jobs at a time (default:
                    one per core); one's failure does not stop the others
-What depends on the toolchain alone (the engine's splicing and fuel metering) is kept in
+What depends on the toolchain alone (the engine's splicing, wrapping and fuel metering) is kept in
 a build cache, $KONNECTOR_CACHE_DIR (default ~/.cache/konnector; "off" for none): builds
 after the first are several times faster and give the same bytes.`,
   compat: `Usage: konnector compat <konnector-dir>...
@@ -119,6 +118,7 @@ async function build(argv: string[]): Promise<number> {
   if (outDir === undefined) {
     const dir = onePositional('build', positionals, 'konnector directory (several need --out-dir <dir>)');
     if (!values.out) throw new UsageError('bad-arguments', `build needs --out <file> (or --out-dir <dir>)\n\n${HELP.build}`);
+    const { buildKonnector } = await import('../compile/index.ts');
     const result = await buildKonnector(dir, values.out, {
       unmetered: values.unmetered,
       progress: (step) => process.stderr.write(`build: ${step}...\n`),
@@ -152,6 +152,7 @@ async function compat(argv: string[]): Promise<number> {
   const { values, positionals } = parse('compat', argv, {});
   if (values.help) return help('compat');
   if (positionals.length === 0) throw new UsageError('bad-arguments', `compat needs at least one konnector directory\n\n${HELP.compat}`);
+  const { compatTable, formatCompatTable } = await import('./compat.ts');
   const rows = await compatTable(positionals, { progress: (line) => process.stderr.write(`compat: ${line}\n`) });
   process.stdout.write(`${formatCompatTable(rows)}\n`);
   return EXIT_OK;
@@ -162,6 +163,7 @@ async function inspect(argv: string[]): Promise<number> {
   if (values.help) return help('inspect');
   const file = onePositional('inspect', positionals, 'artifact');
   const artifact = await readArtifact(file);
+  const { describeComponent } = await import('../sandbox/loader.ts');
   const { imports, exports } = await describeComponent(artifact.component);
   const limits = await limitsArg(values.limits);
   const { header } = artifact;
@@ -236,9 +238,12 @@ async function run(argv: string[]): Promise<number> {
   const connectTo = connectToArgs(values['connect-to']);
   const limits = await limitsArg(values.limits);
   const artifact = await readArtifact(file);
+  const { loadKonnector } = await import('../sandbox/loader.ts');
+  const { runJob } = await import('../sandbox/job.ts');
   const konnector = await loadKonnector(artifact, limits, { allowUnmetered: values['allow-unmetered'] });
 
   const couchUrl = values.couchdb || process.env.COUCHDB_URL || undefined;
+  const { startEmbeddedCouchDB } = await import('../../host-api/couchdb-server.ts');
   const embedded = couchUrl ? undefined : await startEmbeddedCouchDB({ dataDir: path.resolve(values['data-dir'] ?? '.data/couchdb') });
   try {
     const report = await runJob(

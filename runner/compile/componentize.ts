@@ -5,8 +5,9 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { componentize, version as engineVersion } from '@bytecodealliance/componentize-js';
 import { UsageError } from '../errors.ts';
-import { encodeModule, findSection, readModule, SectionId, setSection, type Section } from '../wasm/index.ts';
+import { encodeModule, findSection, mapCoreModules, readModule, SectionId, setSection, type Section } from '../wasm/index.ts';
 import { type BuildCache, cacheKey } from './cache.ts';
+import { withMachineLock } from './machine-lock.ts';
 
 const witDir = fileURLToPath(new URL('../../wit/', import.meta.url));
 const deterministicWizer = fileURLToPath(new URL('./preinit/bin.mjs', import.meta.url));
@@ -26,10 +27,16 @@ let queue: Promise<unknown> = Promise.resolve();
 const SPLICER_KNOWN_VERSION = '0.23.0';
 /** The module componentize() imports its splicer from (the package's exports do not name it). */
 const splicerModule = new URL('../../node_modules/@bytecodealliance/componentize-js/lib/spidermonkey-embedding-splicer.js', import.meta.url).href;
+/** The wasm-tools object whose functions componentize() calls through jco (jco-transpile, pinned in package.json). */
+const wasmToolsModule = new URL('../../node_modules/@bytecodealliance/jco-transpile/vendor/wasm-tools.js', import.meta.url).href;
 
 interface Splicer {
   spliceBindings(engine: Uint8Array, features: string[], witWorld: string | undefined, witPath: string, worldName: string, debug: boolean): Spliced;
   stubWasi(wasm: Uint8Array, features: string[], witWorld: string | undefined, witPath: string, worldName: string): Uint8Array;
+}
+interface WasmTools {
+  componentNew(module: Uint8Array, adapters: [string, Uint8Array][]): Uint8Array;
+  metadataAdd(component: Uint8Array, metadata: unknown): Uint8Array;
 }
 interface Spliced {
   wasm: Uint8Array;
@@ -46,19 +53,22 @@ const withSnapshotOf = (engine: readonly Section[], snapshot: readonly Section[]
 const engineSections = (sections: readonly Section[]) => withSnapshotOf(sections, []);
 
 /**
- * componentize-js rewrites its whole 12 MB engine twice per build: once to
+ * componentize-js rewrites its whole 12 MB engine three times per build: once to
  * splice in the world's bindings, once after preinitialization to stub the
- * WASI imports of disabled features; together, most of a build's time. Both
- * depend on the engine and the WIT alone, not on the konnector (whose state
- * lives in the snapshot sections, which stubbing leaves as they are). Its
- * splicer is a plain object that componentize() calls through, so wrapping
- * both functions with the build cache lets later builds skip the work.
- * Another componentize-js release is left as it is (builds are then slower).
+ * WASI imports of disabled features, once more to wrap it in a component
+ * with the WASI adapter; together, most of a build's time. All three depend
+ * on the engine and the WIT alone, not on the konnector (whose state lives in
+ * the snapshot sections, which they leave as they are). The splicer and
+ * wasm-tools are plain objects that componentize() calls through, so wrapping
+ * their functions with the build cache lets later builds skip the work.
+ * Other releases are left as they are (builds are then slower).
  */
 async function cacheEngineWork(cache: BuildCache): Promise<() => void> {
   if (!cache.dir || engineVersion !== SPLICER_KNOWN_VERSION) return () => {};
   const { splicer } = (await import(splicerModule)) as { splicer: Splicer };
+  const { tools } = (await import(wasmToolsModule)) as { tools: WasmTools };
   const { spliceBindings, stubWasi } = splicer;
+  const { componentNew, metadataAdd } = tools;
   const world = (features: string[], witWorld: string | undefined, witPath: string, worldName: string) =>
     [engineVersion, features.join(','), witWorld ?? '', witFiles(witPath), worldName];
 
@@ -85,14 +95,61 @@ async function cacheEngineWork(cache: BuildCache): Promise<() => void> {
     const stubbed = stubWasi(wasm, features, witWorld, witPath, worldName);
     const stubbedSections = readModule(stubbed);
     // Kept only when stubbing left the snapshot untouched, so that the entry fits any konnector's snapshot.
-    const snapshotKept = SNAPSHOT_SECTIONS.every((id) =>
-      Buffer.from(findSection(stubbedSections, id)?.payload ?? []).equals(findSection(snapshot, id)?.payload ?? new Uint8Array()));
+    const snapshotKept = SNAPSHOT_SECTIONS.every((id) => samePayload(findSection(stubbedSections, id), findSection(snapshot, id)));
     if (snapshotKept) cache.put(key, encodeModule(engineSections(stubbedSections)));
     return stubbed;
   };
 
-  return () => Object.assign(splicer, { spliceBindings, stubWasi });
+  // The component's module is the snapshot module: both steps are cached on the engine without the snapshot.
+  let made: { component: Uint8Array; key: string; sections: Section[] } | undefined;
+  tools.componentNew = (module, adapters) => {
+    const sections = readModule(module);
+    const key = cacheKey('component', encodeModule(engineSections(sections)), ...adapters.flat());
+    const component = withCachedEngine(cache, key, sections, () => componentNew(module, adapters));
+    made = { component, key, sections };
+    return component;
+  };
+  tools.metadataAdd = (component, metadata) => {
+    if (component !== made?.component) return metadataAdd(component, metadata);
+    const key = cacheKey('metadata', made.key, JSON.stringify(metadata));
+    return withCachedEngine(cache, key, made.sections, () => metadataAdd(component, metadata));
+  };
+
+  return () => {
+    Object.assign(splicer, { spliceBindings, stubWasi });
+    Object.assign(tools, { componentNew, metadataAdd });
+  };
 }
+
+const samePayload = (a: Section | undefined, b: Section | undefined) => Buffer.from(a?.payload ?? []).equals(b?.payload ?? new Uint8Array());
+
+/**
+ * A component holding the module of `sections`, from the cache entry `key`
+ * (the component with that module's snapshot taken out) or else from `make`.
+ * An entry is kept only when putting the snapshot back gives `make`'s bytes.
+ */
+function withCachedEngine(cache: BuildCache, key: string, sections: readonly Section[], make: () => Uint8Array): Uint8Array {
+  const cached = cache.get(key);
+  if (cached) return withModuleSnapshot(cached.subarray(4), cached.readUInt32LE(0), sections);
+  const component = make();
+  let index = -1;
+  const engineOnly = mapCoreModules(component, (core, at) => {
+    const coreSections = readModule(core);
+    if (!SNAPSHOT_SECTIONS.every((id) => samePayload(findSection(coreSections, id), findSection(sections, id)))) return core;
+    index = at;
+    return encodeModule(engineSections(coreSections));
+  });
+  if (index >= 0 && Buffer.from(withModuleSnapshot(engineOnly, index, sections)).equals(component)) {
+    const at = Buffer.alloc(4);
+    at.writeUInt32LE(index);
+    cache.put(key, Buffer.concat([at, engineOnly]));
+  }
+  return component;
+}
+
+/** `component` with the snapshot of `sections` put into its core module number `index`. */
+const withModuleSnapshot = (component: Uint8Array, index: number, sections: readonly Section[]) =>
+  mapCoreModules(component, (core, at) => (at === index ? encodeModule(withSnapshotOf(readModule(core), sections)) : core));
 
 /** The WIT package's files, names and contents, as one string for a cache key. */
 function witFiles(dir: string): string {
@@ -143,33 +200,39 @@ async function withPinnedEntropy<T>(seed: string, work: () => Promise<T>): Promi
 /**
  * Compiles one bundled ES module to a component of the konnector world. The
  * source goes to a directory named after its hash: its path is passed to the
- * engine, so it must not vary between builds.
+ * engine, so it must not vary between builds. componentize-js's own work
+ * directory is named after the pinned Math.random, so it too is the same for
+ * the same sources: builds of the same sources in other processes take turns.
  */
-export async function componentizeBundle(code: string, cache: BuildCache): Promise<Uint8Array> {
-  const sourceDir = path.join('/tmp', `konnector-build-${createHash('sha256').update(code).digest('hex').slice(0, 16)}`);
-  await rm(sourceDir, { recursive: true, force: true });
-  await mkdir(sourceDir, { recursive: true });
-  const sourcePath = path.join(sourceDir, 'konnector.js');
-  await writeFile(sourcePath, code);
-  try {
-    const { component } = await withPinnedEntropy(code, async () => {
-      const uncache = await cacheEngineWork(cache);
-      try {
-        return await componentize({
-          sourcePath,
-          witPath: witDir,
-          worldName: 'konnector',
-          disableFeatures: [...DISABLED_FEATURES],
-          wizerBin: deterministicWizer,
-        });
-      } finally {
-        uncache();
-      }
-    });
-    return component;
-  } catch (error) {
-    throw new UsageError('source', `the konnector does not compile to a component: ${(error as Error).message}`);
-  } finally {
+export async function componentizeBundle(code: string, cache: BuildCache, progress: (step: string) => void = () => {}): Promise<Uint8Array> {
+  const sourceHash = createHash('sha256').update(code).digest('hex').slice(0, 16);
+  const sourceDir = path.join('/tmp', `konnector-build-${sourceHash}`);
+  const waiting = () => progress('waiting for another build of the same sources on this machine');
+  return withMachineLock(`konnector-build-${sourceHash}`, waiting, async () => {
     await rm(sourceDir, { recursive: true, force: true });
-  }
+    await mkdir(sourceDir, { recursive: true });
+    const sourcePath = path.join(sourceDir, 'konnector.js');
+    await writeFile(sourcePath, code);
+    try {
+      const { component } = await withPinnedEntropy(code, async () => {
+        const uncache = await cacheEngineWork(cache);
+        try {
+          return await componentize({
+            sourcePath,
+            witPath: witDir,
+            worldName: 'konnector',
+            disableFeatures: [...DISABLED_FEATURES],
+            wizerBin: deterministicWizer,
+          });
+        } finally {
+          uncache();
+        }
+      });
+      return component;
+    } catch (error) {
+      throw new UsageError('source', `the konnector does not compile to a component: ${(error as Error).message}`);
+    } finally {
+      await rm(sourceDir, { recursive: true, force: true });
+    }
+  });
 }

@@ -38,7 +38,7 @@ export async function buildKonnector(konnectorDir: string, out: string, options:
   const bundle = await bundleKonnector(konnectorDir);
   progress('compiling to a WebAssembly component');
   const cache = options.cache ?? new BuildCache();
-  const componentized = await componentizeBundle(bundle.code, cache);
+  const componentized = await componentizeBundle(bundle.code, cache, progress);
   let component = componentized;
   if (!options.unmetered) {
     progress('metering fuel');

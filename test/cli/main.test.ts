@@ -8,6 +8,9 @@ import { BuildCache } from '../../runner/compile/cache.ts';
 import { buildOnce, fixtureDir, repoRoot } from '../support/artifacts.ts';
 import { konnectorCli, lastJsonLine } from '../support/cli.ts';
 
+/** Several full builds (no cache) in one test: generous for a busy machine. */
+const BUILDS_TIMEOUT_MS = 600_000;
+
 let scratch: string;
 let probeArtifact: string;
 
@@ -60,7 +63,7 @@ describe('konnector build', () => {
     const uncached = await build('uncached', 'off');
     const cold = await build('cold', cacheDir);
     const entries = (await readdir(cacheDir)).sort();
-    expect(entries.map((name) => name.replace(/-[0-9a-f]{64}$/, ''))).toEqual(['fuel-code', 'spliced', 'stubbed']);
+    expect(entries.map((name) => name.replace(/-[0-9a-f]{64}$/, ''))).toEqual(['component', 'fuel-code', 'metadata', 'spliced', 'stubbed']);
     const warm = await build('warm', cacheDir);
     for (const name of entries) {
       const entry = path.join(cacheDir, name);
@@ -74,7 +77,21 @@ describe('konnector build', () => {
     // The damaged entries were made again, whole.
     const cache = new BuildCache(cacheDir);
     for (const name of entries) expect(cache.get(name)).toBeDefined();
-  });
+  }, BUILDS_TIMEOUT_MS);
+
+  it('lets two processes build the same sources at the same moment: they take turns on the work directories and give the same bytes', async () => {
+    // Without the cache, so that each build runs componentize-js from start to end and the two overlap.
+    const [first, second] = await Promise.all(
+      ['first', 'second'].map(async (name) => {
+        const out = path.join(scratch, `concurrent-${name}.kwasm`);
+        const result = await konnectorCli(['build', fixtureDir('sandbox-probe'), '--out', out], { KONNECTOR_CACHE_DIR: 'off' });
+        expect(result.code, result.stderr).toBe(0);
+        return { stderr: result.stderr, bytes: await readFile(out) };
+      }),
+    );
+    expect([first!.stderr, second!.stderr].filter((stderr) => stderr.includes('waiting for another build of the same sources'))).toHaveLength(1);
+    for (const { bytes } of [first!, second!]) expect(Buffer.compare(bytes, await readFile(probeArtifact))).toBe(0);
+  }, BUILDS_TIMEOUT_MS);
 
   it('builds several konnectors at once with --out-dir, each to <slug>.kwasm; a failed one does not stop the others', async () => {
     const outDir = path.join(scratch, 'many');
