@@ -29,9 +29,15 @@ function failure(code, message) {
 
 /**
  * The `failure` a thrown value stands for: a failure record as is, else the
- * cozy code in its message, else unknown-error.
+ * cozy code in its message (a host error's), else unknown-error.
  */
 export function toFailure(error) {
+  // A host call's WIT error the konnector did not catch: the engine throws an Error whose
+  // message is "[object Object] (see error.payload)" and whose payload is the host's {kind, message}.
+  const payload = error?.payload;
+  if (payload && typeof payload === 'object' && typeof payload.message === 'string') {
+    return failure(toErrorCode(payload.message), `a host call failed (${payload.kind}): ${payload.message}`);
+  }
   if (error instanceof Error) return failure(toErrorCode(error.message), error.message || error.name);
   if (typeof error === 'string') return failure(toErrorCode(error), error);
   if (error && typeof error === 'object' && typeof error.message === 'string') {

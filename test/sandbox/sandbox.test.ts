@@ -203,6 +203,14 @@ describe('the sandbox', () => {
     expect(failed.report).toMatchObject({ state: 'errored', error: 'USER_ACTION_NEEDED.CGU_FORM' });
   });
 
+  it("names the host's error when the konnector does not catch a failed host call; the allowed twin saves", async () => {
+    const refused = await runProbe({ mode: 'saveAs', doctype: 'io.cozy.accounts', quiet: true });
+    expect(refused.report).toMatchObject({ state: 'errored', error: 'UNKNOWN_ERROR' });
+    expect(refused.report.message).toMatch(/^a host call failed \(forbidden\): .*io\.cozy\.accounts/);
+    const allowed = await runProbe({ mode: 'saveAs', doctype: 'io.cozy.probes', quiet: true });
+    expect(allowed.report).toMatchObject({ state: 'done', error: null });
+  });
+
   it('serves none of the calls of a job the host turns out not to own; an owned twin is served once owned', async () => {
     const later = (owned: boolean) => new Promise<boolean>((resolve) => setTimeout(() => resolve(owned), 1000));
     // Warm: the konnector is compiled and its next instance ready, so the guest makes its calls well within the wait.

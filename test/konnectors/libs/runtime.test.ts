@@ -67,6 +67,19 @@ describe('runJob and BaseKonnector', () => {
     expect(text.outcome).toEqual({ code: 'vendor-down', message: 'VENDOR_DOWN' });
   });
 
+  it("names the host's error when a konnector does not catch a failed host call, not the engine's wrapper", async () => {
+    // The shape componentize-js's bindings throw for an import's WIT `err`.
+    const { outcome } = await runKonnector(`
+      export async function run() {
+        const error = new Error('[object Object] (see error.payload)');
+        Object.defineProperty(error, 'payload', { value: { kind: 'timeout', message: 'no answer from shop.example in 30 s' } });
+        throw error;
+      }`);
+    expect(outcome).toEqual({ code: 'unknown-error', message: 'a host call failed (timeout): no answer from shop.example in 30 s' });
+    const plain = await runKonnector(`export async function run() { throw new Error('plain failure') }`);
+    expect(plain.outcome).toEqual({ code: 'unknown-error', message: 'plain failure' });
+  });
+
   it('ends the job at terminate(), even when the konnector catches it', async () => {
     const { outcome, messages } = await runKonnector(`
       const { BaseKonnector, errors, log } = require('cozy-konnector-libs')
