@@ -246,8 +246,9 @@ const missing = (name) => {
   }
   return Missing;
 };
-// (Only those whose absence code does not test with `typeof`: ReadableStream, Blob, FormData, AbortController
-// and Intl stay undefined, so that libraries take their fallbacks.)
-for (const name of ['Request', 'Response', 'Headers', 'DecompressionStream', 'CompressionStream']) {
+// (Only those whose absence code does not test with `typeof`: DecompressionStream (the SDK asks for no
+// compression without it), ReadableStream, Blob, FormData, AbortController and Intl stay undefined, so that
+// libraries take their fallbacks.)
+for (const name of ['Request', 'Response', 'Headers']) {
   define(name, missing(name));
 }

@@ -4,6 +4,7 @@
  * (clock, randomness) by their descriptors' functions and `log.write` by `onLog`; any other (http,
  * documents, files) is answered `invalid`, saying it needs a job (runner/quickjs/job.ts).
  */
+import vm from 'node:vm';
 import { shortName, type WorkerCapability } from '../../host-api/capability.ts';
 import { CAPABILITIES } from '../../host-api/index.ts';
 import { decodeCall, encodeAnswer, MalformedCall } from './host-calls.ts';
@@ -39,4 +40,19 @@ export function standaloneHost(onLog: (line: LogLine) => void = () => {}): Pick<
       },
     }),
   };
+}
+
+/**
+ * The same bundled script run by V8, in a context of its own (the bundle's prelude replaces the context's
+ * Date, timers and fetch), its host calls answered as above: what the engine's results are compared with.
+ */
+export async function runScriptOnNode(script: string, job: unknown, onLog: (line: LogLine) => void = () => {}): Promise<void> {
+  const hooks = standaloneHost(onLog).host!({ charge() {}, memoryBytes: () => 0, fuelUsed: () => null });
+  const call = (text: string, bytes?: ArrayBuffer) => {
+    const block = hooks.call!(new TextEncoder().encode(text), new Uint8Array(bytes ?? new ArrayBuffer(0)));
+    const length = new DataView(block.buffer, block.byteOffset).getUint32(0, true);
+    return [new TextDecoder().decode(block.subarray(4, 4 + length)), block.slice(4 + length).buffer];
+  };
+  const konnector = vm.runInNewContext(`${script}\nkonnector`, { __host: { call } }) as { run(job: unknown): Promise<unknown> };
+  await konnector.run(job);
 }

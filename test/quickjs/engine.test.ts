@@ -1,5 +1,4 @@
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import vm from 'node:vm';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -9,7 +8,7 @@ import { compileEngine, ENGINE_URL, expectedEngineSha256, sha256 } from '../../r
 import { runInEngine } from '../../runner/quickjs/instance.ts';
 import { runJob } from '../../runner/quickjs/run-job.ts';
 import { HOST_MODULES } from '../../runner/quickjs/bundle.ts';
-import { standaloneHost } from '../../runner/quickjs/standalone.ts';
+import { runScriptOnNode, standaloneHost } from '../../runner/quickjs/standalone.ts';
 import { WORLD_IMPORTS } from '../../runner/sandbox/capabilities.ts';
 
 const cpuHeavy = fileURLToPath(new URL('../../bench/fixtures/cpu-heavy/', import.meta.url));
@@ -18,17 +17,10 @@ const cpuJob = (rounds: number) => ({
   jobId: 'job-1', accountId: 'account-1', fields: JSON.stringify({ rounds }), parameters: '{}', manifest: '{}', environment: [], maxResponseBytes: 1 << 20,
 });
 
-/** The same bundled script run by V8 in a context of its own, its host calls answered as standalone.ts answers them. */
+/** The same bundled script run by V8 (standalone.ts). */
 async function runOnNode(script: string, job: unknown): Promise<string[]> {
   const lines: string[] = [];
-  const hooks = standaloneHost((line) => lines.push(line.message)).host!({ charge() {}, memoryBytes: () => 0, fuelUsed: () => null });
-  const call = (text: string, bytes?: ArrayBuffer) => {
-    const block = hooks.call!(new TextEncoder().encode(text), new Uint8Array(bytes ?? new ArrayBuffer(0)));
-    const length = new DataView(block.buffer, block.byteOffset).getUint32(0, true);
-    return [new TextDecoder().decode(block.subarray(4, 4 + length)), block.slice(4 + length).buffer];
-  };
-  const konnector = vm.runInNewContext(`${script}\nkonnector`, { __host: { call } }) as { run(job: unknown): Promise<unknown> };
-  await konnector.run(job);
+  await runScriptOnNode(script, job, (line) => lines.push(line.message));
   return lines;
 }
 
