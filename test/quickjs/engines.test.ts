@@ -9,7 +9,10 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startShopSite } from '../../konnectors/examples/corner-shop/vendor-site.mts';
 import { startVendorSite, type VendorSite } from '../../konnectors/examples/example-bills/vendor-site.mts';
+import { startBookshopSite } from '../../konnectors/examples/paper-lantern-books/vendor-site.mts';
+import { startWaterSite } from '../../konnectors/examples/riverside-water/vendor-site.mts';
 import { parseOperatorHosts } from '../../host-api/http/policy.ts';
 import type { LogLine } from '../../host-api/log.ts';
 import { defaultLimits, type Limits } from '../../runner/limits.ts';
@@ -40,12 +43,12 @@ afterAll(async () => {
 });
 
 /** Each engine's jobs write to an instance of their own. */
-const instanceOf = (engine: EngineName) => `${engine.replace(/[^a-z]/g, '')}.cozy.example`;
+const instanceOf = (engine: EngineName, konnector = '') => `${konnector ? `${konnector}-` : ''}${engine.replace(/[^a-z]/g, '')}.cozy.example`;
 
-async function run(engine: EngineName, dir: string, fields: Record<string, unknown>, env: Partial<JobEnvironment> = {}, limits: Limits = defaultLimits) {
+async function run(engine: EngineName, dir: string, fields: Record<string, unknown>, env: Partial<JobEnvironment> = {}, limits: Limits = defaultLimits, instance = instanceOf(engine)) {
   const lines: LogLine[] = [];
   const konnector = await loadOn(engine, dir, limits);
-  const report = await runJob(konnector, { accountId: 'account-1', instance: instanceOf(engine), fields }, {
+  const report = await runJob(konnector, { accountId: 'account-1', instance, fields }, {
     couchUrl: couch.url,
     limits,
     filesDir: path.join(dataDir, 'files'),
@@ -115,7 +118,35 @@ describe.each(ENGINES)('on %s', (engine) => {
   }, 300_000);
 });
 
+/** The other examples, each with its vendor site: what a run saves and requests. */
+const OTHER_EXAMPLES = [
+  { name: 'corner-shop', start: startShopSite, host: 'shop.example' },
+  { name: 'paper-lantern-books', start: startBookshopSite, host: 'books.example' },
+  { name: 'riverside-water', start: startWaterSite, host: 'water.example' },
+];
+
 describe('both engines', () => {
+  it.each(OTHER_EXAMPLES)('run $name against its vendor site: the same documents, files and requests, twice', async ({ name, start, host }) => {
+    const vendor = await start();
+    try {
+      const runs: Record<string, unknown> = {};
+      for (const engine of ENGINES) {
+        const connectTo = [{ host, port: 80, toAddress: '127.0.0.1', toPort: vendor.port }];
+        const once = () => run(engine, exampleDir(name), vendor.credentials, { connectTo }, defaultLimits, instanceOf(engine, name));
+        const first = await once();
+        const second = await once();
+        for (const { report, lines } of [first, second]) {
+          expect(report, lines.map((l) => l.message).join('\n')).toMatchObject({ state: 'done', error: null });
+        }
+        runs[engine] = [first, second].map(({ report }) => ({ saved: report.saved, requests: report.requests, files: report.budgets.files.used }));
+      }
+      expect(runs['quickjs']).toEqual(runs['componentize-js']);
+      expect((runs['quickjs'] as Array<{ files: number }>)[0]!.files).toBeGreaterThan(0);
+    } finally {
+      await vendor.stop();
+    }
+  }, 300_000);
+
   it('report the same shape: the same keys and budgets', () => {
     const [component, quickjs] = ENGINES.map((engine) => reports[engine]);
     expect(component && quickjs, 'example-bills ran on both engines').toBeTruthy();
