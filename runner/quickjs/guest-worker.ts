@@ -11,7 +11,7 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { shortName } from '../../host-api/capability.ts';
-import { GuestBridge, type GuestUsage } from '../sandbox/bridge.ts';
+import { GuestBridge, HOST_CALL_FUEL, type GuestUsage } from '../sandbox/bridge.ts';
 import type { GuestImports, HostOp } from '../sandbox/capabilities.ts';
 import type { GuestOutcome, RunMessage } from '../sandbox/guest-worker.ts';
 import { FAILURE_PREFIX } from './failure.ts';
@@ -53,17 +53,25 @@ function konnectorFor(message: RunMessage): Konnector {
   return konnector;
 }
 
-/** One call of the guest: answered as the wire says (host-calls.ts); what the host does not answer traps the job. */
-function answerCall(bridge: GuestBridge, text: Uint8Array, bytes: Uint8Array): Uint8Array {
+/**
+ * One call of the guest: answered as the wire says (host-calls.ts); what the host does not answer traps the job.
+ * A call the bridge carries is charged there (GuestBridge); one the worker answers is free, as for a component
+ * (clock, random); a malformed one or an unknown op pays a host call's price for the bytes read.
+ */
+function answerCall(bridge: GuestBridge, charge: (fuel: number) => void, text: Uint8Array, bytes: Uint8Array): Uint8Array {
+  const refuse = (message: string) => {
+    charge(HOST_CALL_FUEL + text.byteLength + bytes.byteLength);
+    return encodeAnswer({ invalid: message });
+  };
   let call;
   try {
     call = decodeCall(text, bytes);
   } catch (error) {
-    if (error instanceof MalformedCall) return encodeAnswer({ invalid: error.message });
+    if (error instanceof MalformedCall) return refuse(error.message);
     throw error;
   }
   const route = routes.get(call.op);
-  if (!route) return encodeAnswer({ invalid: `${call.op} is not a function of the konnector world; it has ${[...routes.keys()].join(', ')}` });
+  if (!route) return refuse(`${call.op} is not a function of the konnector world; it has ${[...routes.keys()].join(', ')}`);
   if (route.answeredBy === 'worker') {
     try {
       return encodeAnswer({ ok: route.fn(...call.args) });
@@ -96,7 +104,7 @@ function runJob(konnector: Konnector, message: RunMessage): GuestOutcome {
         controls = made;
         const bridge = new GuestBridge(message.port, message.signal, usage, made.charge);
         return {
-          call: (text, bytes) => answerCall(bridge, text, bytes),
+          call: (text, bytes) => answerCall(bridge, made.charge, text, bytes),
           log: (level, text) => bridge.notify('log.write', [level, text]),
         };
       },
