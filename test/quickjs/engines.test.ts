@@ -1,7 +1,7 @@
 /**
  * The same jobs on both engines, through the runner's one job path (runner/sandbox/job.ts runJob): the
  * example konnector against its vendor site and a real CouchDB, a request the egress policy refuses and its
- * benign twin, fuel and memory limits. Each body runs once per engine (test/support/engines.ts); the reports
+ * benign twin, fuel, wall-clock and memory limits, timers. Each body runs once per engine (test/support/engines.ts); the reports
  * have the same shape and the same codes.
  */
 import { createHash } from 'node:crypto';
@@ -104,6 +104,16 @@ describe.each(ENGINES)('on %s', (engine) => {
     const twin = await run(engine, probe, { mode: 'spin', iterations: 10_000, quiet: true }, {}, limits);
     expect(twin.report).toMatchObject({ state: 'done', error: null });
     expect(twin.report.fuelUsed).toBeLessThan(limits.fuel);
+  }, 300_000);
+
+  it('ends an endless loop at the wall clock with LIMIT_EXCEEDED.WALL_CLOCK; a job sleeping on its timers fires them in order, in time', async () => {
+    const limits: Limits = { ...defaultLimits, wallClockMs: 3000 };
+    const spinner = await run(engine, probe, { mode: 'spin', quiet: true }, {}, limits);
+    expect(spinner.report).toMatchObject({ state: 'errored', error: 'LIMIT_EXCEEDED.WALL_CLOCK' });
+
+    const timers = await run(engine, probe, { mode: 'timers', quiet: true }, {}, limits);
+    expect(timers.report).toMatchObject({ state: 'done', error: null });
+    expect(timers.lines.map((line) => line.message)).toContain('tick,tick,a,tick,b');
   }, 300_000);
 
   it('ends an allocation loop at the memory cap with LIMIT_EXCEEDED.MEMORY; a bounded allocation is done', async () => {
