@@ -7,7 +7,7 @@ import { UsageError } from '../errors.ts';
 import { WORLD_IMPORTS } from '../sandbox/capabilities.ts';
 
 const repoRoot = fileURLToPath(new URL('../../', import.meta.url));
-export const preludePath = fileURLToPath(new URL('./guest-prelude.js', import.meta.url));
+const preludePath = fileURLToPath(new URL('./guest-prelude.js', import.meta.url));
 const processStandIn = fileURLToPath(new URL('./guest-process.js', import.meta.url));
 const bufferGlobal = fileURLToPath(new URL('./guest-buffer.js', import.meta.url));
 const guestLibsDir = path.join(repoRoot, 'konnectors/libs');
@@ -203,7 +203,8 @@ export const GUEST_RESOLUTION = {
  * The component's `run` export: a konnector built on the SDK (it created a
  * BaseKonnector) runs through the SDK's runtime; otherwise its own `run`.
  * Anything it throws becomes a WIT `failure`. `hooks` are statements run
- * before the konnector starts and once its run has settled.
+ * before the konnector starts and once its run has settled; with `exportAs`,
+ * the function is not exported but named so, for an engine's own `run`.
  */
 export function entryModuleSource(konnectorModule: string, hooks: { beforeRun?: string; afterRun?: string; exportAs?: string } = {}): string {
   return [

@@ -56,9 +56,6 @@ const routes = new Map<string, Route>(
   ),
 );
 
-/** Whether `op` names a host function of the world (an engine whose guest names its calls itself asks first). */
-export const isHostOp = (op: string): op is HostOp => routes.has(op);
-
 /**
  * Answers one host call with the job's capability: `ok` with its result for a call the guest waits on, its
  * WIT error as `err`, nothing for a notice. Arguments the WIT does not allow (the function's `params`) are
