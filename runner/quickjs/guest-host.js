@@ -15,14 +15,13 @@ function encode(value) {
   let size = 0;
   // The holder's own value: a Buffer's toJSON would otherwise have made it an object.
   const text = JSON.stringify(value, function replace(key, json) {
-    const item = this[key];
+    const raw = this[key];
+    const item = raw instanceof ArrayBuffer ? new Uint8Array(raw) : raw;
     if (item instanceof Uint8Array) {
       parts.push(item);
-      const at = size;
       size += item.byteLength;
-      return { [TAGGED_BYTES]: [at, item.byteLength] };
+      return { [TAGGED_BYTES]: [size - item.byteLength, item.byteLength] };
     }
-    if (item instanceof ArrayBuffer) return { [TAGGED_BYTES]: [(parts.push(new Uint8Array(item)), (size += item.byteLength) - item.byteLength), item.byteLength] };
     if (typeof item === 'bigint') return { [TAGGED_BIGINT]: item.toString() };
     return json;
   });
