@@ -80,6 +80,12 @@ export interface HostFunction<Instance, Args extends unknown[], Result> {
    * nothing may instead be a notice, posted without waiting (its failures end the job, never the guest's call).
    */
   blocks: [Result] extends [void] ? boolean : true;
+  /**
+   * Its arguments as the WIT types them: what the host checks a call against before answering it. jco's glue
+   * lifts a component's arguments to these types already; an engine whose guest hands the host JSON
+   * (runner/quickjs/host-calls.ts) gets them checked here, by the same dispatcher.
+   */
+  params: z.ZodType<Args, z.ZodTypeDef, unknown>;
   answer(instance: Instance, ...args: Args): Result | Promise<Result>;
 }
 

@@ -422,8 +422,12 @@ function jsonDepth(value: unknown): number {
 export default hostCapability({
   interface: 'cozy:konnector/documents@0.1.0',
   functions: {
-    save: { blocks: true, answer: (documents: Documents, doctype, doc) => documents.save(doctype, doc) },
-    find: { blocks: true, answer: (documents: Documents, doctype, selector, limit) => documents.find(doctype, selector, limit) },
+    save: { blocks: true, params: z.tuple([z.string(), z.string()]), answer: (documents: Documents, doctype, doc) => documents.save(doctype, doc) },
+    find: {
+      blocks: true,
+      params: z.tuple([z.string(), z.string(), z.number().int().min(0).max(0xffffffff)]),
+      answer: (documents: Documents, doctype, selector, limit) => documents.find(doctype, selector, limit),
+    },
   },
   error: DocumentsError,
   limits: limitsSchema,

@@ -87,7 +87,11 @@ export class JobLog {
 export default hostCapability({
   interface: 'cozy:konnector/log@0.1.0',
   functions: {
-    write: { blocks: false, answer: (log: JobLog, level, message) => log.write(level, message) },
+    write: {
+      blocks: false,
+      params: z.tuple([z.enum(['debug', 'info', 'warning', 'error', 'critical']), z.string()]),
+      answer: (log: JobLog, level, message) => log.write(level, message),
+    },
   },
   limits: limitsSchema,
   create: (scope, limits) => new JobLog(limits, scope.onLog),

@@ -326,8 +326,12 @@ export function createFiles(opts: FilesOptions): Files {
 export default hostCapability({
   interface: 'cozy:konnector/files@0.1.0',
   functions: {
-    save: { blocks: true, answer: (files: Files, path, content, replace) => files.save(path, content, replace) },
-    stat: { blocks: true, answer: (files: Files, path) => files.stat(path) },
+    save: {
+      blocks: true,
+      params: z.tuple([z.string(), z.instanceof(Uint8Array), z.boolean()]),
+      answer: (files: Files, path, content, replace) => files.save(path, content, replace),
+    },
+    stat: { blocks: true, params: z.tuple([z.string()]), answer: (files: Files, path) => files.stat(path) },
   },
   error: FilesError,
   limits: limitsSchema,

@@ -340,8 +340,18 @@ export function createHttp(opts: HttpOptions): Http {
 export default hostCapability({
   interface: 'cozy:konnector/http@0.1.0',
   functions: {
-    send: { blocks: true, answer: (http: Http, request) => http.send(request) },
-    keepSession: { blocks: false, answer: (http: Http, keep) => http.keepSession(keep) },
+    send: {
+      blocks: true,
+      params: z.tuple([z.object({
+        method: z.string(),
+        url: z.string(),
+        headers: z.array(z.tuple([z.string(), z.string()])),
+        body: z.instanceof(Uint8Array).optional(),
+        followRedirects: z.boolean(),
+      }).strict()]),
+      answer: (http: Http, request) => http.send(request),
+    },
+    keepSession: { blocks: false, params: z.tuple([z.boolean()]), answer: (http: Http, keep) => http.keepSession(keep) },
   },
   error: HttpError,
   limits: limitsSchema,

@@ -17,8 +17,14 @@ import { BrotliDecompress } from 'brotli/dec/decode.js';
 import { BrotliInput } from 'brotli/dec/streams.js';
 import { HostError } from './exceptions.js';
 
-/** What `requestFactory` asks for (upstream request's `gzip: true` asks the same). */
-export const ACCEPT_ENCODING = 'gzip, deflate';
+/**
+ * Whether the engine has a zlib (DecompressionStream): SpiderMonkey (componentize-js) does, QuickJS does not
+ * (docs/engines.md). Without one, gzip and deflate are not asked for, and a server's unasked one fails by name.
+ */
+const hasZlib = typeof DecompressionStream === 'function';
+
+/** What `requestFactory` asks for (upstream request's `gzip: true` asks the same), when the engine decodes it. */
+export const ACCEPT_ENCODING = hasZlib ? 'gzip, deflate' : 'identity';
 
 /**
  * Compressed bytes handed to zlib at a time. It inflates a whole input chunk
@@ -62,6 +68,9 @@ const hasZlibHeader = (bytes) => bytes.length >= 2 && (bytes[0] & 0x0f) === 8 &&
 
 /** @param {'gzip'|'deflate'|'deflate-raw'} format */
 async function inflate(bytes, output, format) {
+  if (!hasZlib) {
+    throw new HostError('http', 'network', `${output.where}: the body is ${output.coding}-encoded, which this engine cannot decode (no DecompressionStream on QuickJS; docs/porting.md)`);
+  }
   let offset = 0;
   // Pulled one slice at a time (no queue ahead), so zlib never runs far past what was read.
   const compressed = new ReadableStream({

@@ -203,9 +203,10 @@ export const GUEST_RESOLUTION = {
  * The component's `run` export: a konnector built on the SDK (it created a
  * BaseKonnector) runs through the SDK's runtime; otherwise its own `run`.
  * Anything it throws becomes a WIT `failure`. `hooks` are statements run
- * before the konnector starts and once its run has settled.
+ * before the konnector starts and once its run has settled; with `exportAs`,
+ * the function is not exported but named so, for an engine's own `run`.
  */
-export function entryModuleSource(konnectorModule: string, hooks: { beforeRun?: string; afterRun?: string } = {}): string {
+export function entryModuleSource(konnectorModule: string, hooks: { beforeRun?: string; afterRun?: string; exportAs?: string } = {}): string {
   return [
     `import * as konnector from ${JSON.stringify(konnectorModule)};`,
     `import { runJob, hasKonnector, startJob, toFailure } from ${JSON.stringify(path.join(guestLibsDir, 'runtime.js'))};`,
@@ -215,7 +216,7 @@ export function entryModuleSource(konnectorModule: string, hooks: { beforeRun?: 
     `  if (typeof konnector.run === 'function') return Promise.resolve().then(() => konnector.run(job)).catch((e) => { throw toFailure(e); });`,
     `  throw { code: 'unknown-error', message: 'the konnector neither exports run() nor creates a BaseKonnector' };`,
     `}`,
-    `export function run(job) {`,
+    `${hooks.exportAs === undefined ? 'export function run' : `function ${hooks.exportAs}`}(job) {`,
     `  ${hooks.beforeRun ?? ''}`,
     hooks.afterRun
       ? `  return Promise.resolve().then(() => runKonnector(job)).finally(() => { ${hooks.afterRun} });`
@@ -229,30 +230,50 @@ export interface Bundle {
   entry: string;
 }
 
+/** What differs between engines in a konnector's bundle; everything else (SDK, polyfills, resolution) is shared. */
+export interface GuestEngineTarget {
+  /** Named in error messages: "cannot bundle the konnector in <dir> for <engine>". */
+  engine?: string;
+  /** How the world's interfaces (`cozy:konnector/http@0.1.0`...) resolve: external imports of a component, or modules. */
+  worldImports: esbuild.Plugin;
+  format: 'esm' | 'iife';
+  globalName?: string;
+  target?: string;
+  /** The entry module's `run` export, given the guest's own run function (named `runGuest`); default: `runGuest` is `run`. */
+  exportRun?: string;
+}
+
+/** A component's bundle: the world's interfaces are the component's imports. */
+const COMPONENT_TARGET: GuestEngineTarget = { worldImports: worldImportsOnly, format: 'esm' };
+
 /**
- * Bundles a konnector and its npm dependencies into one ES module whose only
- * imports are the world's interfaces. `cozy-konnector-libs` resolves to our
- * guest SDK, built on those interfaces.
+ * Bundles a konnector and its npm dependencies for an engine: `cozy-konnector-libs` resolves to our guest SDK,
+ * built on the world's interfaces, Node built-ins to the guest's stand-ins, the prelude (clock, timers, fetch)
+ * runs first and `run` is the SDK's entry (entryModuleSource). Only `target` differs between engines.
  */
-export async function bundleKonnector(dir: string): Promise<Bundle> {
+export async function bundleGuest(dir: string, target: GuestEngineTarget): Promise<Bundle> {
   const konnectorDir = path.resolve(dir);
   const entry = await entryFile(konnectorDir);
+  const hooks = { beforeRun: 'enableHostClock(); setJobEnvironment(job.environment);', afterRun: 'dropTimers();' };
   const wrapper = [
     `import { enableHostClock, dropTimers, setJobEnvironment } from ${JSON.stringify(preludePath)};`,
-    entryModuleSource(entry, { beforeRun: 'enableHostClock(); setJobEnvironment(job.environment);', afterRun: 'dropTimers();' }),
+    entryModuleSource(entry, target.exportRun === undefined ? hooks : { ...hooks, exportAs: 'runGuest' }),
+    target.exportRun ?? '',
   ].join('\n');
   let result: esbuild.BuildResult & { outputFiles: esbuild.OutputFile[] };
   try {
     result = await esbuild.build({
       stdin: { contents: wrapper, resolveDir: konnectorDir, sourcefile: 'konnector-entry.js', loader: 'js' },
       ...GUEST_RESOLUTION,
+      ...(target.target ? { target: target.target } : {}),
       inject: [processStandIn, bufferGlobal],
       // What libraries test to drop their development-only code, as other bundlers do.
       // `global` is Node's name for the global object, as webpack 4 defined it for konnectors' polyfills.
       define: { 'process.env.NODE_ENV': '"production"', global: 'globalThis' },
       write: false,
-      format: 'esm',
-      plugins: [worldImportsOnly, nodeBuiltins, nodeEntries, sdkProvidedPackages],
+      format: target.format,
+      ...(target.globalName ? { globalName: target.globalName } : {}),
+      plugins: [target.worldImports, nodeBuiltins, nodeEntries, sdkProvidedPackages],
       logLevel: 'silent',
       legalComments: 'none',
       charset: 'utf8',
@@ -261,7 +282,17 @@ export async function bundleKonnector(dir: string): Promise<Bundle> {
   } catch (error) {
     const failure = error as esbuild.BuildFailure;
     if (!failure.errors) throw error;
-    throw new UsageError('source', `cannot bundle the konnector in ${konnectorDir}:\n${formatMessages(failure.errors)}`);
+    const engine = target.engine ? ` for ${target.engine}` : '';
+    throw new UsageError('source', `cannot bundle the konnector in ${konnectorDir}${engine}:\n${formatMessages(failure.errors)}`);
   }
   return { code: result.outputFiles[0]!.text, entry };
+}
+
+/**
+ * Bundles a konnector and its npm dependencies into one ES module whose only
+ * imports are the world's interfaces. `cozy-konnector-libs` resolves to our
+ * guest SDK, built on those interfaces.
+ */
+export function bundleKonnector(dir: string): Promise<Bundle> {
+  return bundleGuest(dir, COMPONENT_TARGET);
 }

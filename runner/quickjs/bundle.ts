@@ -1,55 +1,77 @@
 /**
- * A konnector bundled for the QuickJS engine: one script defining a global
- * `konnector` (its exports), the world's interfaces answered by the engine's
- * host functions (`__host`, see engine-main.c), then compiled to bytecode by
- * the engine itself.
+ * A konnector bundled for the QuickJS engine: the same bundle as the component path's (runner/compile/bundle.ts
+ * bundleGuest: the SDK, the prelude, Node built-ins' stand-ins, the same resolution), as one ES2020 script
+ * defining a global `konnector` whose `run(job)` the engine calls, preceded by the web globals QuickJS lacks
+ * (guest-globals.js). The world's interfaces are modules generated from the capabilities' descriptors
+ * (host-api/index.ts): each function calls the engine's one generic host import (guest-host.js). The script is
+ * then compiled to bytecode by the engine itself.
  */
-import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import * as esbuild from 'esbuild';
-import { GUEST_RESOLUTION } from '../compile/bundle.ts';
+import type { HostFunction } from '../../host-api/capability.ts';
+import { shortName } from '../../host-api/capability.ts';
+import { CAPABILITIES } from '../../host-api/index.ts';
+import { bundleGuest } from '../compile/bundle.ts';
+import { WORLD_IMPORTS } from '../sandbox/capabilities.ts';
 import { UsageError } from '../errors.ts';
 import { compileInEngine } from './instance.ts';
+import { FAILURE_PREFIX } from './failure.ts';
 
-/** The world's interfaces the engine answers so far, as modules over `__host`. */
-const HOST_MODULES: Record<string, string> = {
-  'cozy:konnector/log@0.1.0': 'export const write = (level, message) => __host.log(level, message);',
-  'cozy:konnector/clock@0.1.0': 'export const now = () => BigInt(__host.now());',
-};
+const guestHost = fileURLToPath(new URL('./guest-host.js', import.meta.url));
+const guestGlobals = fileURLToPath(new URL('./guest-globals.js', import.meta.url));
+const repoRoot = fileURLToPath(new URL('../../', import.meta.url));
+
+/** Each world interface as a module over `hostCall`, by its versioned name: derived, never listed here. */
+export const HOST_MODULES: Record<string, string> = Object.fromEntries(
+  CAPABILITIES.filter((capability) => WORLD_IMPORTS.includes(capability.interface)).map((capability) => {
+    const functions = Object.keys(capability.functions as Record<string, HostFunction<unknown, unknown[], unknown>>);
+    const lines = functions.map((fn) => `export const ${fn} = (...args) => hostCall(${JSON.stringify(`${shortName(capability.interface)}.${fn}`)}, args);`);
+    return [capability.interface, [`import { hostCall } from ${JSON.stringify(guestHost)};`, ...lines].join('\n')];
+  }),
+);
 
 const hostModules: esbuild.Plugin = {
   name: 'quickjs-host-modules',
   setup(build) {
     build.onResolve({ filter: /^(cozy|wasi|fastly|wasmtime):/ }, (args) => {
       if (args.path in HOST_MODULES) return { path: args.path, namespace: 'quickjs-host' };
-      return { errors: [{ text: `"${args.path}" is not available on the QuickJS engine yet; it provides ${Object.keys(HOST_MODULES).join(', ')}` }] };
+      return { errors: [{ text: `"${args.path}" is not an interface of the konnector world; it provides ${Object.keys(HOST_MODULES).join(', ')}` }] };
     });
-    build.onLoad({ filter: /.*/, namespace: 'quickjs-host' }, (args) => ({ contents: HOST_MODULES[args.path], loader: 'js' }));
+    build.onLoad({ filter: /.*/, namespace: 'quickjs-host' }, (args) => ({ contents: HOST_MODULES[args.path], loader: 'js', resolveDir: repoRoot }));
   },
 };
 
-/** Bundles the konnector in `dir` (its package.json `main`, else index.js) into one script. */
+/** What QuickJS 2021-03-27 parses; esbuild lowers newer syntax. */
+const QUICKJS_TARGET = 'es2020';
+
+let globals: Promise<string> | undefined;
+
+/** The web globals QuickJS lacks, as one script (built once per process). */
+function globalsScript(): Promise<string> {
+  globals ??= esbuild
+    .build({ entryPoints: [guestGlobals], bundle: true, format: 'iife', target: QUICKJS_TARGET, platform: 'browser', write: false, logLevel: 'silent', legalComments: 'none', charset: 'utf8', absWorkingDir: repoRoot })
+    .then((result) => result.outputFiles[0]!.text);
+  return globals;
+}
+
+/**
+ * Bundles the konnector in `dir` into one script for the engine. A WIT `failure` the konnector ends with is
+ * rejected as a string (FAILURE_PREFIX and its JSON) that the worker reads back (runner/quickjs/guest-worker.ts).
+ */
 export async function bundleForQuickjs(dir: string): Promise<string> {
-  const konnectorDir = path.resolve(dir);
-  try {
-    const result = await esbuild.build({
-      stdin: { contents: `export * from ${JSON.stringify(konnectorDir)};`, resolveDir: konnectorDir, sourcefile: 'konnector-entry.js', loader: 'js' },
-      ...GUEST_RESOLUTION,
-      // What QuickJS 2021-03-27 parses; esbuild lowers newer syntax.
-      target: 'es2020',
-      format: 'iife',
-      globalName: 'konnector',
-      write: false,
-      plugins: [hostModules],
-      logLevel: 'silent',
-      legalComments: 'none',
-      charset: 'utf8',
-    });
-    return result.outputFiles[0]!.text;
-  } catch (error) {
-    const failure = error as esbuild.BuildFailure;
-    if (!failure.errors) throw error;
-    throw new UsageError('source', `cannot bundle the konnector in ${konnectorDir} for QuickJS:\n${failure.errors.map((e) => `  ${e.text}`).join('\n')}`);
-  }
+  const exportRun = [
+    `export function run(job) {`,
+    `  return Promise.resolve().then(() => runGuest(job)).catch((failure) => {`,
+    `    if (failure && typeof failure === 'object' && typeof failure.code === 'string') throw ${JSON.stringify(FAILURE_PREFIX)} + JSON.stringify({ code: failure.code, message: String(failure.message) });`,
+    `    throw failure;`,
+    `  });`,
+    `}`,
+  ].join('\n');
+  const [prefix, bundle] = await Promise.all([
+    globalsScript(),
+    bundleGuest(dir, { engine: 'QuickJS', worldImports: hostModules, format: 'iife', globalName: 'konnector', target: QUICKJS_TARGET, exportRun }),
+  ]);
+  return `${prefix}\n${bundle.code}`;
 }
 
 /** QuickJS bytecode of a bundled script, written by the engine (JS_WriteObject) under node:wasi. */
@@ -58,3 +80,4 @@ export function compileToBytecode(engine: WebAssembly.Module, script: string): U
   if (result.outcome !== 'returned') throw new UsageError('source', `QuickJS cannot compile the konnector: ${result.error}`);
   return result.output;
 }
+

@@ -10,6 +10,10 @@
  * by a 0 byte (QuickJS's parsers read up to it). The outcome (bytecode or an
  * error message) is read back at engine_output_ptr / engine_output_len.
  * Host functions are core-module imports of the module "konnector".
+ * `call` is the generic one every interface of the konnector world goes
+ * through (runner/quickjs/host-calls.ts): the guest hands it a JSON text and
+ * one byte buffer, the host answers with one block it allocated with
+ * engine_alloc: a little-endian u32 text length, the JSON text, then bytes.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -23,6 +27,8 @@ IMPORT("log") void host_log(const char *level, size_t level_len, const char *mes
 /* Milliseconds since the epoch, already coarsened by the host. */
 IMPORT("clock_now") double host_clock_now(void);
 IMPORT("random_fill") void host_random_fill(void *buf, size_t len);
+/* One call of the konnector world; returns the answer block (0: no memory left for it). */
+IMPORT("call") uint8_t *host_call(const char *text, size_t text_len, const uint8_t *bytes, size_t bytes_len, size_t *answer_len);
 
 enum { ENGINE_OK = 0, ENGINE_FAILED = 1 };
 
@@ -101,6 +107,43 @@ static JSValue js_random(JSContext *ctx, JSValueConst this_val, int argc, JSValu
   return JS_NewFloat64(ctx, (double)(bits >> 11) * 0x1.0p-53);
 }
 
+/*
+ * __host.call(text, bytes): text a string, bytes an ArrayBuffer or undefined.
+ * Returns [text, ArrayBuffer] from the host's answer block, which is freed.
+ */
+static JSValue js_call(JSContext *ctx, JSValueConst this_val, int argc, JSValueConst *argv) {
+  size_t text_len, bytes_len = 0, answer_len = 0;
+  uint8_t *bytes = NULL;
+  if (argc > 1 && !JS_IsUndefined(argv[1])) {
+    bytes = JS_GetArrayBuffer(ctx, &bytes_len, argv[1]);
+    if (!bytes) return JS_EXCEPTION;
+  }
+  const char *text = JS_ToCStringLen(ctx, &text_len, argv[0]);
+  if (!text) return JS_EXCEPTION;
+  uint8_t *answer = host_call(text, text_len, bytes, bytes_len, &answer_len);
+  JS_FreeCString(ctx, text);
+  if (!answer) return JS_ThrowOutOfMemory(ctx);
+  uint32_t answer_text_len = 0;
+  if (answer_len >= 4) memcpy(&answer_text_len, answer, 4);
+  if (answer_len < 4 || answer_text_len > answer_len - 4) {
+    free(answer);
+    return JS_ThrowInternalError(ctx, "the host's answer is malformed");
+  }
+  JSValue answer_text = JS_NewStringLen(ctx, (const char *)answer + 4, answer_text_len);
+  JSValue answer_bytes = JS_NewArrayBufferCopy(ctx, answer + 4 + answer_text_len, answer_len - 4 - answer_text_len);
+  free(answer);
+  JSValue result = JS_NewArray(ctx);
+  if (JS_IsException(answer_text) || JS_IsException(answer_bytes) || JS_IsException(result)) {
+    JS_FreeValue(ctx, answer_text);
+    JS_FreeValue(ctx, answer_bytes);
+    JS_FreeValue(ctx, result);
+    return JS_EXCEPTION;
+  }
+  JS_SetPropertyUint32(ctx, result, 0, answer_text);
+  JS_SetPropertyUint32(ctx, result, 1, answer_bytes);
+  return result;
+}
+
 static JSRuntime *runtime;
 static int settled, run_failed;
 
@@ -120,6 +163,7 @@ static JSContext *new_context(void) {
   JSValue host = JS_NewObject(ctx);
   JS_SetPropertyStr(ctx, host, "log", JS_NewCFunction(ctx, js_log, "log", 2));
   JS_SetPropertyStr(ctx, host, "now", JS_NewCFunction(ctx, js_now, "now", 0));
+  JS_SetPropertyStr(ctx, host, "call", JS_NewCFunction(ctx, js_call, "call", 2));
   JS_SetPropertyStr(ctx, global, "__host", host);
   JSValue math = JS_GetPropertyStr(ctx, global, "Math");
   JS_SetPropertyStr(ctx, math, "random", JS_NewCFunction(ctx, js_random, "random", 0));

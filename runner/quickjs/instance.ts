@@ -6,6 +6,7 @@
  */
 import { randomFillSync } from 'node:crypto';
 import { FUEL_GLOBAL_EXPORT } from '../wasm/index.ts';
+import { encodeAnswer } from './host-calls.ts';
 import { sandboxWasi, type StreamName } from './sandbox-wasi.ts';
 
 /** What a host function call costs the guest, as on the component path (wit/konnector.wit). */
@@ -17,10 +18,30 @@ export interface LogLine {
   message: string;
 }
 
+/** What the host's functions may do to the instance they answer. */
+export interface EngineControls {
+  /** Takes fuel from the instance (a host call's price); no-op when unmetered. */
+  charge(units: number): void;
+  /** The linear memory's size now: its largest so far. */
+  memoryBytes(): number;
+  /** Fuel used so far, null when unmetered. */
+  fuelUsed(): number | null;
+}
+
+/** The engine's host functions as a job answers them; absent ones keep the defaults below. */
+export interface HostHooks {
+  /** `konnector.call` (engine-main.c): the request's JSON text and bytes in, the answer block out (host-calls.ts). */
+  call?(text: Uint8Array, bytes: Uint8Array): Uint8Array;
+  /** `konnector.log` (`__host.log`): by default charged and given to `onLog`. */
+  log?(level: string, message: string): void;
+}
+
 export interface EngineCallOptions {
   /** Fuel for the call when the engine is metered; required then. */
   budget?: bigint;
   onLog?: (line: LogLine) => void;
+  /** The host functions of this call, made once the instance exists. */
+  host?: (controls: EngineControls) => HostHooks;
 }
 
 export type EngineCallOutcome =
@@ -74,11 +95,29 @@ function callEngine(
     const fuel = exports?.[FUEL_GLOBAL_EXPORT];
     if (fuel) fuel.value = (fuel.value as bigint) - units;
   };
+  const bytesAt = (signedPtr: number, signedLen: number) => {
+    const [ptr, len] = [signedPtr >>> 0, signedLen >>> 0];
+    const bytes = memory();
+    if (ptr + len > bytes.length) throw new RangeError(`a host function was given bytes ${ptr}..${ptr + len}, past the ${bytes.length}-byte memory`);
+    return bytes.slice(ptr, ptr + len);
+  };
+  let hooks: HostHooks = {};
   const wasi = sandboxWasi((stream, message) => log({ level: STREAM_LEVEL[stream], message }));
   const konnector = {
     log(levelPtr: number, levelLen: number, messagePtr: number, messageLen: number) {
+      if (hooks.log) return hooks.log(text(levelPtr, levelLen), text(messagePtr, messageLen));
       charge(HOST_CALL_FUEL + BigInt(levelLen + messageLen));
       log({ level: text(levelPtr, levelLen), message: text(messagePtr, messageLen) });
+    },
+    /** Returns the answer block's address (0: the engine had no memory for it) and writes its length at `answerLenPtr`. */
+    call(textPtr: number, textLen: number, bytesPtr: number, bytesLen: number, answerLenPtr: number): number {
+      const request = [bytesAt(textPtr, textLen), bytesAt(bytesPtr, bytesLen)] as const;
+      const block = hooks.call ? hooks.call(...request) : encodeAnswer({ invalid: 'this engine call answers no host calls' });
+      const ptr = exports!.engine_alloc(block.length) >>> 0;
+      if (ptr === 0) return 0;
+      memory().set(block, ptr);
+      new DataView(exports!.memory.buffer).setUint32(answerLenPtr >>> 0, block.length, true);
+      return ptr;
     },
     // Whole milliseconds, as the WASI clocks (sandbox-wasi.ts).
     clock_now: () => Date.now(),
@@ -94,6 +133,11 @@ function callEngine(
     if (options.budget === undefined) throw new RangeError('the engine is metered: give the call a fuel budget');
     fuel.value = options.budget;
   }
+  hooks = options.host?.({
+    charge: (units) => charge(BigInt(units)),
+    memoryBytes: () => exports!.memory.buffer.byteLength,
+    fuelUsed: () => (fuel ? Number(options.budget! - (fuel.value as bigint)) : null),
+  }) ?? {};
   const measures = () => ({
     memoryBytes: exports!.memory.buffer.byteLength,
     ...(fuel ? { consumed: options.budget! - (fuel.value as bigint) } : {}),

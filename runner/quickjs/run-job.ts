@@ -1,6 +1,8 @@
 /**
- * Runs one konnector job on the QuickJS engine in a worker thread of its own,
- * terminated when the wall clock runs out. The clock starts when the worker
+ * Runs one engine call on the QuickJS engine in a worker thread of its own, outside a job's capabilities (the
+ * engine's own tests: standalone.ts answers its calls), terminated when the wall clock runs out. A konnector's
+ * job, with its capabilities, budgets and report, is runner/sandbox/job.ts runJob with a QuickjsKonnector
+ * (job.ts). The clock starts when the worker
  * starts the job: loading the thread is not the konnector's time.
  */
 import { Worker } from 'node:worker_threads';

@@ -37,8 +37,11 @@ export function boundaryBytes(value: unknown): number {
   return 0;
 }
 
-/** `err` carries a WIT error payload; the worker rethrows it to the guest. */
-export type HostAnswer = { ok: unknown } | { err: unknown };
+/**
+ * `err` carries a WIT error payload; the worker rethrows it to the guest. `invalid`: the arguments are not of
+ * the function's WIT types (the guest gets a TypeError, as jco's glue throws for a component).
+ */
+export type HostAnswer = { ok: unknown } | { err: unknown } | { invalid: string };
 
 const WAITING = 0;
 const ANSWERED = 1;
@@ -67,6 +70,7 @@ export class GuestBridge {
     this.charge(HOST_CALL_FUEL + boundaryBytes(args) + boundaryBytes(answer));
     // jco's glue turns a thrown `{ payload }` into the WIT `err` case.
     if ('err' in answer) throw { payload: answer.err };
+    if ('invalid' in answer) throw new TypeError(answer.invalid);
     return answer.ok;
   }
 

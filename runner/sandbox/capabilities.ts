@@ -6,6 +6,7 @@
  */
 import { shortName, unversioned, type HostCapability, type HostFunction, type ShortName, type WitErrorClass } from '../../host-api/capability.ts';
 import { CAPABILITIES, HOST_CAPABILITIES, type JobCapabilities } from '../../host-api/index.ts';
+import { describeIssues } from '../../host-api/schema-issues.ts';
 import type { HostAnswer } from './bridge.ts';
 
 /** Interfaces a konnector component may import, unversioned as the glue names them: the loader's allow-list. */
@@ -57,13 +58,21 @@ const routes = new Map<string, Route>(
 
 /**
  * Answers one host call with the job's capability: `ok` with its result for a call the guest waits on, its
- * WIT error as `err`, nothing for a notice. Anything else it throws (a spent budget...) ends the job.
+ * WIT error as `err`, nothing for a notice. Arguments the WIT does not allow (the function's `params`) are
+ * `invalid` for a call, the guest's TypeError. Anything else it throws (a spent budget, a notice with invalid
+ * arguments...) ends the job.
  */
 export async function dispatch(op: HostOp, args: unknown[], caps: JobCapabilities): Promise<HostAnswer | undefined> {
   const route = routes.get(op);
   if (!route) throw new Error(`unknown host call ${String(op)}`);
+  const checked = route.fn.params.safeParse(args);
+  if (!checked.success) {
+    const message = `${op}: arguments the WIT does not allow:\n${describeIssues(checked.error)}`;
+    if (route.fn.blocks) return { invalid: message };
+    throw new TypeError(message);
+  }
   try {
-    const result = await route.fn.answer(caps[route.capability], ...args);
+    const result = await route.fn.answer(caps[route.capability], ...checked.data);
     return route.fn.blocks ? { ok: result } : undefined;
   } catch (error) {
     if (route.fn.blocks && route.error && error instanceof route.error) return { err: { kind: error.kind, message: error.message } };

@@ -31,7 +31,13 @@ export interface GuestJob {
 export interface RunMessage {
   type: 'run';
   konnectorId: string;
-  code?: { glue: string; modules: Record<string, WebAssembly.Module>; snapshots: Record<string, Snapshot> };
+  code?: {
+    glue: string;
+    modules: Record<string, WebAssembly.Module>;
+    snapshots: Record<string, Snapshot>;
+    /** A konnector on the QuickJS engine: its bytecode (runner/quickjs/guest-worker.ts runs it; `modules.engine` is the engine). */
+    bytecode?: Uint8Array;
+  };
   port: MessagePort;
   signal: SharedArrayBuffer;
   job: GuestJob;

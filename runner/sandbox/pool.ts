@@ -4,7 +4,13 @@ import { GUEST_IMPORTS } from './capabilities.ts';
 import type { RunMessage } from './guest-worker.ts';
 
 const workerBoot = new URL('./worker-boot.mjs', import.meta.url);
-const workerEntry = new URL('./guest-worker.ts', import.meta.url).href;
+/** The worker thread's code by engine: the component path's, or QuickJS's (same protocol). */
+const WORKER_ENTRIES = {
+  'componentize-js': new URL('./guest-worker.ts', import.meta.url).href,
+  quickjs: new URL('../quickjs/guest-worker.ts', import.meta.url).href,
+} as const;
+
+export type EngineName = keyof typeof WORKER_ENTRIES;
 
 /** One sandbox worker thread and the konnectors whose code it already holds. */
 export class SandboxWorker {
@@ -42,11 +48,14 @@ export class SandboxPool {
   private busy = 0;
   private readonly waiting: Array<(worker: SandboxWorker) => void> = [];
 
-  constructor(readonly size: number = availableParallelism() * 2) {}
+  constructor(
+    readonly size: number = availableParallelism() * 2,
+    readonly engine: EngineName = 'componentize-js',
+  ) {}
 
   private spawn(): SandboxWorker {
     const thread = new Worker(workerBoot, {
-      workerData: { entry: workerEntry, imports: GUEST_IMPORTS },
+      workerData: { entry: WORKER_ENTRIES[this.engine], imports: GUEST_IMPORTS },
       env: {},
       // Caps the JS heap of the glue; linear memory is capped in the module itself.
       resourceLimits: { maxOldGenerationSizeMb: 256, maxYoungGenerationSizeMb: 32, stackSizeMb: 4 },
@@ -115,10 +124,14 @@ export class SandboxPool {
   }
 }
 
-let shared: SandboxPool | undefined;
+const shared = new Map<EngineName, SandboxPool>();
 
-/** The process-wide pool `runInSandbox` uses by default. */
-export function sharedPool(): SandboxPool {
-  shared ??= new SandboxPool();
-  return shared;
+/** The process-wide pool of an engine's workers: what `runInSandbox` uses by default. */
+export function sharedPool(engine: EngineName = 'componentize-js'): SandboxPool {
+  let pool = shared.get(engine);
+  if (!pool) {
+    pool = new SandboxPool(undefined, engine);
+    shared.set(engine, pool);
+  }
+  return pool;
 }

@@ -8,9 +8,12 @@ import { cozyErrorCode, type CozyErrorCode, type SandboxErrorCode } from '../err
 import type { GuestJob, GuestOutcome, RunMessage } from './guest-worker.ts';
 import type { Limits } from '../limits.ts';
 import type { LoadedKonnector } from './loader.ts';
-import { sharedPool, type SandboxPool } from './pool.ts';
+import { sharedPool, type EngineName, type SandboxPool } from './pool.ts';
 
 export type JobInput = GuestJob;
+
+/** The engine a loaded konnector runs on: QuickJS's carry their bytecode (runner/quickjs/job.ts). */
+export const engineOf = (konnector: LoadedKonnector): EngineName => ('bytecode' in konnector ? 'quickjs' : 'componentize-js');
 
 export interface JobOutcome {
   state: 'done' | 'errored';
@@ -80,9 +83,10 @@ export async function runInSandbox(
   job: JobInput,
   caps: JobCapabilities,
   limits: Limits,
-  pool: SandboxPool = sharedPool(),
+  pool: SandboxPool = sharedPool(engineOf(konnector)),
   stop?: AbortSignal,
 ): Promise<JobOutcome> {
+  if (pool.engine !== engineOf(konnector)) throw new Error(`a konnector for ${engineOf(konnector)} cannot run on a pool of ${pool.engine} workers`);
   const started = performance.now();
   const worker = await pool.acquire(konnector.id);
   const { port1: hostPort, port2: guestPort } = new MessageChannel();
@@ -175,7 +179,9 @@ export async function runInSandbox(
     stop?.addEventListener('abort', onAbort);
     if (stop?.aborted) return onAbort();
 
-    const code = worker.knows.has(konnector.id) ? undefined : { glue: konnector.glue, modules: konnector.modules, snapshots: konnector.snapshots };
+    const code = worker.knows.has(konnector.id)
+      ? undefined
+      : { glue: konnector.glue, modules: konnector.modules, snapshots: konnector.snapshots, ...('bytecode' in konnector ? { bytecode: konnector.bytecode as Uint8Array } : {}) };
     worker.knows.add(konnector.id);
     const fuel = konnector.metered ? BigInt(limits.fuel) : null;
     try {

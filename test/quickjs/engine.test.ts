@@ -7,16 +7,20 @@ import { bundleForQuickjs, compileToBytecode } from '../../runner/quickjs/bundle
 import { compileEngine, ENGINE_URL, expectedEngineSha256, sha256 } from '../../runner/quickjs/engine.ts';
 import { runInEngine } from '../../runner/quickjs/instance.ts';
 import { runJob } from '../../runner/quickjs/run-job.ts';
+import { HOST_MODULES } from '../../runner/quickjs/bundle.ts';
+import { runScriptOnNode, standaloneHost } from '../../runner/quickjs/standalone.ts';
+import { WORLD_IMPORTS } from '../../runner/sandbox/capabilities.ts';
 
 const cpuHeavy = fileURLToPath(new URL('../../bench/fixtures/cpu-heavy/', import.meta.url));
-const fields = (rounds: number) => JSON.stringify({ rounds });
+/** A WIT job (wit/konnector.wit) for cpu-heavy, as runJob hands one to the engine. */
+const cpuJob = (rounds: number) => ({
+  jobId: 'job-1', accountId: 'account-1', fields: JSON.stringify({ rounds }), parameters: '{}', manifest: '{}', environment: [], maxResponseBytes: 1 << 20,
+});
 
-/** The same bundled script run by Node itself, its host functions answered here. */
-function runOnNode(script: string, job: unknown): string[] {
+/** The same bundled script run by V8 (standalone.ts). */
+async function runOnNode(script: string, job: unknown): Promise<string[]> {
   const lines: string[] = [];
-  const host = { log: (_level: string, message: string) => lines.push(message), now: () => Date.now() };
-  const konnector = new Function('__host', `${script}\nreturn konnector;`)(host) as { run(job: unknown): unknown };
-  konnector.run(job);
+  await runScriptOnNode(script, job, (line) => lines.push(line.message));
   return lines;
 }
 
@@ -43,6 +47,7 @@ describe('the QuickJS engine', () => {
     expect(sha256(await readFile(ENGINE_URL))).toBe(await expectedEngineSha256());
     const imports = WebAssembly.Module.imports(plain).map(({ module, name }) => `${module}.${name}`);
     expect(imports.sort()).toEqual([
+      'konnector.call',
       'konnector.clock_now',
       'konnector.log',
       'konnector.random_fill',
@@ -56,27 +61,27 @@ describe('the QuickJS engine', () => {
 
   it("compiles cpu-heavy's bundle to bytecode that computes Node's checksum, in a worker thread", async () => {
     expect(bytecode.length).toBeGreaterThan(0);
-    const job = { fields: fields(60) };
-    const onNode = runOnNode(script, job);
+    const job = cpuJob(60);
+    const onNode = await runOnNode(script, job);
     expect(onNode).toEqual([expect.stringMatching(/^cpu-heavy: 60 rounds, checksum -?\d+$/)]);
     const result = await runJob({ engine: metered, code: bytecode, job, budget: 10n ** 12n }, { wallClockMs: 60_000 });
     expectReturned(result);
     expect(messages(result)).toEqual(onNode);
     // The source, evaluated instead of its bytecode, computes the same.
     const logs: string[] = [];
-    expectReturned(runInEngine(plain, { code: script, job }, { onLog: (line) => logs.push(line.message) }));
+    expectReturned(runInEngine(plain, { code: script, job }, standaloneHost((line) => logs.push(line.message))));
     expect(logs).toEqual(onNode);
   });
 
   it('counts the same fuel on every run, and a budget one unit short ends the run', () => {
-    const job = { fields: fields(10) };
-    const runs = [1, 2].map(() => runInEngine(metered, { code: bytecode, job }, { budget: 10n ** 12n }));
+    const job = cpuJob(10);
+    const runs = [1, 2].map(() => runInEngine(metered, { code: bytecode, job }, { budget: 10n ** 12n, ...standaloneHost() }));
     for (const run of runs) expectReturned(run);
     const consumed = runs[0]!.consumed!;
     expect(consumed).toBeGreaterThan(0n);
     expect(runs[1]!.consumed).toBe(consumed);
-    expectReturned(runInEngine(metered, { code: bytecode, job }, { budget: consumed }));
-    const short = runInEngine(metered, { code: bytecode, job }, { budget: consumed - 1n });
+    expectReturned(runInEngine(metered, { code: bytecode, job }, { budget: consumed, ...standaloneHost() }));
+    const short = runInEngine(metered, { code: bytecode, job }, { budget: consumed - 1n, ...standaloneHost() });
     expect(short.outcome).toBe('out-of-fuel');
   });
 
@@ -114,15 +119,33 @@ describe('the QuickJS engine', () => {
     expect(runInEngine(plain, { code: recurse, job: { depth: 1e6 } }).outcome).toBe('trapped');
   });
 
-  it('bundles the log and clock interfaces, and refuses the others at build time by name', async () => {
+  it("bundles every interface of the world from the descriptors, and refuses others at build time by name", async () => {
+    expect(Object.keys(HOST_MODULES)).toEqual(WORLD_IMPORTS);
+    expect(HOST_MODULES['cozy:konnector/http@0.1.0']).toMatch(/export const send = \(\.\.\.args\) => hostCall\("http\.send", args\);/);
     const dir = await mkdtemp(path.join(os.tmpdir(), 'quickjs-bundle-'));
     try {
-      await writeFile(path.join(dir, 'index.js'), "import { write } from 'cozy:konnector/log@0.1.0';\nimport { now } from 'cozy:konnector/clock@0.1.0';\nexport function run() { write('info', typeof now()); }\n");
+      await writeFile(path.join(dir, 'index.js'), [
+        "import { write } from 'cozy:konnector/log@0.1.0';",
+        "import { now } from 'cozy:konnector/clock@0.1.0';",
+        "import { send } from 'cozy:konnector/http@0.1.0';",
+        'export function run() {',
+        "  write('info', typeof now());",
+        "  try { send({ method: 'GET', url: 'http://vendor.example/', headers: [], followRedirects: true }); } catch (error) { write('info', `${error.name}: ${error.message}`); }",
+        "  write('info', __host.call('{\"op\":\"http.send\",\"args\":[{\"$bytes\":[0,9]}]}')[0]);",
+        '}',
+      ].join('\n'));
       const logs: string[] = [];
-      expectReturned(runInEngine(plain, { code: compileToBytecode(plain, await bundleForQuickjs(dir)), job: {} }, { onLog: (line) => logs.push(line.message) }));
-      expect(logs).toEqual(['bigint']);
-      await writeFile(path.join(dir, 'index.js'), "import { send } from 'cozy:konnector/http@0.1.0';\nexport const run = () => send;\n");
-      await expect(bundleForQuickjs(dir)).rejects.toThrow(/"cozy:konnector\/http@0\.1\.0" is not available on the QuickJS engine yet/);
+      const code = compileToBytecode(plain, await bundleForQuickjs(dir));
+      expectReturned(runInEngine(plain, { code, job: cpuJob(0) }, standaloneHost((line) => logs.push(line.message))));
+      // Outside a job, http has nobody to answer it: the guest is told so, as a TypeError.
+      expect(logs).toEqual([
+        'bigint',
+        'TypeError: http.send needs a job: run the konnector with runJob (runner/quickjs/job.ts)',
+        // The raw import, given bytes it does not have: answered `invalid`, never read past its buffer.
+        '{"invalid":"a byte array refers to bytes [0,9] of a 0-byte buffer"}',
+      ]);
+      await writeFile(path.join(dir, 'index.js'), "import { send } from 'cozy:konnector/nope@0.1.0';\nexport const run = () => send;\n");
+      await expect(bundleForQuickjs(dir)).rejects.toThrow(/"cozy:konnector\/nope@0\.1\.0" is not an interface of the konnector world; it provides cozy:konnector\/http@0\.1\.0/);
     } finally {
       await rm(dir, { recursive: true, force: true });
     }

@@ -34,7 +34,7 @@ afterAll(() => rm(dir, { recursive: true, force: true }));
 
 /** An engine instance whose WASI is `imports`, with helpers to call it directly. */
 function bind(imports: Record<string, unknown>, initialize: (instance: WebAssembly.Instance) => void) {
-  const konnector = { log() {}, clock_now: () => 0, random_fill() {} };
+  const konnector = { log() {}, clock_now: () => 0, random_fill() {}, call: () => 0 };
   const instance = new WebAssembly.Instance(engine, { konnector, wasi_snapshot_preview1: imports as WebAssembly.ModuleImports });
   initialize(instance);
   const exports = instance.exports as { memory: WebAssembly.Memory; engine_alloc(len: number): number };

@@ -1,0 +1,77 @@
+/**
+ * Konnectors on the QuickJS engine, made ready for the runner's one job path (runner/sandbox/job.ts runJob):
+ * a QuickjsKonnector is a LoadedKonnector carrying its bytecode, with the metered, memory-capped engine as its
+ * one module. runJob/runInSandbox see its `bytecode` and run it on a pool of QuickJS workers
+ * (runner/quickjs/guest-worker.ts, same protocol as the component path's), so the job has the same
+ * capabilities, bridge, dispatcher, wall clock, budgets, report and error codes as on the component path.
+ *
+ * Not an artifact format yet (`konnector build --engine quickjs` is to come): the konnector is bundled and
+ * compiled from its directory.
+ */
+import { createRequire } from 'node:module';
+import type { ArtifactHeader } from '../compile/artifact.ts';
+import { readManifest } from '../compile/manifest.ts';
+import { WASM_PAGE_BYTES, type Limits } from '../limits.ts';
+import type { LoadedKonnector } from '../sandbox/loader.ts';
+import { bundleForQuickjs, compileToBytecode } from './bundle.ts';
+import { compileEngine, expectedEngineSha256, sha256 } from './engine.ts';
+
+export interface QuickjsKonnector extends LoadedKonnector {
+  /** QuickJS bytecode of the konnector's bundle, written by this engine build (it is tied to it). */
+  bytecode: Uint8Array;
+}
+
+const self = createRequire(import.meta.url)('../../package.json') as { name: string; version: string };
+
+const engines = new Map<string, Promise<WebAssembly.Module>>();
+
+/** The engine compiled once per process for each memory cap (and metering). */
+export function engineFor(options: { fuel: boolean; maxMemoryPages?: number }): Promise<WebAssembly.Module> {
+  const key = `${options.fuel}:${options.maxMemoryPages ?? 'none'}`;
+  let engine = engines.get(key);
+  if (!engine) {
+    engine = compileEngine(options);
+    engines.set(key, engine);
+  }
+  return engine;
+}
+
+export interface QuickjsLoadOptions {
+  /** Run the engine without fuel metering (measurements); the job then reports no fuel. */
+  allowUnmetered?: boolean;
+}
+
+/** Bundles and compiles the konnector in `dir` for QuickJS, its engine capped at `limits.memoryBytes`. */
+export async function loadQuickjsKonnector(dir: string, limits: Pick<Limits, 'memoryBytes'>, options: QuickjsLoadOptions = {}): Promise<QuickjsKonnector> {
+  const maxMemoryPages = Math.floor(limits.memoryBytes / WASM_PAGE_BYTES);
+  const metered = !options.allowUnmetered;
+  const [manifest, script, compiler, engine, engineSha256] = await Promise.all([
+    readManifest(dir),
+    bundleForQuickjs(dir),
+    engineFor({ fuel: false }),
+    engineFor({ fuel: metered, maxMemoryPages }),
+    expectedEngineSha256(),
+  ]);
+  const bytecode = compileToBytecode(compiler, script);
+  const bytecodeSha256 = sha256(bytecode);
+  const header: ArtifactHeader = {
+    format: 1,
+    world: 'cozy:konnector/konnector@0.1.0',
+    manifest,
+    engine: { name: 'quickjs', version: `2021-03-27+${engineSha256.slice(0, 12)}` },
+    builtBy: { name: self.name, version: self.version },
+    sourceSha256: sha256(new TextEncoder().encode(script)),
+    component: { bytes: bytecode.byteLength },
+    metering: metered ? { fuel: true, instrumenterVersion: 'runner/wasm' } : null,
+    sha256: bytecodeSha256,
+  };
+  return {
+    id: `quickjs:${bytecodeSha256}:${maxMemoryPages}:${metered ? 'metered' : 'unmetered'}`,
+    header,
+    glue: '',
+    modules: { engine },
+    snapshots: {},
+    metered,
+    bytecode,
+  };
+}

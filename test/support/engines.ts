@@ -1,0 +1,26 @@
+/**
+ * The engines a konnector runs on, for tests whose body is the same on both (test/quickjs/engines.test.ts):
+ * `loadOn(engine, dir, limits)` gives what runner/sandbox/job.ts runJob takes, built once per test process:
+ * the componentize-js artifact (artifacts.ts), or the konnector bundled and compiled for QuickJS
+ * (runner/quickjs/job.ts).
+ */
+import { defaultLimits, type Limits } from '../../runner/limits.ts';
+import type { EngineName } from '../../runner/sandbox/pool.ts';
+import type { LoadedKonnector } from '../../runner/sandbox/loader.ts';
+import { loadQuickjsKonnector } from '../../runner/quickjs/job.ts';
+import { loadOnce } from './artifacts.ts';
+
+export const ENGINES: readonly EngineName[] = ['componentize-js', 'quickjs'];
+
+const quickjs = new Map<string, Promise<LoadedKonnector>>();
+
+export function loadOn(engine: EngineName, konnectorDir: string, limits: Limits = defaultLimits): Promise<LoadedKonnector> {
+  if (engine === 'componentize-js') return loadOnce(konnectorDir, limits);
+  const key = `${konnectorDir}:${limits.memoryBytes}`;
+  let konnector = quickjs.get(key);
+  if (!konnector) {
+    konnector = loadQuickjsKonnector(konnectorDir, limits);
+    quickjs.set(key, konnector);
+  }
+  return konnector;
+}
