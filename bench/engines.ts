@@ -1,11 +1,11 @@
 /**
- * One example konnector's jobs on both engines, interleaved, through the runner's one job path (runJob):
- * against its vendor site and the embedded CouchDB, a fresh Cozy instance per job so that every job saves
- * everything. Prints what each engine needs before its first job and each job's duration, linear memory peak
- * and fuel: the example-bills table of docs/engines.md.
- *   node --import tsx bench/engines.ts [--rounds 4]
+ * The two engines side by side (docs/engines.md): example-bills jobs on each, interleaved, through the
+ * runner's one job path (runJob) against its vendor site and the embedded CouchDB, a fresh Cozy instance per
+ * job so that every job saves everything. componentize-js, the default engine, is the baseline; each row
+ * gives QuickJS's figure against it, with issue 16's target where it sets one.
+ *   node --import tsx bench/engines.ts [--rounds 5]
  */
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -13,38 +13,59 @@ import { startVendorSite } from '../konnectors/examples/example-bills/vendor-sit
 import { readArtifact } from '../runner/compile/artifact.ts';
 import { defaultLimits } from '../runner/limits.ts';
 import { loadQuickjsKonnector } from '../runner/quickjs/job.ts';
-import { runJob } from '../runner/sandbox/job.ts';
-import { loadKonnector } from '../runner/sandbox/loader.ts';
+import { runJob, type JobReport } from '../runner/sandbox/job.ts';
+import { type LoadedKonnector, loadKonnector } from '../runner/sandbox/loader.ts';
 import { buildOnce, exampleDir } from '../test/support/artifacts.ts';
 import { startTestCouch } from '../test/support/couch.ts';
+import { quantile } from './quantile.ts';
 
-const { values } = parseArgs({ options: { rounds: { type: 'string', default: '4' } } });
+const { values } = parseArgs({ options: { rounds: { type: 'string', default: '5' } } });
+const rounds = Number(values.rounds);
+if (!Number.isInteger(rounds) || rounds < 1) throw new Error(`--rounds must be a positive integer, got ${values.rounds}`);
 const MiB = 1024 * 1024;
 const dir = exampleDir('example-bills');
 const [site, couch] = await Promise.all([startVendorSite(), startTestCouch()]);
 const dataDir = await mkdtemp(path.join(os.tmpdir(), 'bench-engines-'));
+
+const timed = async <T>(work: () => Promise<T>): Promise<[T, number]> => {
+  const started = performance.now();
+  return [await work(), performance.now() - started];
+};
+
 try {
-  let started = performance.now();
-  const quickjs = await loadQuickjsKonnector(dir, defaultLimits);
-  const quickjsReady = performance.now() - started;
-  const artifact = await buildOnce(dir);
-  started = performance.now();
-  const component = await loadKonnector(await readArtifact(artifact), defaultLimits);
-  const componentReady = performance.now() - started;
-  console.log(`ready: quickjs bundle + bytecode ${quickjsReady.toFixed(0)} ms (${(quickjs.bytecode.length / MiB).toFixed(2)} MiB of bytecode); componentize-js load of the built artifact ${componentReady.toFixed(0)} ms`);
+  const artifactPath = await buildOnce(dir);
+  const [quickjs, quickjsReadyMs] = await timed(() => loadQuickjsKonnector(dir, defaultLimits));
+  const [component, componentReadyMs] = await timed(async () => loadKonnector(await readArtifact(artifactPath), defaultLimits));
+  const engines = { quickjs, 'componentize-js': component } satisfies Record<string, LoadedKonnector>;
+  const reports: Record<keyof typeof engines, JobReport[]> = { quickjs: [], 'componentize-js': [] };
   let job = 0;
-  for (let round = 0; round < Number(values.rounds); round++) {
-    for (const [engine, konnector] of [['quickjs', quickjs], ['componentize-js', component]] as const) {
+  // One job each first (worker start, the engine's compilation), then rounds, interleaved.
+  for (let round = -1; round < rounds; round++) {
+    for (const [engine, konnector] of Object.entries(engines) as [keyof typeof engines, LoadedKonnector][]) {
       const report = await runJob(konnector, { accountId: 'account', instance: `bench${job++}.cozy.example`, fields: site.credentials }, {
         couchUrl: couch.url,
         limits: defaultLimits,
         filesDir: path.join(dataDir, 'files'),
         connectTo: [{ host: 'energy.example', port: 80, toAddress: '127.0.0.1', toPort: site.port }],
       });
-      console.log([engine, `round ${round}`, report.state, report.error ?? '', `${report.durationMs} ms`, `memory ${(report.memoryPeakBytes / MiB).toFixed(1)} MiB`,
-        `fuel ${((report.fuelUsed ?? 0) / 1e9).toFixed(2)} billion`, `${report.requests} requests`, JSON.stringify(report.saved)].join('  '));
+      if (report.state !== 'done') throw new Error(`example-bills on ${engine} ended ${report.state} ${report.error}: ${report.message}`);
+      if (round >= 0) reports[engine].push(report);
     }
   }
+  const of = (engine: keyof typeof engines, pick: (report: JobReport) => number) => quantile(reports[engine].map(pick), 0.5);
+  const rows: [string, number, number, string][] = [
+    ['konnector code a host keeps (MiB): bytecode / artifact file', quickjs.bytecode!.length / MiB, (await stat(artifactPath)).size / MiB, '<= 1.5 MiB'],
+    ['ready to run from its sources or artifact (ms)', quickjsReadyMs, componentReadyMs, '-'],
+    ['example-bills job, median (ms)', of('quickjs', (r) => r.durationMs), of('componentize-js', (r) => r.durationMs), '-'],
+    ['linear memory peak per job, median (MiB)', of('quickjs', (r) => r.memoryPeakBytes) / MiB, of('componentize-js', (r) => r.memoryPeakBytes) / MiB, '<= 3 MiB'],
+    ['fuel per job, median (billion)', of('quickjs', (r) => r.fuelUsed ?? 0) / 1e9, of('componentize-js', (r) => r.fuelUsed ?? 0) / 1e9, '-'],
+  ];
+  console.log(`${os.cpus().length} CPUs (${os.cpus()[0]?.model}), Node ${process.version}, example-bills, ${rounds} jobs per engine after one each, interleaved`);
+  console.log('| measure | quickjs | componentize-js (baseline) | quickjs / baseline | target (quickjs) |');
+  console.log('|---|---|---|---|---|');
+  for (const [measure, q, c, target] of rows) console.log(`| ${measure} | ${q.toFixed(2)} | ${c.toFixed(2)} | ${(q / c).toFixed(2)}x | ${target} |`);
+  const saved = new Set(Object.values(reports).flat().map((r) => JSON.stringify(r.saved)));
+  if (saved.size !== 1) throw new Error(`the engines saved different documents: ${[...saved].join(' / ')}`);
 } finally {
   await site.stop();
   await couch.stop();

@@ -6,7 +6,7 @@
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
-const benches = ['build.ts', 'catalog.ts', 'fuel.ts', 'serve.ts', 'load.ts'];
+const benches = ['build.ts', 'catalog.ts', 'fuel.ts', 'engines.ts', 'serve.ts', 'load.ts'];
 let failed = 0;
 for (const bench of benches) {
   process.stdout.write(`\n## bench/${bench}\n\n`);
