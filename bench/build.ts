@@ -2,7 +2,8 @@
  * `konnector build` with and without the build cache (runner/compile/cache.ts),
  * end to end through the CLI as CI runs it: a build without the cache is the
  * baseline, measured in the same run. Every build of a konnector must give
- * the same bytes, cached or not.
+ * the same bytes, cached or not. Then each artifact's size, the konnector's
+ * own part, against the whole component it held before the engine was shared.
  *
  *   node --import tsx bench/build.ts [--rounds N]
  */
@@ -13,6 +14,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
+import { readArtifact } from '../runner/compile/artifact.ts';
 
 const repoRoot = fileURLToPath(new URL('../', import.meta.url));
 const { values } = parseArgs({ options: { rounds: { type: 'string', default: '3' } } });
@@ -58,6 +60,13 @@ try {
     if (hashes.size !== 1) throw new Error(`${konnector}: cached and uncached builds gave different bytes`);
     const [none, cold, warm] = [median(times.none), median(times.cold), median(times.warm)];
     console.log(`| ${path.basename(konnector)} | ${none.toFixed(2)} | ${cold.toFixed(2)} | ${warm.toFixed(2)} | ${(warm / none).toFixed(2)}x |`);
+  }
+  const mb = (bytes: number) => (bytes / 1e6).toFixed(2);
+  console.log('\n| konnector | artifact (own part) MB | whole component MB (format 1) | ratio | engine MB, once per toolchain |');
+  console.log('|---|---|---|---|---|');
+  for (const konnector of konnectors) {
+    const { header, fileBytes } = await readArtifact(path.join(scratch, `${path.basename(konnector)}.kwasm`));
+    console.log(`| ${path.basename(konnector)} | ${mb(fileBytes)} | ${mb(header.component.bytes)} | ${(fileBytes / header.component.bytes).toFixed(2)} | ${mb(header.engine.bytes)} |`);
   }
 } finally {
   await rm(scratch, { recursive: true, force: true });

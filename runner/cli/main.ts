@@ -37,7 +37,10 @@ Bundles the konnector (manifest.konnector; its entry: package.json "main", else 
 src/index.ts, index.js, index.ts; its npm dependencies; cozy-konnector-libs resolves to the
 sandbox SDK) and compiles it to a
 WebAssembly component of the cozy:konnector world. Writes ONE artifact file holding
-the component, the manifest and a sha256 of both. The same sources give the same bytes.
+what is the konnector's own (its snapshot, compressed), the manifest and a sha256 over
+both and the engine's sha256; the engine, the same for every konnector of a toolchain, is
+written once beside it as engines/<sha256>.wasm (copy it with the artifact). The same
+sources give the same bytes, the artifact's and the engine's.
 Every core module that can loop is fuel-metered (docs/fuel.md); --unmetered leaves them
 as they are, for benchmarks: \`run\` refuses such an artifact without --allow-unmetered.
   --out-dir <dir>  build each konnector to <dir>/<slug>.kwasm, --jobs at a time (default:
@@ -59,7 +62,10 @@ code offline, never crash or hang. Exit 0 when the table is printed, whatever it
 Prints the artifact's slug, version, sha256, engine, the component's full import and
 export lists, the manifest permissions and the limits a job of it runs under.
   --json           print one JSON object
-  --limits <file>  JSON limits overriding the defaults (as for run)`,
+  --limits <file>  JSON limits overriding the defaults (as for run)
+Every command that reads an artifact looks for its engine in engines/ beside it, then in
+$KONNECTOR_ENGINES_DIR, then in the build cache (where builds keep it too), and checks it
+against the sha256 the artifact records.`,
   run: `Usage: konnector run <artifact> --fields <json|file> [options]
 
 Runs one job of the konnector in the sandbox.
@@ -173,8 +179,9 @@ async function inspect(argv: string[]): Promise<number> {
     version: header.manifest.version,
     sha256: header.sha256,
     bytes: artifact.fileBytes,
+    componentBytes: header.component.bytes,
     world: header.world,
-    engine: header.engine,
+    engine: { ...header.engine, file: artifact.engineFile },
     builtBy: header.builtBy,
     sourceSha256: header.sourceSha256,
     metering: header.metering,
@@ -190,9 +197,10 @@ async function inspect(argv: string[]): Promise<number> {
   const lines = [
     `${facts.slug} ${facts.version} (${facts.name})`,
     `sha256    ${facts.sha256}`,
-    `size      ${facts.bytes} bytes`,
+    `size      ${facts.bytes} bytes (the whole component with its engine: ${facts.componentBytes} bytes)`,
     `world     ${facts.world}`,
     `engine    ${facts.engine.name} ${facts.engine.version}, built by ${facts.builtBy.name} ${facts.builtBy.version}`,
+    `          sha256 ${facts.engine.sha256}, ${facts.engine.bytes} bytes, read from ${facts.engine.file}`,
     `metering  ${facts.metering ? `fuel (instrumenter version ${facts.metering.instrumenterVersion})` : 'NONE: built with --unmetered, run refuses it without --allow-unmetered'}`,
     `imports`,
     ...imports.map((i) => `  ${i}`),

@@ -1,36 +1,63 @@
 import { createHash } from 'node:crypto';
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { brotliCompressSync, brotliDecompressSync, constants } from 'node:zlib';
 import { z } from 'zod';
 import { UsageError } from '../errors.ts';
 import { describeIssues } from '../../host-api/schema-issues.ts';
+import { joinComponent, separateComponent } from '../wasm/index.ts';
+import { BuildCache } from './cache.ts';
 import { ManifestSchema } from './manifest.ts';
 
 /**
- * A konnector artifact is ONE file:
+ * A konnector artifact is ONE file holding what is the konnector's own:
  *
- *   line 1   `cozy-konnector-artifact/1`
- *   line 2   the header, one line of JSON (manifest, build facts, sizes, sha256)
- *   rest     the WebAssembly component, exactly `header.component.bytes` bytes
+ *   line 1   `cozy-konnector-artifact/2`
+ *   line 2   the header, one line of JSON (manifest, build facts, the engine's name, version and sha256, sizes, sha256)
+ *   rest     the own part, brotli-compressed: the snapshot sections (memory, globals, data, data count) and the
+ *            exports of each pre-initialized core module, in `header.snapshots` order
  *
- * `header.sha256` is the sha256 of line 2 written with `sha256: ""` followed
- * by the component bytes, so any change to the manifest, the build facts or
- * the code is detected when the artifact is read. The runner never executes
+ * The rest of the component, the engine (runner/wasm/snapshot.ts: the same
+ * for every konnector of one toolchain, 13 MB), is stored once in an engine
+ * store beside the artifacts: `engines/<sha256 of its bytes>.wasm`, checked
+ * against that hash when read. `header.sha256` is the sha256 of line 2
+ * written with `sha256: ""` followed by the own part, so it covers the engine
+ * through its hash: any change to the manifest, the build facts or the code
+ * is detected when the artifact is read. The runner never executes
  * JavaScript from an artifact: it generates the component's glue itself.
  */
-const MAGIC = 'cozy-konnector-artifact/1\n';
+const MAGIC = 'cozy-konnector-artifact/2\n';
+/** The format whose file held the whole component: recognized only to say that it must be rebuilt. */
+const MAGIC_V1 = 'cozy-konnector-artifact/1\n';
 
 export const WORLD = 'cozy:konnector/konnector@0.1.0';
 
+/**
+ * The engine store's directory beside the artifacts. An engine is also
+ * looked for in $KONNECTOR_ENGINES_DIR, then in the build cache, where every
+ * build keeps the engine it wrote: an artifact copied alone on the machine
+ * that built it still runs.
+ */
+export const ENGINES_DIR = 'engines';
+
+const engineCacheKey = (sha256: string) => `engine-${sha256}`;
+
+const Sha256Schema = z.string().regex(/^[0-9a-f]{64}$/);
+
 export const ArtifactHeaderSchema = z
   .object({
-    format: z.literal(1),
+    format: z.literal(2),
     world: z.string(),
     manifest: ManifestSchema,
-    engine: z.object({ name: z.string(), version: z.string() }),
+    engine: z.object({ name: z.string(), version: z.string(), sha256: Sha256Schema, bytes: z.number().int().positive() }),
     builtBy: z.object({ name: z.string(), version: z.string() }),
-    sourceSha256: z.string().regex(/^[0-9a-f]{64}$/),
+    sourceSha256: Sha256Schema,
+    /** The whole component the engine and the own part make: its size, checked when they are joined. */
     component: z.object({ bytes: z.number().int().positive() }),
+    /** Each pre-initialized core module's own sections: its index in the component, their size uncompressed. */
+    snapshots: z.array(z.object({ module: z.number().int().nonnegative(), bytes: z.number().int().positive() })),
+    /** The own part as stored after the header. */
+    own: z.object({ compression: z.literal('br'), bytes: z.number().int().nonnegative() }),
     /** How the component's core modules were metered at build time; null: not metered. */
     metering: z.object({ fuel: z.literal(true), instrumenterVersion: z.string() }).nullable(),
     sha256: z.string(),
@@ -41,38 +68,94 @@ export type ArtifactHeader = z.infer<typeof ArtifactHeaderSchema>;
 
 export interface Artifact {
   header: ArtifactHeader;
+  /** The whole component: the engine with the konnector's own part put back, as the build made it. */
   component: Uint8Array;
-  /** Size of the whole file. */
+  /** Size of the artifact file (the engine not counted). */
   fileBytes: number;
+  /** The engine store file the engine was read from. */
+  engineFile: string;
 }
 
-function contentSha256(header: ArtifactHeader, component: Uint8Array): string {
+/** An artifact ready to be written: its file's bytes and the engine it names. */
+export interface EncodedArtifact {
+  header: ArtifactHeader;
+  bytes: Buffer;
+  engine: Uint8Array;
+}
+
+/**
+ * Brotli at quality 7 with a 16 MB window: example-bills' snapshot sections in
+ * 3.23 MB and 1.4 s, where quality 9 takes 3 s for 3.21 MB, quality 11 30 s
+ * for about 2.7 MB, and gzip -9 gives 3.9 MB (docs/benchmarks.md). The same
+ * input and zlib give the same bytes.
+ */
+const BROTLI = { params: { [constants.BROTLI_PARAM_QUALITY]: 7, [constants.BROTLI_PARAM_LGWIN]: 24 } };
+
+const sha256 = (bytes: Uint8Array) => createHash('sha256').update(bytes).digest('hex');
+
+function contentSha256(header: ArtifactHeader, own: Uint8Array): string {
   return createHash('sha256')
     .update(JSON.stringify({ ...header, sha256: '' }))
-    .update(component)
+    .update(own)
     .digest('hex');
 }
 
 export function encodeArtifact(
-  fields: Omit<ArtifactHeader, 'sha256' | 'format' | 'world'>,
+  fields: Omit<ArtifactHeader, 'sha256' | 'format' | 'world' | 'engine' | 'component' | 'snapshots' | 'own'> & { engine: { name: string; version: string } },
   component: Uint8Array,
-): { header: ArtifactHeader; bytes: Buffer } {
-  const header: ArtifactHeader = { format: 1, world: WORLD, ...fields, sha256: '' };
-  header.sha256 = contentSha256(header, component);
-  return { header, bytes: Buffer.concat([Buffer.from(MAGIC + JSON.stringify(header) + '\n'), component]) };
+): EncodedArtifact {
+  const { engine, own } = separateComponent(component);
+  // What is written must give back exactly what was built.
+  if (Buffer.compare(joinComponent(engine, own), component) !== 0) throw new Error('the component does not split into engine and snapshots that give it back');
+  const snapshots = [...own].map(([module, bytes]) => ({ module, bytes: bytes.length }));
+  const ownPart = brotliCompressSync(Buffer.concat([...own.values()]), BROTLI);
+  // In the schema's order: the sha256 is taken over the header as decoding gives it back.
+  const header: ArtifactHeader = {
+    format: 2,
+    world: WORLD,
+    manifest: fields.manifest,
+    engine: { ...fields.engine, sha256: sha256(engine), bytes: engine.length },
+    builtBy: fields.builtBy,
+    sourceSha256: fields.sourceSha256,
+    component: { bytes: component.length },
+    snapshots,
+    own: { compression: 'br', bytes: ownPart.length },
+    metering: fields.metering,
+    sha256: '',
+  };
+  header.sha256 = contentSha256(header, ownPart);
+  return { header, bytes: Buffer.concat([Buffer.from(MAGIC + JSON.stringify(header) + '\n'), ownPart]), engine };
 }
 
-/** Writes through a temporary file so a crash never leaves half an artifact. */
-export async function writeArtifact(file: string, bytes: Buffer): Promise<void> {
+/**
+ * Writes the artifact and, where they do not hold it yet, its engine to the
+ * engine store beside it and to the build cache. Files go through a temporary
+ * one so a crash never leaves half of either; builds that share an engine
+ * write the same bytes.
+ */
+export async function writeArtifact(file: string, artifact: EncodedArtifact, cache: BuildCache = new BuildCache()): Promise<void> {
+  const { sha256: engineSha256 } = artifact.header.engine;
+  const engineFile = path.join(path.dirname(file), ENGINES_DIR, `${engineSha256}.wasm`);
+  const stored = await readFile(engineFile).catch(() => undefined);
+  if (!stored || sha256(stored) !== engineSha256) await writeWhole(engineFile, artifact.engine);
+  if (!cache.get(engineCacheKey(engineSha256))) cache.put(engineCacheKey(engineSha256), artifact.engine);
+  await writeWhole(file, artifact.bytes);
+}
+
+async function writeWhole(file: string, bytes: Uint8Array): Promise<void> {
   const partial = `${file}.partial-${process.pid}`;
   await mkdir(path.dirname(file), { recursive: true });
   await writeFile(partial, bytes);
   await rename(partial, file);
 }
 
-export function decodeArtifact(bytes: Buffer, where: string): Artifact {
+/** The header and own part of an artifact file, checked against its sha256. */
+function decodeArtifactFile(bytes: Buffer, where: string): { header: ArtifactHeader; own: Buffer } {
   const notArtifact = (why: string) =>
     new UsageError('artifact', `${where} is not a usable konnector artifact: ${why}. Rebuild it with \`konnector build\`.`);
+  if (bytes.subarray(0, MAGIC_V1.length).toString('latin1') === MAGIC_V1) {
+    throw notArtifact('it is in format 1, which held the whole engine in each artifact; this runner reads format 2 (the engine in a shared store)');
+  }
   if (bytes.subarray(0, MAGIC.length).toString('latin1') !== MAGIC) {
     throw notArtifact('it does not start with the artifact signature');
   }
@@ -90,15 +173,50 @@ export function decodeArtifact(bytes: Buffer, where: string): Artifact {
   if (header.world !== WORLD) {
     throw notArtifact(`it targets the world ${header.world}, this runner runs ${WORLD}`);
   }
-  const component = bytes.subarray(headerEnd + 1);
-  if (component.length !== header.component.bytes) {
-    throw notArtifact(`its component is ${component.length} bytes, the header says ${header.component.bytes} (truncated or padded file)`);
+  const own = bytes.subarray(headerEnd + 1);
+  if (own.length !== header.own.bytes) {
+    throw notArtifact(`its own part is ${own.length} bytes, the header says ${header.own.bytes} (truncated or padded file)`);
   }
-  const actual = contentSha256(header, component);
+  const actual = contentSha256(header, own);
   if (actual !== header.sha256) {
     throw notArtifact(`its content sha256 is ${actual}, the header records ${header.sha256} (the file was modified or corrupted)`);
   }
-  return { header, component, fileBytes: bytes.length };
+  return { header, own };
+}
+
+/** Where an artifact's engine is looked for, in order: the engine store beside it, then $KONNECTOR_ENGINES_DIR. */
+function engineDirs(artifactFile: string, env: NodeJS.ProcessEnv = process.env): string[] {
+  const dirs = [path.resolve(path.dirname(artifactFile), ENGINES_DIR)];
+  if (env.KONNECTOR_ENGINES_DIR) dirs.push(path.resolve(env.KONNECTOR_ENGINES_DIR));
+  return dirs;
+}
+
+/** The engine an artifact names, from the first store that has it, checked against its sha256. */
+async function readEngine(header: ArtifactHeader, artifactFile: string): Promise<{ engine: Buffer; engineFile: string }> {
+  const { name, version, sha256: expected } = header.engine;
+  const dirs = engineDirs(artifactFile);
+  const cache = new BuildCache();
+  for (const dir of dirs) {
+    const engineFile = path.join(dir, `${expected}.wasm`);
+    const engine = await readFile(engineFile).catch((error: NodeJS.ErrnoException) => {
+      if (error.code === 'ENOENT') return undefined;
+      throw new UsageError('artifact', `cannot read the engine ${engineFile} of ${artifactFile}: ${error.code ?? error.message}`);
+    });
+    if (!engine) continue;
+    const actual = sha256(engine);
+    if (actual !== expected) {
+      throw new UsageError('artifact', `the engine ${engineFile} of ${artifactFile} has sha256 ${actual}, not ${expected} (the file was modified or corrupted): copy it again from where the artifact was built, or rebuild`);
+    }
+    return { engine, engineFile };
+  }
+  // The cache checks its entries' own sha256; a damaged one reads as absent.
+  const cached = cache.get(engineCacheKey(expected));
+  if (cached && sha256(cached) === expected) return { engine: cached, engineFile: path.join(cache.dir!, engineCacheKey(expected)) };
+  const places = [...dirs, ...(cache.dir ? [`the build cache ${cache.dir}`] : [])];
+  throw new UsageError(
+    'artifact',
+    `${artifactFile} needs the engine ${name} ${version} with sha256 ${expected}, which is in none of ${places.join(', ')}: copy ${ENGINES_DIR}/${expected}.wasm from where it was built beside it, or set KONNECTOR_ENGINES_DIR to a directory that holds it`,
+  );
 }
 
 export async function readArtifact(file: string): Promise<Artifact> {
@@ -108,5 +226,28 @@ export async function readArtifact(file: string): Promise<Artifact> {
   } catch (error) {
     throw new UsageError('artifact', `cannot read artifact ${file}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
   }
-  return decodeArtifact(bytes, file);
+  const { header, own } = decodeArtifactFile(bytes, file);
+  const { engine, engineFile } = await readEngine(header, file);
+  const broken = (why: string) => new UsageError('artifact', `${file} and its engine ${engineFile} do not make a component: ${why}. Rebuild it with \`konnector build\`.`);
+  const snapshotBytes = header.snapshots.reduce((n, s) => n + s.bytes, 0);
+  let snapshots: Buffer;
+  try {
+    snapshots = brotliDecompressSync(own, { maxOutputLength: Math.max(snapshotBytes, 1) });
+  } catch (error) {
+    throw broken(`its own part does not decompress (${(error as Error).message})`);
+  }
+  if (snapshots.length !== snapshotBytes) throw broken(`its own part is ${snapshots.length} bytes uncompressed, the header says ${snapshotBytes}`);
+  const parts = new Map<number, Uint8Array>();
+  let at = 0;
+  for (const { module, bytes: length } of header.snapshots) {
+    parts.set(module, snapshots.subarray(at, (at += length)));
+  }
+  let component: Uint8Array;
+  try {
+    component = joinComponent(engine, parts);
+  } catch (error) {
+    throw broken((error as Error).message);
+  }
+  if (component.length !== header.component.bytes) throw broken(`they join to ${component.length} bytes, the header says ${header.component.bytes}`);
+  return { header, component, fileBytes: bytes.length, engineFile };
 }

@@ -5,7 +5,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { componentize, version as engineVersion } from '@bytecodealliance/componentize-js';
 import { UsageError } from '../errors.ts';
-import { encodeModule, findSection, mapCoreModules, readModule, SectionId, setSection, type Section } from '../wasm/index.ts';
+import { encodeModule, findSection, mapCoreModules, readModule, setSection, SNAPSHOT_SECTIONS, type Section } from '../wasm/index.ts';
 import { type BuildCache, cacheKey } from './cache.ts';
 import { withMachineLock } from './machine-lock.ts';
 
@@ -44,9 +44,6 @@ interface Spliced {
   exports: unknown;
   imports: unknown;
 }
-
-/** Sections preinitialization fills with the konnector's own state; every other section is the engine's. */
-const SNAPSHOT_SECTIONS = [SectionId.memory, SectionId.global, SectionId.data, SectionId.dataCount];
 
 const withSnapshotOf = (engine: readonly Section[], snapshot: readonly Section[]) =>
   SNAPSHOT_SECTIONS.reduce((sections, id) => setSection(sections, id, findSection(snapshot, id) ?? null), [...engine]);

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { createRequire } from 'node:module';
-import { encodeArtifact, writeArtifact } from './artifact.ts';
+import { type ArtifactHeader, encodeArtifact, writeArtifact } from './artifact.ts';
 import { UsageError } from '../errors.ts';
 import { readManifest } from './manifest.ts';
 import { FUEL_INSTRUMENTER_VERSION, instrumentComponentFuel } from '../wasm/index.ts';
@@ -15,7 +15,12 @@ export interface BuildResult {
   slug: string;
   version: string;
   sha256: string;
+  /** The artifact file's size: the konnector's own part and its header. */
   bytes: number;
+  /** The engine it names, written once to the engine store beside it. */
+  engine: ArtifactHeader['engine'];
+  /** The whole component's size, what the artifact held before the engine was shared. */
+  componentBytes: number;
 }
 
 /**
@@ -48,17 +53,17 @@ export async function buildKonnector(konnectorDir: string, out: string, options:
       throw new UsageError('source', `the component cannot be fuel-metered: ${(error as Error).message}`);
     }
   }
-  const { header, bytes } = encodeArtifact(
+  const artifact = encodeArtifact(
     {
       manifest,
       engine,
       builtBy: { name: self.name, version: self.version },
       sourceSha256: createHash('sha256').update(bundle.code).digest('hex'),
-      component: { bytes: component.length },
       metering: options.unmetered ? null : { fuel: true, instrumenterVersion: FUEL_INSTRUMENTER_VERSION },
     },
     component,
   );
-  await writeArtifact(out, bytes);
-  return { out, slug: manifest.slug, version: manifest.version, sha256: header.sha256, bytes: bytes.length };
+  await writeArtifact(out, artifact, cache);
+  const { header, bytes } = artifact;
+  return { out, slug: manifest.slug, version: manifest.version, sha256: header.sha256, bytes: bytes.length, engine: header.engine, componentBytes: header.component.bytes };
 }

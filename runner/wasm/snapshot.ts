@@ -1,5 +1,5 @@
 import { ByteReader } from './bytes.ts';
-import { encodeModule, findSection, readModule, SectionId, setSection } from './module.ts';
+import { encodeModule, findSection, mapCoreModules, readModule, SectionId, setSection } from './module.ts';
 import {
   countImports,
   encodeExports,
@@ -37,6 +37,12 @@ export interface SplitModule {
   engine: Uint8Array<ArrayBuffer>;
   snapshot: Snapshot;
 }
+
+/** Sections pre-initialization fills with a konnector's own state; every other section is the engine's. */
+export const SNAPSHOT_SECTIONS: readonly number[] = [SectionId.memory, SectionId.global, SectionId.data, SectionId.dataCount];
+
+/** What splitSnapshot takes from a module or changes in it: the snapshot sections and the exports, which the engine extends. */
+const OWN_SECTIONS: readonly number[] = [...SNAPSHOT_SECTIONS, SectionId.export];
 
 /** Prefix of the exports the engine gets for its globals; a module already using it is not split. */
 export const SNAPSHOT_GLOBAL_PREFIX = 'konnector_snapshot_global_';
@@ -144,4 +150,30 @@ export function applySnapshot(instance: WebAssembly.Instance, snapshot: Snapshot
     if (!(global instanceof WebAssembly.Global)) throw new Error(`the engine does not export the global "${exportName}"`);
     global.value = value;
   }
+}
+
+/**
+ * A component as stored: its engine (each module splitSnapshot can split,
+ * replaced by its engine) and, by module index, each such module's own
+ * sections as they were, framed as a module of those sections alone.
+ */
+export function separateComponent(component: Uint8Array): { engine: Uint8Array; own: Map<number, Uint8Array> } {
+  const own = new Map<number, Uint8Array>();
+  const engine = mapCoreModules(component, (module, index) => {
+    const split = splitSnapshot(module);
+    if (!split) return module;
+    own.set(index, encodeModule(readModule(module).filter((section) => OWN_SECTIONS.includes(section.id))));
+    return split.engine;
+  });
+  return { engine, own };
+}
+
+/** separateComponent's inverse: each module's own sections put back, byte for byte, into its engine. */
+export function joinComponent(engine: Uint8Array, own: ReadonlyMap<number, Uint8Array>): Uint8Array {
+  return mapCoreModules(engine, (module, index) => {
+    const part = own.get(index);
+    if (!part) return module;
+    const sections = readModule(part);
+    return encodeModule(OWN_SECTIONS.reduce((out, id) => setSection(out, id, findSection(sections, id) ?? null), readModule(module)));
+  });
 }

@@ -1,9 +1,10 @@
-import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
 import os from 'node:os';
 import path from 'node:path';
 import { componentize } from '@bytecodealliance/componentize-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { encodeArtifact, readArtifact } from '../../runner/compile/artifact.ts';
+import { encodeArtifact, readArtifact, writeArtifact } from '../../runner/compile/artifact.ts';
 import { BuildCache } from '../../runner/compile/cache.ts';
 import { buildOnce, fixtureDir, repoRoot } from '../support/artifacts.ts';
 import { konnectorCli, lastJsonLine } from '../support/cli.ts';
@@ -24,12 +25,29 @@ afterAll(async () => {
 });
 
 describe('konnector build', () => {
-  it('gives the same bytes for the same sources', async () => {
+  it('gives the same bytes for the same sources, the artifact\'s and its engine\'s', async () => {
     const again = path.join(scratch, 'again.kwasm');
     const result = await konnectorCli(['build', fixtureDir('sandbox-probe'), '--out', again]);
     expect(result.code, result.stderr).toBe(0);
     expect(result.stdout).toMatch(/sandbox-probe 1\.0\.0, \d+ bytes, sha256 [0-9a-f]{64}/);
     expect(Buffer.compare(await readFile(again), await readFile(probeArtifact))).toBe(0);
+    const { header } = await readArtifact(probeArtifact);
+    const engineFile = (artifact: string) => path.join(path.dirname(artifact), 'engines', `${header.engine.sha256}.wasm`);
+    expect(Buffer.compare(await readFile(engineFile(again)), await readFile(engineFile(probeArtifact)))).toBe(0);
+  });
+
+  it('writes only the konnector\'s own part to the artifact, the engine once beside it, named by its sha256', async () => {
+    const artifact = await readArtifact(probeArtifact);
+    const { header } = artifact;
+    expect(header.format).toBe(2);
+    expect(artifact.engineFile).toBe(path.join(path.dirname(probeArtifact), 'engines', `${header.engine.sha256}.wasm`));
+    const engine = await readFile(artifact.engineFile);
+    expect(createHash('sha256').update(engine).digest('hex')).toBe(header.engine.sha256);
+    expect(engine.length).toBe(header.engine.bytes);
+    // The engine is most of the component; the artifact holds the rest, compressed.
+    expect(header.engine.bytes).toBeGreaterThan(header.component.bytes / 2);
+    expect(artifact.fileBytes).toBeLessThan((header.component.bytes - header.engine.bytes) / 2);
+    expect(artifact.component.length).toBe(header.component.bytes);
   });
 
   it.each([
@@ -63,7 +81,7 @@ describe('konnector build', () => {
     const uncached = await build('uncached', 'off');
     const cold = await build('cold', cacheDir);
     const entries = (await readdir(cacheDir)).sort();
-    expect(entries.map((name) => name.replace(/-[0-9a-f]{64}$/, ''))).toEqual(['component', 'fuel-code', 'metadata', 'spliced', 'stubbed']);
+    expect(entries.map((name) => name.replace(/-[0-9a-f]{64}$/, ''))).toEqual(['component', 'engine', 'fuel-code', 'metadata', 'spliced', 'stubbed']);
     const warm = await build('warm', cacheDir);
     for (const name of entries) {
       const entry = path.join(cacheDir, name);
@@ -100,7 +118,9 @@ describe('konnector build', () => {
     expect(result.stderr).toMatch(/konnector: \S*syntax-error: cannot bundle .*\n.*index\.js:3:\d+: Expected "\)" but found "\{"/);
     expect(result.stderr).toContain('1 of 3 builds failed');
     expect(result.stdout).toMatch(/sandbox-probe\.kwasm: sandbox-probe 1\.0\.0/);
-    expect((await readdir(outDir)).sort()).toEqual(['sandbox-probe.kwasm', 'src-layout.kwasm']);
+    expect((await readdir(outDir)).sort()).toEqual(['engines', 'sandbox-probe.kwasm', 'src-layout.kwasm']);
+    // Both konnectors share one engine, written once.
+    expect(await readdir(path.join(outDir, 'engines'))).toEqual([expect.stringMatching(/^[0-9a-f]{64}\.wasm$/)]);
     expect(Buffer.compare(await readFile(path.join(outDir, 'sandbox-probe.kwasm')), await readFile(probeArtifact))).toBe(0);
   });
 
@@ -151,7 +171,7 @@ describe('konnector inspect', () => {
       version: '1.0.0',
       sha256: artifact.header.sha256,
       world: 'cozy:konnector/konnector@0.1.0',
-      engine: { name: 'componentize-js' },
+      engine: { name: 'componentize-js', sha256: artifact.header.engine.sha256, file: artifact.engineFile },
       exports: ['run'],
       permissions: { probes: { type: 'io.cozy.probes' } },
       limits: { memoryBytes: 256 * 1024 * 1024, wallClockMs: 300_000 },
@@ -190,14 +210,50 @@ describe('konnector run refuses bad input with exit code 2', () => {
     });
     const { header } = await readArtifact(probeArtifact);
     const foreign = encodeArtifact(
-      { manifest: header.manifest, engine: header.engine, builtBy: header.builtBy, sourceSha256: header.sourceSha256, component: { bytes: component.length }, metering: null },
+      { manifest: header.manifest, engine: header.engine, builtBy: header.builtBy, sourceSha256: header.sourceSha256, metering: null },
       component,
     );
-    const file = path.join(scratch, 'other-world.kwasm');
-    await writeFile(file, foreign.bytes);
+    const file = path.join(scratch, 'other-world', 'other-world.kwasm');
+    await writeArtifact(file, foreign);
     const result = await konnectorCli(['run', file, '--fields', '{}']);
     expect(result.code).toBe(2);
     expect(result.stderr).toMatch(/the component imports test:other\/environment, which the konnector world does not provide/);
+  });
+
+  it('an artifact without its engine, or with an engine that is not the one it names; KONNECTOR_ENGINES_DIR is searched too', async () => {
+    const { header, engineFile } = await readArtifact(probeArtifact);
+    const alone = path.join(scratch, 'alone', 'probe.kwasm');
+    await mkdir(path.dirname(alone), { recursive: true });
+    await copyFile(probeArtifact, alone);
+    const emptyCache = path.join(scratch, 'empty-cache');
+    const missing = await konnectorCli(['inspect', alone], { KONNECTOR_ENGINES_DIR: '', KONNECTOR_CACHE_DIR: emptyCache });
+    expect(missing.code).toBe(2);
+    expect(missing.stderr).toContain(`needs the engine componentize-js ${header.engine.version} with sha256 ${header.engine.sha256}, which is in none of ${path.join(path.dirname(alone), 'engines')}, the build cache ${emptyCache}`);
+
+    const found = await konnectorCli(['inspect', alone, '--json'], { KONNECTOR_ENGINES_DIR: path.dirname(engineFile), KONNECTOR_CACHE_DIR: emptyCache });
+    expect(found.code, found.stderr).toBe(0);
+    expect(JSON.parse(found.stdout)).toMatchObject({ engine: { sha256: header.engine.sha256, file: engineFile } });
+    // The build that made it kept its engine in the build cache too.
+    const cached = await konnectorCli(['inspect', alone, '--json'], { KONNECTOR_ENGINES_DIR: '' });
+    expect(cached.code, cached.stderr).toBe(0);
+    expect(JSON.parse(cached.stdout)).toMatchObject({ engine: { sha256: header.engine.sha256, file: expect.stringContaining(`engine-${header.engine.sha256}`) } });
+
+    const tampered = path.join(path.dirname(alone), 'engines', `${header.engine.sha256}.wasm`);
+    await mkdir(path.dirname(tampered), { recursive: true });
+    const engine = await readFile(engineFile);
+    engine[engine.length >> 1]! ^= 0xff;
+    await writeFile(tampered, engine);
+    const wrong = await konnectorCli(['run', alone, '--fields', '{}']);
+    expect(wrong.code).toBe(2);
+    expect(wrong.stderr).toMatch(new RegExp(`the engine ${tampered} of ${alone} has sha256 [0-9a-f]{64}, not ${header.engine.sha256}`));
+  });
+
+  it('an artifact of format 1, which held the whole engine: rebuild it', async () => {
+    const old = path.join(scratch, 'format-1.kwasm');
+    await writeFile(old, `cozy-konnector-artifact/1\n${JSON.stringify({ format: 1 })}\n`);
+    const result = await konnectorCli(['run', old, '--fields', '{}']);
+    expect(result.code).toBe(2);
+    expect(result.stderr).toContain('it is in format 1, which held the whole engine in each artifact; this runner reads format 2 (the engine in a shared store). Rebuild it with `konnector build`.');
   });
 
   it.each([

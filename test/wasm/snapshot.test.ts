@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { readArtifact } from '../../runner/compile/artifact.ts';
-import { applySnapshot, mapCoreModules, splitSnapshot } from '../../runner/wasm/index.ts';
+import { applySnapshot, joinComponent, mapCoreModules, separateComponent, splitSnapshot } from '../../runner/wasm/index.ts';
 import { buildOnce, fixtureDir } from '../support/artifacts.ts';
 import { wat } from './wat.ts';
 
@@ -65,5 +65,22 @@ describe('splitSnapshot', () => {
     ['a data offset read from a global', '(module (import "env" "base" (global i32)) (memory (export "memory") 1) (data (global.get 0) "x"))'],
   ])('leaves whole a module with %s', async (_, text) => {
     expect(splitSnapshot(await wat(text))).toBeNull();
+  });
+});
+
+describe('separateComponent', () => {
+  it('takes a real konnector apart into the engine splitSnapshot gives and each module\'s own sections, and joinComponent puts it back byte for byte', async () => {
+    const { component } = await readArtifact(await buildOnce(fixtureDir('sandbox-probe')));
+    const { engine, own } = separateComponent(component);
+    expect([...own.keys()]).toHaveLength(1);
+    const [index, part] = [...own][0]!;
+    const modules: Uint8Array[] = [];
+    mapCoreModules(engine, (module) => (modules.push(module), module));
+    const whole: Uint8Array[] = [];
+    mapCoreModules(component, (module) => (whole.push(module), module));
+    expect(Buffer.compare(modules[index]!, splitSnapshot(whole[index]!)!.engine)).toBe(0);
+    // The own part is the snapshot, not the engine's code.
+    expect(part.length).toBeLessThan(whole[index]!.length - modules[index]!.length + 1024 * 1024);
+    expect(Buffer.compare(joinComponent(engine, own), component)).toBe(0);
   });
 });
