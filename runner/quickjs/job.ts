@@ -14,7 +14,7 @@ import { readManifest } from '../compile/manifest.ts';
 import { WASM_PAGE_BYTES, type Limits } from '../limits.ts';
 import type { LoadedKonnector } from '../sandbox/loader.ts';
 import { bundleForQuickjs, compileToBytecode } from './bundle.ts';
-import { compileEngine, expectedEngineSha256, sha256 } from './engine.ts';
+import { compileEngine, expectedEngineSha256, readEngine, sha256 } from './engine.ts';
 
 export interface QuickjsKonnector extends LoadedKonnector {
   /** QuickJS bytecode of the konnector's bundle, written by this engine build (it is tied to it). */
@@ -54,14 +54,17 @@ export async function loadQuickjsKonnector(dir: string, limits: Pick<Limits, 'me
   ]);
   const bytecode = compileToBytecode(compiler, script);
   const bytecodeSha256 = sha256(bytecode);
+  // No QuickJS artifact file yet (`konnector build --engine quickjs`): the header says what one would hold.
   const header: ArtifactHeader = {
-    format: 1,
+    format: 2,
     world: 'cozy:konnector/konnector@0.1.0',
     manifest,
-    engine: { name: 'quickjs', version: `2021-03-27+${engineSha256.slice(0, 12)}` },
+    engine: { name: 'quickjs', version: `2021-03-27+${engineSha256.slice(0, 12)}`, sha256: engineSha256, bytes: (await readEngine()).length },
     builtBy: { name: self.name, version: self.version },
     sourceSha256: sha256(new TextEncoder().encode(script)),
     component: { bytes: bytecode.byteLength },
+    snapshots: [],
+    own: { compression: 'br', bytes: bytecode.byteLength },
     metering: metered ? { fuel: true, instrumenterVersion: 'runner/wasm' } : null,
     sha256: bytecodeSha256,
   };
