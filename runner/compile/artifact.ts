@@ -219,14 +219,23 @@ async function readEngine(header: ArtifactHeader, artifactFile: string): Promise
   );
 }
 
-export async function readArtifact(file: string): Promise<Artifact> {
+async function readArtifactFile(file: string): Promise<{ header: ArtifactHeader; own: Buffer; fileBytes: number }> {
   let bytes: Buffer;
   try {
     bytes = await readFile(file);
   } catch (error) {
     throw new UsageError('artifact', `cannot read artifact ${file}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
   }
-  const { header, own } = decodeArtifactFile(bytes, file);
+  return { ...decodeArtifactFile(bytes, file), fileBytes: bytes.length };
+}
+
+/** The header of an artifact file checked against its sha256, without its engine: for listing what a directory holds. */
+export async function readArtifactHeader(file: string): Promise<ArtifactHeader> {
+  return (await readArtifactFile(file)).header;
+}
+
+export async function readArtifact(file: string): Promise<Artifact> {
+  const { header, own, fileBytes } = await readArtifactFile(file);
   const { engine, engineFile } = await readEngine(header, file);
   const broken = (why: string) => new UsageError('artifact', `${file} and its engine ${engineFile} do not make a component: ${why}. Rebuild it with \`konnector build\`.`);
   const snapshotBytes = header.snapshots.reduce((n, s) => n + s.bytes, 0);
@@ -249,5 +258,5 @@ export async function readArtifact(file: string): Promise<Artifact> {
     throw broken((error as Error).message);
   }
   if (component.length !== header.component.bytes) throw broken(`they join to ${component.length} bytes, the header says ${header.component.bytes}`);
-  return { header, component, fileBytes: bytes.length, engineFile };
+  return { header, component, fileBytes, engineFile };
 }

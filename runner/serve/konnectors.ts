@@ -6,7 +6,7 @@
  */
 import { readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { readArtifact } from '../compile/artifact.ts';
+import { readArtifact, readArtifactHeader } from '../compile/artifact.ts';
 import type { Limits } from '../limits.ts';
 import { loadKonnector, type LoadedKonnector } from '../sandbox/loader.ts';
 import { ServeError } from './errors.ts';
@@ -77,12 +77,12 @@ export class KonnectorRegistry {
   }
 
   private async read(file: string, mtimeMs: number, size: number): Promise<Entry> {
-    const artifact = await readArtifact(file).catch((error: Error) => {
+    const header = await readArtifactHeader(file).catch((error: Error) => {
       throw new ServeError('invalid', error.message);
     });
-    const { manifest } = artifact.header;
+    const { manifest } = header;
     return {
-      info: { slug: manifest.slug, version: manifest.version, sha256: artifact.header.sha256, file, permissions: manifest.permissions },
+      info: { slug: manifest.slug, version: manifest.version, sha256: header.sha256, file, permissions: manifest.permissions },
       mtimeMs,
       size,
     };

@@ -4,7 +4,7 @@
  * and verified once), and the connect form's fields as the manifest gives them.
  */
 import { z } from 'zod';
-import { readArtifact } from '../../compile/artifact.ts';
+import { readArtifactHeader } from '../../compile/artifact.ts';
 import type { Manifest } from '../../compile/manifest.ts';
 import { ServeError } from '../errors.ts';
 import type { KonnectorRegistry } from '../konnectors.ts';
@@ -96,7 +96,7 @@ export class Catalog {
     return Promise.all(this.registry.list().map((info) => {
       let entry = this.bySha.get(info.sha256);
       if (!entry) {
-        entry = readArtifact(info.file).then((artifact) => catalogEntry(artifact.header.manifest));
+        entry = readArtifactHeader(info.file).then((header) => catalogEntry(header.manifest));
         entry.catch(() => this.bySha.delete(info.sha256));
         this.bySha.set(info.sha256, entry);
       }
