@@ -84,12 +84,13 @@ export interface EncodedArtifact {
 }
 
 /**
- * Brotli at quality 7 with a 16 MB window: example-bills' snapshot sections in
- * 3.23 MB and 1.4 s, where quality 9 takes 3 s for 3.21 MB, quality 11 30 s
- * for about 2.7 MB, and gzip -9 gives 3.9 MB (docs/benchmarks.md). The same
- * input and zlib give the same bytes.
+ * Brotli at quality 5 with a 16 MB window: within 1% of quality 7's size in
+ * 60% of its time (sandbox-probe's snapshot sections: 3.12 MB raw, 1.14 MB at
+ * 5, 1.13 MB at 7, 1.28 MB at 4 or with gzip -9); example-bills' take about
+ * 3.2 MB at 7, 2.7 MB at 11 for 30 s (docs/benchmarks.md). The same input and
+ * zlib give the same bytes.
  */
-const BROTLI = { params: { [constants.BROTLI_PARAM_QUALITY]: 7, [constants.BROTLI_PARAM_LGWIN]: 24 } };
+const BROTLI = { params: { [constants.BROTLI_PARAM_QUALITY]: 5, [constants.BROTLI_PARAM_LGWIN]: 24 } };
 
 const sha256 = (bytes: Uint8Array) => createHash('sha256').update(bytes).digest('hex');
 
