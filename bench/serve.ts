@@ -61,8 +61,12 @@ export interface ServeBenchOptions {
   concurrency: number;
   /** Runs to leave out (the table shows a dash for them). */
   skip?: ReadonlySet<'latency' | 'memory' | 'throughput' | 'node'>;
+  /** POST /jobs requests in flight at once in the throughput run (default 1: each job posted once the previous one is answered). */
+  clients?: number;
   /** Measure where the throughput run's time goes (see the file's comment). */
   profile?: boolean;
+  /** Write a CPU profile of the host's main thread during the wasm throughput run to this file (.cpuprofile). */
+  cpuProfile?: string;
 }
 
 export interface ServeBenchResult {
@@ -461,12 +465,31 @@ export async function runServeBench(options: ServeBenchOptions): Promise<ServeBe
       await sleep(SETTLE_MS);
       couchRequests?.start();
       const cpuBefore = { threads: await threadCpuMs(), children: await childrenCpuMs() };
+      const inspector = options.cpuProfile ? new (await import('node:inspector')).Session() : undefined;
+      const post = (method: string, params?: object) => new Promise<unknown>((resolve, reject) =>
+        inspector!.post(method, params, (error, result) => (error ? reject(error) : resolve(result))));
+      if (inspector) {
+        inspector.connect();
+        await post('Profiler.enable');
+        await post('Profiler.start');
+      }
       const wasmStart = now();
-      const trivialJobs = [];
-      for (let i = 0; i < options.throughputJobs; i++) trivialJobs.push(await wasmJob(trivialAccount));
+      const trivialJobs: Array<{ id: string; posted: number }> = [];
+      let posted = 0;
+      await Promise.all(Array.from({ length: options.clients ?? 1 }, async () => {
+        while (posted < options.throughputJobs) {
+          posted++;
+          trivialJobs.push(await wasmJob(trivialAccount));
+        }
+      }));
       await Promise.all(trivialJobs.map((job) => wasmDone(job.id)));
       const wasmMs = now() - wasmStart;
       wasmRate = options.throughputJobs / (wasmMs / 1000);
+      if (inspector) {
+        const { profile: cpu } = (await post('Profiler.stop')) as { profile: unknown };
+        await writeFile(options.cpuProfile!, JSON.stringify(cpu));
+        inspector.disconnect();
+      }
       if (couchRequests) {
         const requests = couchRequests.stop();
         const threads = await threadCpuMs();
@@ -474,7 +497,7 @@ export async function runServeBench(options: ServeBenchOptions): Promise<ServeBe
         const cpu = {
           main: threads.main - cpuBefore.threads.main, others: threads.others - cpuBefore.threads.others, couch: children - cpuBefore.children,
         };
-        profile = profileTable(options.throughputJobs, wasmMs, requests, cpu, trivialJobs.map((job) => marks.get(job.id)!), latencyIds.map((id) => marks.get(id)!));
+        profile = profileTable(options.throughputJobs, options.clients ?? 1, wasmMs, requests, cpu, trivialJobs.map((job) => marks.get(job.id)!), latencyIds.map((id) => marks.get(id)!));
       }
       if (!skip.has('node')) {
         const nodeStart = now();
@@ -533,6 +556,7 @@ function phaseRows(jobs: Array<Record<string, number>>): string[] {
 
 function profileTable(
   jobs: number,
+  clients: number,
   wallMs: number,
   requests: Map<string, { n: number; ms: number }>,
   cpu: { main: number; others: number; couch: number },
@@ -542,7 +566,7 @@ function profileTable(
   const per = (n: number) => (n / jobs).toFixed(2);
   const total = [...requests.values()].reduce((a, b) => ({ n: a.n + b.n, ms: a.ms + b.ms }), { n: 0, ms: 0 });
   return [
-    `Throughput run: ${jobs} jobs in ${wallMs.toFixed(0)} ms (${(jobs / (wallMs / 1000)).toFixed(1)} jobs/s).`,
+    `Throughput run: ${jobs} jobs (${clients} POST at a time) in ${wallMs.toFixed(0)} ms (${(jobs / (wallMs / 1000)).toFixed(1)} jobs/s).`,
     '',
     '| CPU per job | ms |',
     '| --- | --- |',
@@ -584,7 +608,9 @@ const USAGE = `Usage: node --import tsx bench/serve.ts [options]
   --jobs N             jobs of the throughput run, per side (default 200)
   --latency-jobs N     jobs of the latency run, per side (default 30)
   --concurrency N      the host's concurrency (default 2 x CPUs)
+  --clients N          POST /jobs requests in flight at once in the throughput run (default 1)
   --skip WHAT,...      leave runs out: latency, memory, throughput, node (the baseline)
+  --cpu-profile FILE   a CPU profile of the host's main thread during the wasm throughput run
   --profile            where the throughput run's time goes: CPU and CouchDB requests per job, phases
   --help               this text
 
@@ -598,7 +624,9 @@ if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) 
       'latency-jobs': { type: 'string', default: '30' },
       concurrency: { type: 'string', default: String(2 * os.availableParallelism()) },
       skip: { type: 'string', default: '' },
+      clients: { type: 'string', default: '1' },
       profile: { type: 'boolean', default: false },
+      'cpu-profile': { type: 'string' },
       help: { type: 'boolean', default: false },
     },
   });
@@ -610,7 +638,7 @@ if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) 
   for (const what of skip) if (!['latency', 'memory', 'throughput', 'node'].includes(what)) throw new Error(`--skip: unknown run "${what}"\n${USAGE}`);
   const result = await runServeBench({
     latencyJobs: Number(values['latency-jobs']), throughputJobs: Number(values.jobs), concurrency: Number(values.concurrency),
-    skip: skip as ServeBenchOptions['skip'], profile: values.profile,
+    skip: skip as ServeBenchOptions['skip'], profile: values.profile, cpuProfile: values['cpu-profile'], clients: Number(values.clients),
   });
   process.stdout.write(`${result.markdown}\n`);
   if (result.profile) process.stdout.write(`\n${result.profile}\n`);

@@ -22,10 +22,34 @@ export interface FindOptions {
   fields?: string[];
 }
 
+/** Most documents one grouped write sends (see `groupWrites`). */
+const MAX_GROUP = 100;
+
+interface PendingWrite<T> {
+  doc: T;
+  resolve: (saved: T) => void;
+  reject: (error: unknown) => void;
+}
+
 export class Collection<T extends Doc> {
   private readonly db: CouchDatabase;
+  /** Writes waiting for the one in flight to land (see `groupWrites`). */
+  private readonly pending: PendingWrite<T>[] = [];
+  private writing = false;
 
-  constructor(couch: Couch, prefix: string, private readonly doctype: string) {
+  constructor(
+    couch: Couch,
+    prefix: string,
+    private readonly doctype: string,
+    /**
+     * Group commit: while a write of this collection is in flight, the writes
+     * that come meanwhile wait for it and then go together in one _bulk_docs.
+     * A lone write is sent at once as it was (PUT); each write still succeeds or
+     * conflicts on its own revision. For the jobs, whose creations, claims
+     * and outcomes come in bursts under load.
+     */
+    private readonly groupWrites = false,
+  ) {
     this.db = couch.database(prefix, doctype);
   }
 
@@ -74,8 +98,49 @@ export class Collection<T extends Doc> {
 
   /** Writes a document: a new one (no _rev) or over the revision it carries. Returns it with its new _rev. */
   async put(doc: T): Promise<T> {
+    if (!this.groupWrites) return this.putOne(doc);
+    return new Promise<T>((resolve, reject) => {
+      this.pending.push({ doc, resolve, reject });
+      if (!this.writing) void this.flush();
+    });
+  }
+
+  private async putOne(doc: T): Promise<T> {
     const result = (await this.request({ method: 'PUT', path: encodeURIComponent(doc._id), body: doc })) as { rev: string };
     return { ...doc, _rev: result.rev };
+  }
+
+  /** Sends the writes waiting, one request for all of them, then those that came meanwhile. */
+  private async flush(): Promise<void> {
+    this.writing = true;
+    while (this.pending.length > 0) {
+      const group = this.pending.splice(0, MAX_GROUP);
+      if (group.length === 1) {
+        const [{ doc, resolve, reject }] = group as [PendingWrite<T>];
+        await this.putOne(doc).then(resolve, reject);
+        continue;
+      }
+      let results: BulkResult[];
+      try {
+        results = (await this.request({ method: 'POST', path: '_bulk_docs', body: { docs: group.map((write) => write.doc) } })) as BulkResult[];
+      } catch (error) {
+        for (const write of group) write.reject(error);
+        continue;
+      }
+      group.forEach((write, i) => {
+        const result = results[i];
+        if (result?.rev !== undefined && !result.error) write.resolve({ ...write.doc, _rev: result.rev });
+        else write.reject(this.bulkFailure(result));
+      });
+    }
+    this.writing = false;
+  }
+
+  /** One document's failure in a _bulk_docs answer, as the same write alone would have failed. */
+  private bulkFailure(result: BulkResult | undefined): ServeError {
+    const reason = result?.reason ?? result?.error ?? 'no result for the document';
+    const status = result?.error === 'conflict' ? 409 : result?.error === 'forbidden' ? 403 : result?.error === 'unauthorized' ? 401 : 500;
+    return this.failure({ statusCode: status, error: result?.error, reason });
   }
 
   /**
@@ -117,6 +182,14 @@ export class Collection<T extends Doc> {
   }
 }
 
+/** One document's line in a _bulk_docs answer. */
+interface BulkResult {
+  id?: string;
+  rev?: string;
+  error?: string;
+  reason?: string;
+}
+
 const CONFLICT_ATTEMPTS = 10;
 
 /**
@@ -150,11 +223,11 @@ const BY_STATE_VIEW = { map: 'function (doc) { if (doc.state) emit(doc.state, nu
 export async function openStore(couchUrl: string, prefix: string): Promise<Store> {
   const couch = new Couch(couchUrl);
   const jobsDb = couch.database(prefix, 'io.cozy.jobs');
-  const collection = <T extends Doc>(doctype: string) => new Collection<T>(couch, prefix, doctype);
+  const collection = <T extends Doc>(doctype: string, groupWrites = false) => new Collection<T>(couch, prefix, doctype, groupWrites);
   const store: Store = {
     accounts: collection<AccountDoc>('io.cozy.accounts'),
     triggers: collection<TriggerDoc>('io.cozy.triggers'),
-    jobs: collection<JobDoc>('io.cozy.jobs'),
+    jobs: collection<JobDoc>('io.cozy.jobs', true),
     async countJobsByState() {
       const result = (await jobsDb.request({ path: `${JOBS_DESIGN}/_view/by_state`, qs: { group: true } })) as
         { rows: Array<{ key: string; value: number }> };
