@@ -96,7 +96,7 @@ function countCouchRequests(couchUrl: string) {
   globalThis.fetch = (async (input: Parameters<typeof fetch>[0], init?: RequestInit) => {
     const url = new URL(typeof input === 'string' ? input : input instanceof URL ? input.href : input.url);
     if (!counting || url.origin !== origin) return original(input, init);
-    const kind = couchRequestKind(init?.method ?? 'GET', url);
+    const kind = couchRequestKind((init?.method ?? 'GET').toUpperCase(), url);
     const started = performance.now();
     try {
       return await original(input, init);

@@ -31,11 +31,20 @@ interface PendingWrite<T> {
   reject: (error: unknown) => void;
 }
 
+interface PendingRead<T> {
+  id: string;
+  resolve: (doc: T) => void;
+  reject: (error: unknown) => void;
+}
+
 export class Collection<T extends Doc> {
   private readonly db: CouchDatabase;
   /** Writes waiting for the one in flight to land (see `groupWrites`). */
   private readonly pending: PendingWrite<T>[] = [];
   private writing = false;
+  /** Reads waiting for the one in flight (see `group`). */
+  private readonly pendingReads: PendingRead<T>[] = [];
+  private reading = false;
 
   constructor(
     couch: Couch,
@@ -43,12 +52,14 @@ export class Collection<T extends Doc> {
     private readonly doctype: string,
     /**
      * Group commit: while a write of this collection is in flight, the writes
-     * that come meanwhile wait for it and then go together in one _bulk_docs.
-     * A lone write is sent at once as it was (PUT); each write still succeeds or
-     * conflicts on its own revision. For the jobs, whose creations, claims
-     * and outcomes come in bursts under load.
+     * that come meanwhile wait for it and then go together in one _bulk_docs;
+     * reads likewise, in one _all_docs. A lone write or read is sent at once as
+     * it was (PUT, GET); each write still succeeds or conflicts on its own
+     * revision, and a grouped read is sent after it was asked for, so it sees
+     * every write that landed before. For the jobs and the accounts, read and
+     * written for every job, in bursts under load.
      */
-    private readonly groupWrites = false,
+    private readonly group = false,
   ) {
     this.db = couch.database(prefix, doctype);
   }
@@ -86,6 +97,42 @@ export class Collection<T extends Doc> {
   }
 
   async get(id: string): Promise<T> {
+    if (!this.group) return this.getOne(id);
+    return new Promise<T>((resolve, reject) => {
+      this.pendingReads.push({ id, resolve, reject });
+      if (!this.reading) void this.flushReads();
+    });
+  }
+
+  /** Sends the reads waiting, one request for all of them, then those that came meanwhile. */
+  private async flushReads(): Promise<void> {
+    this.reading = true;
+    while (this.pendingReads.length > 0) {
+      const group = this.pendingReads.splice(0, MAX_GROUP);
+      if (group.length === 1) {
+        const [{ id, resolve, reject }] = group as [PendingRead<T>];
+        await this.getOne(id).then(resolve, reject);
+        continue;
+      }
+      let rows: Array<{ key: string; doc?: T | null; error?: string }>;
+      try {
+        rows = ((await this.request({ method: 'POST', path: '_all_docs', qs: { include_docs: true }, body: { keys: group.map((read) => read.id) } })) as
+          { rows: typeof rows }).rows;
+      } catch (error) {
+        for (const read of group) read.reject(error);
+        continue;
+      }
+      group.forEach((read, i) => {
+        const doc = rows[i]?.key === read.id ? rows[i]?.doc : undefined;
+        // A missing or deleted document: no doc in its row.
+        if (doc) read.resolve(doc);
+        else read.reject(new ServeError('not-found', `there is no ${this.doctype} document ${JSON.stringify(read.id)}`));
+      });
+    }
+    this.reading = false;
+  }
+
+  private async getOne(id: string): Promise<T> {
     try {
       return (await this.request({ path: encodeURIComponent(id) })) as T;
     } catch (e) {
@@ -98,7 +145,7 @@ export class Collection<T extends Doc> {
 
   /** Writes a document: a new one (no _rev) or over the revision it carries. Returns it with its new _rev. */
   async put(doc: T): Promise<T> {
-    if (!this.groupWrites) return this.putOne(doc);
+    if (!this.group) return this.putOne(doc);
     return new Promise<T>((resolve, reject) => {
       this.pending.push({ doc, resolve, reject });
       if (!this.writing) void this.flush();
@@ -223,9 +270,9 @@ const BY_STATE_VIEW = { map: 'function (doc) { if (doc.state) emit(doc.state, nu
 export async function openStore(couchUrl: string, prefix: string): Promise<Store> {
   const couch = new Couch(couchUrl);
   const jobsDb = couch.database(prefix, 'io.cozy.jobs');
-  const collection = <T extends Doc>(doctype: string, groupWrites = false) => new Collection<T>(couch, prefix, doctype, groupWrites);
+  const collection = <T extends Doc>(doctype: string, group = false) => new Collection<T>(couch, prefix, doctype, group);
   const store: Store = {
-    accounts: collection<AccountDoc>('io.cozy.accounts'),
+    accounts: collection<AccountDoc>('io.cozy.accounts', true),
     triggers: collection<TriggerDoc>('io.cozy.triggers'),
     jobs: collection<JobDoc>('io.cozy.jobs', true),
     async countJobsByState() {
