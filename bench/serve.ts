@@ -317,7 +317,8 @@ export async function runServeBench(options: ServeBenchOptions): Promise<ServeBe
   const host = await startServeHost({
     ...defaultServeOptions(),
     konnectorsDir, couchUrl: couch.url, dataDir: tmp, port: 0, token: 'bench-token-0123456789',
-    concurrency: options.concurrency, connectTo: [parseConnectTo(connectTo)], executor, queue, log: () => {},
+    concurrency: options.concurrency, connectTo: [parseConnectTo(connectTo)], executor, queue,
+    log: process.env.BENCH_SERVE_LOG ? (level, message) => process.stderr.write(`host ${level}: ${message}\n`) : () => {},
   });
   // The job writes the host makes: when the first running write and the outcome's write start and land.
   const jobs = host.store.jobs;
@@ -539,7 +540,7 @@ const PHASES: Array<[string, string, string]> = [
   ['posted', 'answered', 'POST /jobs answered (API, account read, job written)'],
   ['posted', 'runningWrite', 'POST to the running write sent (API, body, account read; queue wait when queued)'],
   ['runningWrite', 'runningWritten', 'the running write (created running, or the claim)'],
-  ['runningWritten', 'execute', 'written running to runJob called (processor)'],
+  ['runningWritten', 'execute', 'written running to runJob called (processor; negative when a queued job starts while its claim is written)'],
   ['execute', 'firstLog', 'runJob to the konnector\'s first log line (capabilities, worker, instance, guest)'],
   ['firstLog', 'ran', 'first log line to runJob returned (guest, outcome, report)'],
   ['ran', 'endWrite', 'runJob returned to the outcome\'s write sent (processor)'],

@@ -122,8 +122,10 @@ export class Collection<T extends Doc> {
         for (const read of group) read.reject(error);
         continue;
       }
-      group.forEach((read, i) => {
-        const doc = rows[i]?.key === read.id ? rows[i]?.doc : undefined;
+      // Rows found by their key, whatever order they come in.
+      const byKey = new Map(rows.map((row) => [row.key, row]));
+      group.forEach((read) => {
+        const doc = byKey.get(read.id)?.doc;
         // A missing or deleted document: no doc in its row.
         if (doc) read.resolve(doc);
         else read.reject(new ServeError('not-found', `there is no ${this.doctype} document ${JSON.stringify(read.id)}`));
@@ -161,7 +163,7 @@ export class Collection<T extends Doc> {
   private async flush(): Promise<void> {
     this.writing = true;
     while (this.pending.length > 0) {
-      const group = this.pending.splice(0, MAX_GROUP);
+      const group = takeGroup(this.pending, (write) => write.doc._id);
       if (group.length === 1) {
         const [{ doc, resolve, reject }] = group as [PendingWrite<T>];
         await this.putOne(doc).then(resolve, reject);
@@ -174,8 +176,10 @@ export class Collection<T extends Doc> {
         for (const write of group) write.reject(error);
         continue;
       }
-      group.forEach((write, i) => {
-        const result = results[i];
+      // pouchdb-server answers in an order of its own: each result is found by its id (unique in a group).
+      const byId = new Map(results.map((result) => [result.id, result]));
+      group.forEach((write) => {
+        const result = byId.get(write.doc._id);
         if (result?.rev !== undefined && !result.error) write.resolve({ ...write.doc, _rev: result.rev });
         else write.reject(this.bulkFailure(result));
       });
@@ -227,6 +231,28 @@ export class Collection<T extends Doc> {
       return next === null ? null : this.put({ ...next, _id: current._id, _rev: current._rev });
     });
   }
+}
+
+/**
+ * The next group of waiting writes, in order, at most MAX_GROUP and each
+ * document once: a second write of a document waits for the next group, so
+ * that the two land one after the other as they would alone, and each result
+ * is told by its document's id (pouchdb-server does not answer a _bulk_docs in
+ * the order of its documents).
+ */
+function takeGroup<W>(pending: W[], idOf: (write: W) => string): W[] {
+  const group: W[] = [];
+  const ids = new Set<string>();
+  for (let i = 0; i < pending.length && group.length < MAX_GROUP;) {
+    const id = idOf(pending[i]!);
+    if (ids.has(id)) {
+      i++;
+      continue;
+    }
+    ids.add(id);
+    group.push(pending.splice(i, 1)[0]!);
+  }
+  return group;
 }
 
 /** One document's line in a _bulk_docs answer. */

@@ -33,18 +33,18 @@ afterAll(async () => {
 const kind = (e: unknown) => (e instanceof ServeError ? e.kind : String(e));
 
 describe('a collection that groups its reads and writes', () => {
-  it('writes concurrent documents in one _bulk_docs after the first, each saved or in conflict on its own revision', async () => {
+  it('writes concurrent documents in one _bulk_docs after the first, each saved or in conflict on its own revision, a document once per group', async () => {
     const docs = new Collection<Doc>(new Couch(couch.url), 'store-test', 'io.cozy.grouped', true);
     await docs.ensure([]);
     const a = await docs.put({ _id: 'a', n: 1 });
     requests.length = 0;
     const results = await Promise.allSettled([
       docs.put({ _id: 'b', n: 1 }), // sent at once, alone
-      docs.put({ ...a, n: 2 }), // these three wait for it and go together
-      docs.put({ ...a, n: 3 }), // the same revision again: a conflict
+      docs.put({ ...a, n: 2 }), // waits for it, goes with c
+      docs.put({ ...a, n: 3 }), // the same document: after the group, at the same revision: a conflict
       docs.put({ _id: 'c', n: 1 }),
     ]);
-    expect(requests).toEqual(['PUT b', 'POST _bulk_docs']);
+    expect(requests).toEqual(['PUT b', 'POST _bulk_docs', 'PUT a']);
     expect(results.map((r) => r.status)).toEqual(['fulfilled', 'fulfilled', 'rejected', 'fulfilled']);
     expect(kind((results[2] as PromiseRejectedResult).reason)).toBe('conflict');
     const saved = (results[1] as PromiseFulfilledResult<Doc>).value;
