@@ -18,7 +18,12 @@
  *   - throughput of a trivial konnector (one log line), jobs/s at the host's
  *     concurrency (2 x CPUs, as cozy-stack).
  *
- * Run: node --import tsx bench/serve.ts [--jobs N]   (prints a Markdown table)
+ * Run: node --import tsx bench/serve.ts [options]   (prints a Markdown table; --help lists the options)
+ *
+ * With --profile, the throughput run also says where each job's time and CPU
+ * go: CouchDB requests per job by kind (counted on the host's fetch), the
+ * CPU of the host process (main thread, other threads) and of pouchdb-server
+ * per job, and the median time of each phase of a job.
  */
 import { spawn } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
@@ -28,6 +33,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { parseArgs } from 'node:util';
 import * as esbuild from 'esbuild';
 import nano from 'nano';
 import { startEmbeddedCouchDB } from '../host-api/couchdb-server.ts';
@@ -53,13 +59,97 @@ export interface ServeBenchOptions {
   /** Jobs of the throughput run, per side. */
   throughputJobs: number;
   concurrency: number;
+  /** Runs to leave out (the table shows a dash for them). */
+  skip?: ReadonlySet<'latency' | 'memory' | 'throughput' | 'node'>;
+  /** POST /jobs requests in flight at once in the throughput run (default 1: each job posted once the previous one is answered). */
+  clients?: number;
+  /** Measure where the throughput run's time goes (see the file's comment). */
+  profile?: boolean;
+  /** Write a CPU profile of the host's main thread during the wasm throughput run to this file (.cpuprofile). */
+  cpuProfile?: string;
 }
 
 export interface ServeBenchResult {
   latencyMs: { wasm: { median: number; p95: number }; node: { median: number; p95: number }; wasmFromApi: { median: number; p95: number } };
   memoryPerJobMiB: { wasm: number; node: number };
   jobsPerSecond: { wasm: number; node: number };
+  /** With `profile`: the throughput run's breakdown, as Markdown. */
+  profile?: string;
   markdown: string;
+}
+
+/** CouchDB requests by kind: the database (host prefix or an instance's) and what was done. */
+function couchRequestKind(method: string, url: URL): string {
+  // The database's name is the path's first segment ("konnector-serve%2Fio-cozy-jobs": its "/" encoded).
+  const [db = '', first] = url.pathname.slice(1).split('/').map(decodeURIComponent);
+  const doctype = db.replace(/^.*\//, '');
+  const what = first === undefined || first === '' ? '(database)' : first.startsWith('_') ? first : 'doc';
+  return `${method} ${doctype || '(server)'} ${what}`;
+}
+
+/** Counts the process's fetch requests to CouchDB by kind, with the time each kind took. */
+function countCouchRequests(couchUrl: string) {
+  const origin = new URL(couchUrl).origin;
+  const counts = new Map<string, { n: number; ms: number }>();
+  const original = globalThis.fetch;
+  let counting = false;
+  globalThis.fetch = (async (input: Parameters<typeof fetch>[0], init?: RequestInit) => {
+    const url = new URL(typeof input === 'string' ? input : input instanceof URL ? input.href : input.url);
+    if (!counting || url.origin !== origin) return original(input, init);
+    const kind = couchRequestKind((init?.method ?? 'GET').toUpperCase(), url);
+    const started = performance.now();
+    try {
+      return await original(input, init);
+    } finally {
+      const entry = counts.get(kind) ?? { n: 0, ms: 0 };
+      entry.n += 1;
+      entry.ms += performance.now() - started;
+      counts.set(kind, entry);
+    }
+  }) as typeof fetch;
+  return {
+    start() {
+      counts.clear();
+      counting = true;
+    },
+    stop() {
+      counting = false;
+      return new Map(counts);
+    },
+    restore() {
+      globalThis.fetch = original;
+    },
+  };
+}
+
+/** CPU time (ms) of this process's threads: the main thread's and the others' (sandbox workers, libuv, GC). */
+async function threadCpuMs(): Promise<{ main: number; others: number }> {
+  const tick = 1000 / 100; // USER_HZ
+  const { readdir } = await import('node:fs/promises');
+  let main = 0;
+  let others = 0;
+  for (const tid of await readdir('/proc/self/task')) {
+    const stat = await readFile(`/proc/self/task/${tid}/stat`, 'utf8').catch(() => '');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const ms = (Number(fields[11]) + Number(fields[12])) * tick;
+    if (Number(tid) === process.pid) main += ms;
+    else others += ms;
+  }
+  return { main, others };
+}
+
+/** CPU time (ms) of this process's child processes still running (pouchdb-server during the wasm runs). */
+async function childrenCpuMs(): Promise<number> {
+  const { readdir } = await import('node:fs/promises');
+  let total = 0;
+  for (const pid of await readdir('/proc')) {
+    if (!/^\d+$/.test(pid)) continue;
+    const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    if (Number(fields[1]) !== process.pid) continue;
+    total += (Number(fields[11]) + Number(fields[12])) * 10;
+  }
+  return total;
 }
 
 /** Each interface of the world and its functions, as the component's glue names them (camelCase). */
@@ -186,28 +276,69 @@ export async function runServeBench(options: ServeBenchOptions): Promise<ServeBe
   })(options.concurrency, () => {});
   // The wasm side: a host in this process; its executor notes each job's first log line and end.
   const firstLog = new Map<string, number>();
-  const ended = new Map<string, number>();
+  /** Per job, when each phase began (profile): see `phaseTable`. */
+  const marks = new Map<string, Record<string, number>>();
+  const mark = (id: string, phase: string, at = now()) => {
+    const m = marks.get(id) ?? {};
+    m[phase] ??= at;
+    marks.set(id, m);
+  };
+  const reports = new Map<string, string>();
+  /** Resolves once the job's outcome is written (its document done or errored). */
+  const endings = new Map<string, { promise: Promise<void>; resolve: () => void }>();
+  const ending = (id: string) => {
+    let entry = endings.get(id);
+    if (!entry) {
+      let resolve!: () => void;
+      const promise = new Promise<void>((r) => (resolve = r));
+      entry = { promise, resolve };
+      endings.set(id, entry);
+    }
+    return entry;
+  };
   const executor: JobExecutor = {
     async execute(konnector, req, env) {
       // A job started at once, its document written running, was never queued: it is handed over now.
       if (!enqueued.has(req.jobId!)) enqueued.set(req.jobId!, now());
+      mark(req.jobId!, 'execute');
       const report = await runJob(konnector, req, {
         ...env,
         onLog: (line) => {
           if (!firstLog.has(req.jobId!)) firstLog.set(req.jobId!, now());
+          mark(req.jobId!, 'firstLog');
           env.onLog?.(line);
         },
       });
       reports.set(req.jobId!, report.error ? `${report.error}: ${report.message}` : report.state);
-      ended.set(req.jobId!, now());
+      mark(req.jobId!, 'ran');
       return report;
     },
   };
   const host = await startServeHost({
     ...defaultServeOptions(),
     konnectorsDir, couchUrl: couch.url, dataDir: tmp, port: 0, token: 'bench-token-0123456789',
-    concurrency: options.concurrency, connectTo: [parseConnectTo(connectTo)], executor, queue, log: () => {},
+    concurrency: options.concurrency, connectTo: [parseConnectTo(connectTo)], executor, queue,
+    log: process.env.BENCH_SERVE_LOG ? (level, message) => process.stderr.write(`host ${level}: ${message}\n`) : () => {},
   });
+  // The job writes the host makes: when the first running write and the outcome's write start and land.
+  const jobs = host.store.jobs;
+  const put = jobs.put.bind(jobs);
+  jobs.put = async (doc) => {
+    const started = now();
+    const saved = await put(doc);
+    const ends = doc.state === 'done' || doc.state === 'errored';
+    if (doc.state === 'running' && doc.logs.length === 0) {
+      mark(doc._id, 'runningWrite', started);
+      mark(doc._id, 'runningWritten');
+    }
+    if (ends) {
+      mark(doc._id, 'endWrite', started);
+      mark(doc._id, 'endWritten');
+      ending(doc._id).resolve();
+    }
+    return saved;
+  };
+  const couchRequests = options.profile ? countCouchRequests(couch.url) : undefined;
   const api = async (route: string, body: unknown) => {
     const res = await fetch(`${host.url}${route}`, {
       method: 'POST', headers: { authorization: 'Bearer bench-token-0123456789', 'content-type': 'application/json' }, body: JSON.stringify(body),
@@ -220,11 +351,15 @@ export async function runServeBench(options: ServeBenchOptions): Promise<ServeBe
   const wasmJob = async (account: string) => {
     const posted = now();
     const { _id } = await api('/jobs', { account });
+    mark(_id, 'posted', posted);
+    mark(_id, 'answered');
     return { id: _id, posted };
   };
-  const reports = new Map<string, string>();
+  /** Waits until the job's outcome is written; it must be done. */
   const wasmDone = async (id: string) => {
-    await waitUntil(`job ${id}`, () => ended.has(id));
+    const timeout = setTimeout(() => ending(id).resolve(), 120_000);
+    await ending(id).promise;
+    clearTimeout(timeout);
     if (reports.get(id) !== 'done') throw new Error(`bench: the wasm job ${id} did not end done (${reports.get(id)})`);
   };
 
@@ -269,79 +404,189 @@ export async function runServeBench(options: ServeBenchOptions): Promise<ServeBe
   try {
     // Warm-up: the first wasm job compiles the konnector (once per sha256), the first node job warms the disk cache.
     for (const account of [billsAccount, trivialAccount]) await wasmDone((await wasmJob(account)).id);
-    for (const which of ['bills', 'trivial'] as const) await (await nodeJob(which)).exit;
+    if (!options.skip?.has('node')) for (const which of ['bills', 'trivial'] as const) await (await nodeJob(which)).exit;
 
-    process.stderr.write('bench serve: job start latency...\n');
+    const skip = options.skip ?? new Set();
     const latency = { wasm: [] as number[], node: [] as number[], wasmFromApi: [] as number[] };
-    for (let i = 0; i < options.latencyJobs; i++) {
-      const job = await wasmJob(billsAccount);
-      await wasmDone(job.id);
-      latency.wasm.push(firstLog.get(job.id)! - enqueued.get(job.id)!);
-      latency.wasmFromApi.push(firstLog.get(job.id)! - job.posted);
-      // Each side starts on a quiet machine, not during the other's wind-down (its last writes, a child exiting).
-      await sleep(SETTLE_MS);
-      const baseline = await nodeJob('bills');
-      await baseline.exit;
-      latency.node.push(baseline.firstLog()! - baseline.enqueued);
-      await sleep(SETTLE_MS);
+    const latencyIds: string[] = [];
+    if (!skip.has('latency')) {
+      process.stderr.write('bench serve: job start latency...\n');
+      for (let i = 0; i < options.latencyJobs; i++) {
+        const job = await wasmJob(billsAccount);
+        await wasmDone(job.id);
+        latencyIds.push(job.id);
+        latency.wasm.push(firstLog.get(job.id)! - enqueued.get(job.id)!);
+        latency.wasmFromApi.push(firstLog.get(job.id)! - job.posted);
+        // Each side starts on a quiet machine, not during the other's wind-down (its last writes, a child exiting).
+        await sleep(SETTLE_MS);
+        if (skip.has('node')) continue;
+        const baseline = await nodeJob('bills');
+        await baseline.exit;
+        latency.node.push(baseline.firstLog()! - baseline.enqueued);
+        await sleep(SETTLE_MS);
+      }
     }
 
-    process.stderr.write('bench serve: memory per running job...\n');
-    const held = options.concurrency;
-    gate.close();
-    global.gc?.();
-    await sleep(200);
-    const before = process.memoryUsage().rss;
-    // One instance per held job: concurrent runs of one account would race on the same bills.
-    const heldAccounts = await Promise.all(Array.from({ length: held }, async (_, i) =>
-      (await api('/accounts', { account_type: 'example-bills', instance: `held${i}.${INSTANCE}`, auth: site.credentials }))._id as string));
-    const wasmHeld = await Promise.all(heldAccounts.map((account) => wasmJob(account)));
-    await waitUntil('the wasm jobs to wait on the vendor', () => gate.held() === held);
-    await sleep(200);
-    const wasmGrowth = (process.memoryUsage().rss - before) / held;
-    gate.open();
-    await Promise.all(wasmHeld.map((job) => wasmDone(job.id)));
-    gate.close();
-    const nodeHeld = await Promise.all(Array.from({ length: held }, (_, i) => nodeJob('bills', `held${i}.node.${INSTANCE}`)));
-    await waitUntil('the node jobs to wait on the vendor', () => gate.held() === held);
-    await sleep(200);
-    const nodeRss = (await Promise.all(nodeHeld.map((job) => rssOf(job.child.pid!)))).reduce((a, b) => a + b, 0) / held;
-    gate.open();
-    await Promise.all(nodeHeld.map((job) => job.exit));
-
-    process.stderr.write('bench serve: throughput of a trivial konnector...\n');
-    const wasmStart = now();
-    const trivialJobs = [];
-    for (let i = 0; i < options.throughputJobs; i++) trivialJobs.push(await wasmJob(trivialAccount));
-    await Promise.all(trivialJobs.map((job) => wasmDone(job.id)));
-    const wasmRate = options.throughputJobs / ((now() - wasmStart) / 1000);
-    const nodeStart = now();
-    let next = 0;
-    await Promise.all(Array.from({ length: options.concurrency }, async () => {
-      while (next < options.throughputJobs) {
-        next++;
-        await (await nodeJob('trivial')).exit;
+    let wasmGrowth = NaN;
+    let nodeRss = NaN;
+    if (!skip.has('memory')) {
+      process.stderr.write('bench serve: memory per running job...\n');
+      const held = options.concurrency;
+      gate.close();
+      global.gc?.();
+      await sleep(200);
+      const before = process.memoryUsage().rss;
+      // One instance per held job: concurrent runs of one account would race on the same bills.
+      const heldAccounts = await Promise.all(Array.from({ length: held }, async (_, i) =>
+        (await api('/accounts', { account_type: 'example-bills', instance: `held${i}.${INSTANCE}`, auth: site.credentials }))._id as string));
+      const wasmHeld = await Promise.all(heldAccounts.map((account) => wasmJob(account)));
+      await waitUntil('the wasm jobs to wait on the vendor', () => gate.held() === held);
+      await sleep(200);
+      wasmGrowth = (process.memoryUsage().rss - before) / held;
+      gate.open();
+      await Promise.all(wasmHeld.map((job) => wasmDone(job.id)));
+      if (!skip.has('node')) {
+        gate.close();
+        const nodeHeld = await Promise.all(Array.from({ length: held }, (_, i) => nodeJob('bills', `held${i}.node.${INSTANCE}`)));
+        await waitUntil('the node jobs to wait on the vendor', () => gate.held() === held);
+        await sleep(200);
+        nodeRss = (await Promise.all(nodeHeld.map((job) => rssOf(job.child.pid!)))).reduce((a, b) => a + b, 0) / held;
+        gate.open();
+        await Promise.all(nodeHeld.map((job) => job.exit));
       }
-    }));
-    const nodeRate = options.throughputJobs / ((now() - nodeStart) / 1000);
+    }
+
+    let wasmRate = NaN;
+    let nodeRate = NaN;
+    let profile: string | undefined;
+    if (!skip.has('throughput')) {
+      process.stderr.write('bench serve: throughput of a trivial konnector...\n');
+      // A few jobs first: the trivial konnector's instances made in every worker.
+      await Promise.all(Array.from({ length: options.concurrency }, async () => wasmDone((await wasmJob(trivialAccount)).id)));
+      await sleep(SETTLE_MS);
+      couchRequests?.start();
+      const cpuBefore = { threads: await threadCpuMs(), children: await childrenCpuMs() };
+      const inspector = options.cpuProfile ? new (await import('node:inspector')).Session() : undefined;
+      const post = (method: string, params?: object) => new Promise<unknown>((resolve, reject) =>
+        inspector!.post(method, params, (error, result) => (error ? reject(error) : resolve(result))));
+      if (inspector) {
+        inspector.connect();
+        await post('Profiler.enable');
+        await post('Profiler.start');
+      }
+      const wasmStart = now();
+      const trivialJobs: Array<{ id: string; posted: number }> = [];
+      let posted = 0;
+      await Promise.all(Array.from({ length: options.clients ?? 1 }, async () => {
+        while (posted < options.throughputJobs) {
+          posted++;
+          trivialJobs.push(await wasmJob(trivialAccount));
+        }
+      }));
+      await Promise.all(trivialJobs.map((job) => wasmDone(job.id)));
+      const wasmMs = now() - wasmStart;
+      wasmRate = options.throughputJobs / (wasmMs / 1000);
+      if (inspector) {
+        const { profile: cpu } = (await post('Profiler.stop')) as { profile: unknown };
+        await writeFile(options.cpuProfile!, JSON.stringify(cpu));
+        inspector.disconnect();
+      }
+      if (couchRequests) {
+        const requests = couchRequests.stop();
+        const threads = await threadCpuMs();
+        const children = await childrenCpuMs();
+        const cpu = {
+          main: threads.main - cpuBefore.threads.main, others: threads.others - cpuBefore.threads.others, couch: children - cpuBefore.children,
+        };
+        profile = profileTable(options.throughputJobs, options.clients ?? 1, wasmMs, requests, cpu, trivialJobs.map((job) => marks.get(job.id)!), latencyIds.map((id) => marks.get(id)!));
+      }
+      if (!skip.has('node')) {
+        const nodeStart = now();
+        let next = 0;
+        await Promise.all(Array.from({ length: options.concurrency }, async () => {
+          while (next < options.throughputJobs) {
+            next++;
+            await (await nodeJob('trivial')).exit;
+          }
+        }));
+        nodeRate = options.throughputJobs / ((now() - nodeStart) / 1000);
+      }
+    }
 
     const result = {
       latencyMs: {
-        wasm: { median: quantile(latency.wasm, 0.5), p95: quantile(latency.wasm, 0.95) },
-        node: { median: quantile(latency.node, 0.5), p95: quantile(latency.node, 0.95) },
-        wasmFromApi: { median: quantile(latency.wasmFromApi, 0.5), p95: quantile(latency.wasmFromApi, 0.95) },
+        wasm: { median: q(latency.wasm, 0.5), p95: q(latency.wasm, 0.95) },
+        node: { median: q(latency.node, 0.5), p95: q(latency.node, 0.95) },
+        wasmFromApi: { median: q(latency.wasmFromApi, 0.5), p95: q(latency.wasmFromApi, 0.95) },
       },
       memoryPerJobMiB: { wasm: wasmGrowth / MiB, node: nodeRss / MiB },
       jobsPerSecond: { wasm: wasmRate, node: nodeRate },
     };
-    return { ...result, markdown: table(result, options) };
+    return { ...result, profile, markdown: table(result, options) };
   } finally {
+    couchRequests?.restore();
     await host.drain(0);
     await gate.stop();
     await site.stop();
     await couch.stop();
     await rm(tmp, { recursive: true, force: true });
   }
+}
+
+const q = (values: number[], share: number) => (values.length ? quantile(values, share) : NaN);
+
+/** Phases of a job, each from one mark to the next (see `mark` in runServeBench). */
+const PHASES: Array<[string, string, string]> = [
+  ['posted', 'answered', 'POST /jobs answered (API, account read, job written)'],
+  ['posted', 'runningWrite', 'POST to the running write sent (API, body, account read; queue wait when queued)'],
+  ['runningWrite', 'runningWritten', 'the running write (created running, or the claim)'],
+  ['runningWritten', 'execute', 'written running to runJob called (processor; negative when a queued job starts while its claim is written)'],
+  ['execute', 'firstLog', 'runJob to the konnector\'s first log line (capabilities, worker, instance, guest)'],
+  ['firstLog', 'ran', 'first log line to runJob returned (guest, outcome, report)'],
+  ['ran', 'endWrite', 'runJob returned to the outcome\'s write sent (processor)'],
+  ['endWrite', 'endWritten', 'the outcome\'s write'],
+  ['posted', 'endWritten', 'POST to outcome written (whole job)'],
+];
+
+function phaseRows(jobs: Array<Record<string, number>>): string[] {
+  return PHASES.flatMap(([from, to, what]) => {
+    const spans = jobs.filter((m) => m?.[from] !== undefined && m[to] !== undefined).map((m) => m[to]! - m[from]!);
+    return spans.length ? [`| ${what} | ${spans.length} | ${q(spans, 0.5).toFixed(1)} | ${q(spans, 0.95).toFixed(1)} |`] : [];
+  });
+}
+
+function profileTable(
+  jobs: number,
+  clients: number,
+  wallMs: number,
+  requests: Map<string, { n: number; ms: number }>,
+  cpu: { main: number; others: number; couch: number },
+  throughputMarks: Array<Record<string, number>>,
+  latencyMarks: Array<Record<string, number>>,
+): string {
+  const per = (n: number) => (n / jobs).toFixed(2);
+  const total = [...requests.values()].reduce((a, b) => ({ n: a.n + b.n, ms: a.ms + b.ms }), { n: 0, ms: 0 });
+  return [
+    `Throughput run: ${jobs} jobs (${clients} POST at a time) in ${wallMs.toFixed(0)} ms (${(jobs / (wallMs / 1000)).toFixed(1)} jobs/s).`,
+    '',
+    '| CPU per job | ms |',
+    '| --- | --- |',
+    `| host process, main thread | ${per(cpu.main)} |`,
+    `| host process, other threads (sandbox workers, libuv, GC) | ${per(cpu.others)} |`,
+    `| pouchdb-server | ${per(cpu.couch)} |`,
+    `| all | ${per(cpu.main + cpu.others + cpu.couch)} |`,
+    '',
+    '| CouchDB request (method, doctype, what) | per job | mean ms |',
+    '| --- | --- | --- |',
+    ...[...requests.entries()].sort((a, b) => b[1].n - a[1].n).map(([kind, { n, ms }]) => `| ${kind} | ${per(n)} | ${(ms / n).toFixed(1)} |`),
+    `| all | ${per(total.n)} | ${(total.ms / Math.max(1, total.n)).toFixed(1)} |`,
+    '',
+    '| phase, throughput run | jobs | median ms | p95 ms |',
+    '| --- | --- | --- | --- |',
+    ...phaseRows(throughputMarks),
+    ...(latencyMarks.length ? ['', '| phase, latency run (example-bills, one job at a time) | jobs | median ms | p95 ms |', '| --- | --- | --- | --- |',
+      ...phaseRows(latencyMarks)] : []),
+  ].join('\n');
 }
 
 function table(r: Omit<ServeBenchResult, 'markdown'>, options: ServeBenchOptions): string {
@@ -359,11 +604,45 @@ function table(r: Omit<ServeBenchResult, 'markdown'>, options: ServeBenchOptions
   ].join('\n');
 }
 
+const USAGE = `Usage: node --import tsx bench/serve.ts [options]
+
+  --jobs N             jobs of the throughput run, per side (default 200)
+  --latency-jobs N     jobs of the latency run, per side (default 30)
+  --concurrency N      the host's concurrency (default 2 x CPUs)
+  --clients N          POST /jobs requests in flight at once in the throughput run (default 1)
+  --skip WHAT,...      leave runs out: latency, memory, throughput, node (the baseline)
+  --cpu-profile FILE   a CPU profile of the host's main thread during the wasm throughput run
+  --profile            where the throughput run's time goes: CPU and CouchDB requests per job, phases
+  --help               this text
+
+BENCH_SERVE_JSON=<file> also writes the results as JSON.
+`;
+
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  const jobsFlag = process.argv.indexOf('--jobs');
-  const jobs = jobsFlag > 0 ? Number(process.argv[jobsFlag + 1]) : 200;
-  const result = await runServeBench({ latencyJobs: 30, throughputJobs: jobs, concurrency: 2 * os.availableParallelism() });
+  const { values } = parseArgs({
+    options: {
+      jobs: { type: 'string', default: '200' },
+      'latency-jobs': { type: 'string', default: '30' },
+      concurrency: { type: 'string', default: String(2 * os.availableParallelism()) },
+      skip: { type: 'string', default: '' },
+      clients: { type: 'string', default: '1' },
+      profile: { type: 'boolean', default: false },
+      'cpu-profile': { type: 'string' },
+      help: { type: 'boolean', default: false },
+    },
+  });
+  if (values.help) {
+    process.stdout.write(USAGE);
+    process.exit(0);
+  }
+  const skip = new Set(values.skip.split(',').filter(Boolean));
+  for (const what of skip) if (!['latency', 'memory', 'throughput', 'node'].includes(what)) throw new Error(`--skip: unknown run "${what}"\n${USAGE}`);
+  const result = await runServeBench({
+    latencyJobs: Number(values['latency-jobs']), throughputJobs: Number(values.jobs), concurrency: Number(values.concurrency),
+    skip: skip as ServeBenchOptions['skip'], profile: values.profile, cpuProfile: values['cpu-profile'], clients: Number(values.clients),
+  });
   process.stdout.write(`${result.markdown}\n`);
+  if (result.profile) process.stdout.write(`\n${result.profile}\n`);
   const out = process.env.BENCH_SERVE_JSON;
   if (out) await writeFile(out, JSON.stringify(result, null, 2));
 }

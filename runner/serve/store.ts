@@ -22,10 +22,45 @@ export interface FindOptions {
   fields?: string[];
 }
 
+/** Most documents one grouped write sends (see `groupWrites`). */
+const MAX_GROUP = 100;
+
+interface PendingWrite<T> {
+  doc: T;
+  resolve: (saved: T) => void;
+  reject: (error: unknown) => void;
+}
+
+interface PendingRead<T> {
+  id: string;
+  resolve: (doc: T) => void;
+  reject: (error: unknown) => void;
+}
+
 export class Collection<T extends Doc> {
   private readonly db: CouchDatabase;
+  /** Writes waiting for the one in flight to land (see `groupWrites`). */
+  private readonly pending: PendingWrite<T>[] = [];
+  private writing = false;
+  /** Reads waiting for the one in flight (see `group`). */
+  private readonly pendingReads: PendingRead<T>[] = [];
+  private reading = false;
 
-  constructor(couch: Couch, prefix: string, private readonly doctype: string) {
+  constructor(
+    couch: Couch,
+    prefix: string,
+    private readonly doctype: string,
+    /**
+     * Group commit: while a write of this collection is in flight, the writes
+     * that come meanwhile wait for it and then go together in one _bulk_docs;
+     * reads likewise, in one _all_docs. A lone write or read is sent at once as
+     * it was (PUT, GET); each write still succeeds or conflicts on its own
+     * revision, and a grouped read is sent after it was asked for, so it sees
+     * every write that landed before. For the jobs and the accounts, read and
+     * written for every job, in bursts under load.
+     */
+    private readonly group = false,
+  ) {
     this.db = couch.database(prefix, doctype);
   }
 
@@ -62,6 +97,44 @@ export class Collection<T extends Doc> {
   }
 
   async get(id: string): Promise<T> {
+    if (!this.group) return this.getOne(id);
+    return new Promise<T>((resolve, reject) => {
+      this.pendingReads.push({ id, resolve, reject });
+      if (!this.reading) void this.flushReads();
+    });
+  }
+
+  /** Sends the reads waiting, one request for all of them, then those that came meanwhile. */
+  private async flushReads(): Promise<void> {
+    this.reading = true;
+    while (this.pendingReads.length > 0) {
+      const group = this.pendingReads.splice(0, MAX_GROUP);
+      if (group.length === 1) {
+        const [{ id, resolve, reject }] = group as [PendingRead<T>];
+        await this.getOne(id).then(resolve, reject);
+        continue;
+      }
+      let rows: Array<{ key: string; doc?: T | null; error?: string }>;
+      try {
+        rows = ((await this.request({ method: 'POST', path: '_all_docs', qs: { include_docs: true }, body: { keys: group.map((read) => read.id) } })) as
+          { rows: typeof rows }).rows;
+      } catch (error) {
+        for (const read of group) read.reject(error);
+        continue;
+      }
+      // Rows found by their key, whatever order they come in.
+      const byKey = new Map(rows.map((row) => [row.key, row]));
+      group.forEach((read) => {
+        const doc = byKey.get(read.id)?.doc;
+        // A missing or deleted document: no doc in its row.
+        if (doc) read.resolve(doc);
+        else read.reject(new ServeError('not-found', `there is no ${this.doctype} document ${JSON.stringify(read.id)}`));
+      });
+    }
+    this.reading = false;
+  }
+
+  private async getOne(id: string): Promise<T> {
     try {
       return (await this.request({ path: encodeURIComponent(id) })) as T;
     } catch (e) {
@@ -74,8 +147,51 @@ export class Collection<T extends Doc> {
 
   /** Writes a document: a new one (no _rev) or over the revision it carries. Returns it with its new _rev. */
   async put(doc: T): Promise<T> {
+    if (!this.group) return this.putOne(doc);
+    return new Promise<T>((resolve, reject) => {
+      this.pending.push({ doc, resolve, reject });
+      if (!this.writing) void this.flush();
+    });
+  }
+
+  private async putOne(doc: T): Promise<T> {
     const result = (await this.request({ method: 'PUT', path: encodeURIComponent(doc._id), body: doc })) as { rev: string };
     return { ...doc, _rev: result.rev };
+  }
+
+  /** Sends the writes waiting, one request for all of them, then those that came meanwhile. */
+  private async flush(): Promise<void> {
+    this.writing = true;
+    while (this.pending.length > 0) {
+      const group = takeGroup(this.pending, (write) => write.doc._id);
+      if (group.length === 1) {
+        const [{ doc, resolve, reject }] = group as [PendingWrite<T>];
+        await this.putOne(doc).then(resolve, reject);
+        continue;
+      }
+      let results: BulkResult[];
+      try {
+        results = (await this.request({ method: 'POST', path: '_bulk_docs', body: { docs: group.map((write) => write.doc) } })) as BulkResult[];
+      } catch (error) {
+        for (const write of group) write.reject(error);
+        continue;
+      }
+      // pouchdb-server answers in an order of its own: each result is found by its id (unique in a group).
+      const byId = new Map(results.map((result) => [result.id, result]));
+      group.forEach((write) => {
+        const result = byId.get(write.doc._id);
+        if (result?.rev !== undefined && !result.error) write.resolve({ ...write.doc, _rev: result.rev });
+        else write.reject(this.bulkFailure(result));
+      });
+    }
+    this.writing = false;
+  }
+
+  /** One document's failure in a _bulk_docs answer, as the same write alone would have failed. */
+  private bulkFailure(result: BulkResult | undefined): ServeError {
+    const reason = result?.reason ?? result?.error ?? 'no result for the document';
+    const status = result?.error === 'conflict' ? 409 : result?.error === 'forbidden' ? 403 : result?.error === 'unauthorized' ? 401 : 500;
+    return this.failure({ statusCode: status, error: result?.error, reason });
   }
 
   /**
@@ -117,6 +233,36 @@ export class Collection<T extends Doc> {
   }
 }
 
+/**
+ * The next group of waiting writes, in order, at most MAX_GROUP and each
+ * document once: a second write of a document waits for the next group, so
+ * that the two land one after the other as they would alone, and each result
+ * is told by its document's id (pouchdb-server does not answer a _bulk_docs in
+ * the order of its documents).
+ */
+function takeGroup<W>(pending: W[], idOf: (write: W) => string): W[] {
+  const group: W[] = [];
+  const ids = new Set<string>();
+  for (let i = 0; i < pending.length && group.length < MAX_GROUP;) {
+    const id = idOf(pending[i]!);
+    if (ids.has(id)) {
+      i++;
+      continue;
+    }
+    ids.add(id);
+    group.push(pending.splice(i, 1)[0]!);
+  }
+  return group;
+}
+
+/** One document's line in a _bulk_docs answer. */
+interface BulkResult {
+  id?: string;
+  rev?: string;
+  error?: string;
+  reason?: string;
+}
+
 const CONFLICT_ATTEMPTS = 10;
 
 /**
@@ -150,11 +296,11 @@ const BY_STATE_VIEW = { map: 'function (doc) { if (doc.state) emit(doc.state, nu
 export async function openStore(couchUrl: string, prefix: string): Promise<Store> {
   const couch = new Couch(couchUrl);
   const jobsDb = couch.database(prefix, 'io.cozy.jobs');
-  const collection = <T extends Doc>(doctype: string) => new Collection<T>(couch, prefix, doctype);
+  const collection = <T extends Doc>(doctype: string, group = false) => new Collection<T>(couch, prefix, doctype, group);
   const store: Store = {
-    accounts: collection<AccountDoc>('io.cozy.accounts'),
+    accounts: collection<AccountDoc>('io.cozy.accounts', true),
     triggers: collection<TriggerDoc>('io.cozy.triggers'),
-    jobs: collection<JobDoc>('io.cozy.jobs'),
+    jobs: collection<JobDoc>('io.cozy.jobs', true),
     async countJobsByState() {
       const result = (await jobsDb.request({ path: `${JOBS_DESIGN}/_view/by_state`, qs: { group: true } })) as
         { rows: Array<{ key: string; value: number }> };

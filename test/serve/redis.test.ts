@@ -69,7 +69,7 @@ describeWithService(REDIS, 'two hosts sharing a Redis queue', () => {
     const jobs = await Promise.all(ids.map((id) => settledJob(a.api, id, 120_000)));
     const ranOn = new Set<string>();
     for (const job of jobs) {
-      expect(job, job._id).toMatchObject({ state: 'done', attempts: 1 });
+      expect(job, `${job._id}, history ${JSON.stringify(job.history)}`).toMatchObject({ state: 'done', attempts: 1 });
       // One attempt completed; a host that gave a job up (its lease lapsing under load) left an interruption, never a second outcome.
       const completed = job.history.filter((attempt: { state: string }) => attempt.state !== 'interrupted');
       expect(completed, job._id).toHaveLength(1);

@@ -56,6 +56,16 @@ describe('splitSnapshot', () => {
     expect(memoryOf(instance).length).toBe(2 * 65536);
   });
 
+  it('merges segments less than 1 KiB apart, in the order the module writes them', async () => {
+    const split = splitSnapshot(await wat(`(module (memory (export "memory") 1)
+      (data (i32.const 100) "hello") (data (i32.const 110) "world") (data (i32.const 2000) "far") (data (i32.const 101) "J"))`))!;
+    expect(split.snapshot.segments).toEqual([100, 15, 2000, 3, 101, 1]);
+    const instance = new WebAssembly.Instance(new WebAssembly.Module(split.engine));
+    applySnapshot(instance, split.snapshot);
+    expect(Buffer.from(memoryOf(instance).subarray(100, 115)).toString()).toBe('hJllo\0\0\0\0\0world');
+    expect(Buffer.from(memoryOf(instance).subarray(2000, 2003)).toString()).toBe('far');
+  });
+
   it.each([
     ['a start function, which would run before the snapshot is in', `(module ${splittable} (func $init) (start $init))`],
     ['an immutable global, which the snapshot could not set', '(module (memory (export "memory") 1) (global i32 (i32.const 7)))'],
