@@ -189,15 +189,6 @@ describe.each(ENGINES)('on %s', (engine: EngineName) => {
       const [refused, twin] = [attempted(run, `fetch ${attack}`), attempted(run, 'fetch http://vendor.test/ping')];
       observe(`${describeOutcome(refused)}; ${run.sockets} sockets; twin -> ${describeOutcome(twin)}`);
       expect(run.report).toMatchObject({ state: 'done', error: null });
-      if (engine === 'quickjs') {
-        // QuickJS has no Request/Response/Headers yet (docs/engines.md): fetch fails by name, the twin too, and nothing goes out.
-        // The same request through the WIT's http.send is denied, its twin served, on both engines (egress tests below).
-        for (const outcome of [refused, twin]) {
-          expect(outcome).toMatchObject({ ok: false, kind: 'TypeError', message: 'Request is not available on the QuickJS engine (docs/porting.md)' });
-        }
-        expect([run.sockets, vendor.connections - before]).toEqual([0, 0]);
-        return;
-      }
       expect(refused).toMatchObject({ ok: false, kind: 'TypeError', message: expect.stringMatching(/^fetch failed: http denied: egress policy: port 6060 of host 127\.0\.0\.1 is refused/) });
       // One socket, the twin's, to the vendor: none toward 6060.
       expect([run.sockets, vendor.connections - before]).toEqual([1, 1]);
