@@ -195,6 +195,17 @@ describe.each(ENGINES)('on %s', (engine: EngineName) => {
       expect(twin).toMatchObject({ ok: true, value: { status: 200, text: 'pong' } });
     });
 
+    test('every clock tells whole milliseconds only; the twin: they advance, a 30 ms timer is seen to take 30 ms', async () => {
+      const observe = row('read Date.now, new Date, performance.now (and QuickJS\'s __host.now) 1000 times each', 'no fraction of a millisecond; clocks advance');
+      const run = await runHostile(hostileEscape, { clock: true }, env());
+      const clock = attempted(run, 'clock') as Outcome & { value?: { fractions: Record<string, number>; slept: Record<string, number> } };
+      observe(describeOutcome(clock));
+      expect(run.report).toMatchObject({ state: 'done', error: null });
+      const clocks = ['Date.now', 'new Date', 'performance.now', ...(engine === 'quickjs' ? ['__host.now'] : [])];
+      expect(clock).toMatchObject({ ok: true, value: { fractions: Object.fromEntries(clocks.map((name) => [name, 0])) } });
+      for (const elapsed of Object.values(clock!.value!.slept)) expect(elapsed).toBeGreaterThanOrEqual(30);
+    });
+
     test("other doctypes (io.cozy.accounts holds credentials) are forbidden; the konnector's own doctype is readable", async () => {
       const observe = row('documents.find io.cozy.accounts / io.cozy.bills (not granted)', 'forbidden; own doctype readable');
       const run = await runHostile(hostileEscape, { find: ['io.cozy.accounts', 'io.cozy.bills', 'io.cozy.probes'] }, env());
