@@ -15,7 +15,7 @@ import { bundleGuest } from '../compile/bundle.ts';
 import { WORLD_IMPORTS } from '../sandbox/capabilities.ts';
 import { UsageError } from '../errors.ts';
 import { compileInEngine } from './instance.ts';
-import { FAILURE_PREFIX } from './failure.ts';
+import { FAILURE_OP, FAILURE_PREFIX } from './failure.ts';
 
 const guestHost = fileURLToPath(new URL('./guest-host.js', import.meta.url));
 const guestGlobals = fileURLToPath(new URL('./guest-globals.js', import.meta.url));
@@ -56,13 +56,17 @@ function globalsScript(): Promise<string> {
 
 /**
  * Bundles the konnector in `dir` into one script for the engine. A WIT `failure` the konnector ends with is
- * rejected as a string (FAILURE_PREFIX and its JSON) that the worker reads back (runner/quickjs/guest-worker.ts).
+ * told to the worker on the host call FAILURE_OP, then rejected as FAILURE_PREFIX (failure.ts,
+ * runner/quickjs/guest-worker.ts): its message crosses whole, however long, for the host to cut like a log line.
  */
 export async function bundleForQuickjs(dir: string): Promise<string> {
   const exportRun = [
     `export function run(job) {`,
     `  return Promise.resolve().then(() => runGuest(job)).catch((failure) => {`,
-    `    if (failure && typeof failure === 'object' && typeof failure.code === 'string') throw ${JSON.stringify(FAILURE_PREFIX)} + JSON.stringify({ code: failure.code, message: String(failure.message) });`,
+    `    if (failure && typeof failure === 'object' && typeof failure.code === 'string') {`,
+    `      __host.call(JSON.stringify({ op: ${JSON.stringify(FAILURE_OP)}, args: [failure.code, String(failure.message)] }));`,
+    `      throw ${JSON.stringify(FAILURE_PREFIX)};`,
+    `    }`,
     `    throw failure;`,
     `  });`,
     `}`,

@@ -3,6 +3,10 @@
 // (runner/quickjs/bundle.ts). Imports are evaluated in order: guest-web.js's globals exist when whatwg-url loads.
 import { define } from './guest-web.js';
 import { URL, URLSearchParams } from 'whatwg-url';
+import { Headers, Request, Response } from './guest-fetch-classes.js';
 
 define('URL', URL);
 define('URLSearchParams', URLSearchParams);
+define('Headers', Headers);
+define('Request', Request);
+define('Response', Response);

@@ -239,16 +239,6 @@ define('crypto', {
   },
 });
 
-/** What the engine does not have at all: named when a konnector reaches for it. */
-const missing = (name) => {
-  function Missing() {
-    throw new TypeError(`${name} is not available on the QuickJS engine (docs/porting.md)`);
-  }
-  return Missing;
-};
-// (Only those whose absence code does not test with `typeof`: DecompressionStream (the SDK asks for no
-// compression without it), ReadableStream, Blob, FormData, AbortController and Intl stay undefined, so that
-// libraries take their fallbacks.)
-for (const name of ['Request', 'Response', 'Headers']) {
-  define(name, missing(name));
-}
+// Headers, Request and Response: guest-fetch-classes.js. DecompressionStream (the SDK asks for no compression
+// without it), ReadableStream, Blob, FormData, AbortController and Intl stay undefined, so that libraries take
+// their fallbacks (docs/porting.md).

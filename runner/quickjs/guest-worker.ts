@@ -14,7 +14,7 @@ import { shortName } from '../../host-api/capability.ts';
 import { GuestBridge, HOST_CALL_FUEL, type GuestUsage } from '../sandbox/bridge.ts';
 import type { GuestImports, HostOp } from '../sandbox/capabilities.ts';
 import type { GuestOutcome, RunMessage } from '../sandbox/guest-worker.ts';
-import { FAILURE_PREFIX } from './failure.ts';
+import { FAILURE_OP, FAILURE_PREFIX } from './failure.ts';
 import { decodeCall, encodeAnswer, MalformedCall } from './host-calls.ts';
 import { runInEngine, type EngineControls } from './instance.ts';
 
@@ -58,7 +58,7 @@ function konnectorFor(message: RunMessage): Konnector {
  * A call the bridge carries is charged there (GuestBridge); one the worker answers is free, as for a component
  * (clock, random); a malformed one or an unknown op pays a host call's price for the bytes read.
  */
-function answerCall(bridge: GuestBridge, charge: (fuel: number) => void, text: Uint8Array, bytes: Uint8Array): Uint8Array {
+function answerCall(bridge: GuestBridge, charge: (fuel: number) => void, text: Uint8Array, bytes: Uint8Array, failed: (failure: Failure) => void): Uint8Array {
   const refuse = (message: string) => {
     charge(HOST_CALL_FUEL + text.byteLength + bytes.byteLength);
     return encodeAnswer({ invalid: message });
@@ -69,6 +69,14 @@ function answerCall(bridge: GuestBridge, charge: (fuel: number) => void, text: U
   } catch (error) {
     if (error instanceof MalformedCall) return refuse(error.message);
     throw error;
+  }
+  if (call.op === FAILURE_OP) {
+    // The failure the bundle's `konnector.run` is about to end with (failure.ts): kept, used only if the run ends so.
+    const [code, message] = call.args;
+    if (call.args.length !== 2 || typeof code !== 'string' || typeof message !== 'string') return refuse(`${FAILURE_OP} takes a code and a message`);
+    charge(HOST_CALL_FUEL + text.byteLength + bytes.byteLength);
+    failed({ code, message });
+    return encodeAnswer({ ok: undefined });
   }
   const route = routes.get(call.op);
   if (!route) return refuse(`${call.op} is not a function of the konnector world; it has ${[...routes.keys()].join(', ')}`);
@@ -92,9 +100,15 @@ function answerCall(bridge: GuestBridge, charge: (fuel: number) => void, text: U
   }
 }
 
+interface Failure {
+  code: string;
+  message: string;
+}
+
 /** How the konnector's run ended, in the component path's terms (runner/sandbox/sandbox.ts maps them to codes). */
 function runJob(konnector: Konnector, message: RunMessage): GuestOutcome {
   let controls: EngineControls | undefined;
+  let failure: Failure | undefined;
   const usage = (): GuestUsage => ({ memoryBytes: controls?.memoryBytes() ?? 0, fuelUsed: controls?.fuelUsed() ?? null });
   try {
     const job = { ...message.job, maxResponseBytes: Number(message.job.maxResponseBytes) };
@@ -104,7 +118,7 @@ function runJob(konnector: Konnector, message: RunMessage): GuestOutcome {
         controls = made;
         const bridge = new GuestBridge(message.port, message.signal, usage, made.charge);
         return {
-          call: (text, bytes) => answerCall(bridge, made.charge, text, bytes),
+          call: (text, bytes) => answerCall(bridge, made.charge, text, bytes, (told) => (failure = told)),
           log: (level, text) => bridge.notify('log.write', [level, text]),
         };
       },
@@ -114,10 +128,7 @@ function runJob(konnector: Konnector, message: RunMessage): GuestOutcome {
       case 'returned':
         return { type: 'returned', ...measured };
       case 'failed':
-        if (result.error.startsWith(FAILURE_PREFIX)) {
-          const failure = JSON.parse(result.error.slice(FAILURE_PREFIX.length)) as { code: string; message: string };
-          return { type: 'failed', code: String(failure.code), message: String(failure.message), ...measured };
-        }
+        if (result.error.startsWith(FAILURE_PREFIX) && failure) return { type: 'failed', code: failure.code, message: failure.message, ...measured };
         return { type: 'trapped', message: result.error, fuelExhausted: false, ...measured };
       case 'out-of-fuel':
         return { type: 'trapped', message: result.error, fuelExhausted: true, ...measured };

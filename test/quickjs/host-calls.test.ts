@@ -1,7 +1,8 @@
 /**
  * The QuickJS engine's raw host call (`__host.call`, engine-main.c), as a hostile konnector would use it,
  * in a real job (runJob): an unknown op, malformed JSON, a byte range past its buffer and arguments outside
- * the WIT types are each answered `invalid` and the job goes on; the same call well formed saves its
+ * the WIT types are each answered `invalid` and the job goes on; a failure told on the bundle's own call (failure.ts) does not end a
+ * job that returns; the same call well formed saves its
  * document. The engine's own log primitive (`__host.log`) is held to the job's log budget like `log.write`.
  */
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -33,6 +34,8 @@ export function run(job) {
     ['past its buffer', '{"op":"files.save","args":["a.txt",{"$bytes":[0,1000000]},true]}', new ArrayBuffer(4)],
     ['outside the WIT', '{"op":"documents.save","args":["io.cozy.probes",{"not":"a string"}]}'],
     ['well formed', '{"op":"documents.save","args":["io.cozy.probes","{\\\\"_id\\\\":\\\\"raw-1\\\\"}"]}'],
+    ['failure, not a code and a message', '{"op":"konnector.fail","args":[1]}'],
+    ['failure told, then the run returns', '{"op":"konnector.fail","args":["login-failed","told"]}'],
   ];
   for (const [name, text, bytes] of tries) __host.log('info', name + ' ' + __host.call(text, bytes)[0]);
 }
@@ -68,6 +71,9 @@ describe('the raw host call on QuickJS', () => {
     expect(messages[2]).toBe('past its buffer {"invalid":"a byte array refers to bytes [0,1000000] of a 4-byte buffer"}');
     expect(messages[3]).toMatch(/^outside the WIT \{"invalid":"documents\.save: arguments the WIT does not allow:\\n {2}- 1: Expected string, received object"\}$/);
     expect(messages[4]).toMatch(/^well formed \{"ok":"\{.*\\"_id\\":\\"raw-1\\"/);
+    // The bundle's failure call (runner/quickjs/failure.ts): checked, and a failure told counts only if the run ends with it.
+    expect(messages[5]).toBe('failure, not a code and a message {"invalid":"konnector.fail takes a code and a message"}');
+    expect(messages[6]).toBe('failure told, then the run returns {}');
     expect((await storedDocs(couch.url, INSTANCE, 'io.cozy.probes')).map((doc) => doc._id)).toEqual(['raw-1']);
   }, 120_000);
 

@@ -162,6 +162,7 @@ export async function runHostile(
   fields: Record<string, unknown>,
   env: JobEnvironment,
   account = `account-${++jobs}`,
+  instance = 'hostile.cozy.localhost',
 ): Promise<HostileRun> {
   const lines: LogLine[] = [];
   // The host reads and writes CouchDB for the job (its session, the konnector's documents): those sockets are not the konnector's.
@@ -177,7 +178,7 @@ export async function runHostile(
   dc.subscribe('net.client.socket', onSocket);
   let report: JobReport;
   try {
-    report = await runJob(konnector, { accountId: account, instance: 'hostile.cozy.localhost', fields }, { ...env, onLog: (line) => lines.push(line) });
+    report = await runJob(konnector, { accountId: account, instance, fields }, { ...env, onLog: (line) => lines.push(line) });
   } finally {
     dc.unsubscribe('net.client.socket', onSocket);
   }

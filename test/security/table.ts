@@ -5,6 +5,8 @@
 import { onTestFinished } from 'vitest';
 
 interface Row {
+  /** The engine the attack ran on, when the suite runs on several (test/support/engines.ts). */
+  engine: string;
   attack: string;
   expected: string;
   observed: string;
@@ -20,8 +22,8 @@ export class AttackTable {
    * Adds a row for the running test. Record the observation BEFORE asserting
    * on it, so a failing row shows what really happened.
    */
-  row(attack: string, expected: string): (observed: string) => void {
-    const row: Row = { attack, expected, observed: 'not observed', result: 'running' };
+  row(attack: string, expected: string, engine = ''): (observed: string) => void {
+    const row: Row = { engine, attack, expected, observed: 'not observed', result: 'running' };
     this.rows.push(row);
     onTestFinished(({ task }) => {
       row.result = task.result?.state === 'pass' ? 'pass' : 'FAIL';
@@ -32,13 +34,15 @@ export class AttackTable {
   }
 
   format(): string {
+    const engines = this.rows.some((r) => r.engine);
     const cells = this.rows.map((r) => [
       r.result,
+      ...(engines ? [r.engine] : []),
       r.attack,
       r.expected,
       r.observed.length > OBSERVED_WIDTH ? `${r.observed.slice(0, OBSERVED_WIDTH - 1)}…` : r.observed,
     ]);
-    const header = ['result', 'attack', 'expected outcome', 'observed outcome'];
+    const header = ['result', ...(engines ? ['engine'] : []), 'attack', 'expected outcome', 'observed outcome'];
     const widths = header.map((h, i) => Math.max(h.length, ...cells.map((c) => c[i]!.length)));
     const line = (c: string[]) => `| ${c.map((cell, i) => cell.padEnd(widths[i]!)).join(' | ')} |`;
     const failed = this.rows.filter((r) => r.result !== 'pass').length;

@@ -1,8 +1,12 @@
 /**
- * The WASI the QuickJS engine gets: each attack through the sandbox's
- * imports fails, and its benign twin (the same call on a node:wasi given a
- * directory and an environment, or a permitted call) succeeds, so the refusal
- * comes from the sandbox's configuration and not from a malformed call.
+ * The WASI the QuickJS engine gets (issue 16 item 3): reading a file, the
+ * environment, sockets and a clock finer than a millisecond are refused. Each
+ * attack through the sandbox's imports fails, and its benign twin (the same
+ * call on a node:wasi given a directory and an environment, or a permitted
+ * call) succeeds, so the refusal comes from the sandbox's configuration and
+ * not from a malformed call.
+ *
+ * Single-engine: a component imports no WASI but wasi:random (`konnector inspect`, hostile-konnectors.test.ts).
  */
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
