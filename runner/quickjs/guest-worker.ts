@@ -16,7 +16,8 @@ import type { GuestImports, HostOp } from '../sandbox/capabilities.ts';
 import type { GuestOutcome, RunMessage } from '../sandbox/guest-worker.ts';
 import { FAILURE_PREFIX } from './failure.ts';
 import { decodeCall, encodeAnswer, MalformedCall } from './host-calls.ts';
-import { runInEngine, type EngineControls } from './instance.ts';
+import type { Snapshot } from '../wasm/index.ts';
+import { runInEngine, runLoadedInEngine, type EngineCallOptions, type EngineControls } from './instance.ts';
 
 
 const world = (workerData as { imports: GuestImports }).imports;
@@ -37,6 +38,8 @@ for (const entry of world) {
 interface Konnector {
   engine: WebAssembly.Module;
   bytecode: Uint8Array;
+  /** The loaded konnector (runner/quickjs/snapshot.ts): `engine` is then the shared engine it is written into. */
+  snapshot: Snapshot | undefined;
 }
 
 const konnectors = new Map<string, Konnector>();
@@ -47,7 +50,7 @@ function konnectorFor(message: RunMessage): Konnector {
     const engine = message.code?.modules.engine;
     const bytecode = message.code?.bytecode;
     if (!engine || !bytecode) throw new Error(`worker has no QuickJS code for konnector ${message.konnectorId}`);
-    konnector = { engine, bytecode };
+    konnector = { engine, bytecode, snapshot: message.code?.snapshots.engine };
     konnectors.set(message.konnectorId, konnector);
   }
   return konnector;
@@ -98,7 +101,7 @@ function runJob(konnector: Konnector, message: RunMessage): GuestOutcome {
   const usage = (): GuestUsage => ({ memoryBytes: controls?.memoryBytes() ?? 0, fuelUsed: controls?.fuelUsed() ?? null });
   try {
     const job = { ...message.job, maxResponseBytes: Number(message.job.maxResponseBytes) };
-    const result = runInEngine(konnector.engine, { code: konnector.bytecode, job }, {
+    const options: EngineCallOptions = {
       ...(message.fuel === null ? {} : { budget: message.fuel }),
       host: (made) => {
         controls = made;
@@ -108,7 +111,10 @@ function runJob(konnector: Konnector, message: RunMessage): GuestOutcome {
           log: (level, text) => bridge.notify('log.write', [level, text]),
         };
       },
-    });
+    };
+    const result = konnector.snapshot
+      ? runLoadedInEngine(konnector.engine, konnector.snapshot, job, options)
+      : runInEngine(konnector.engine, { code: konnector.bytecode, job }, options);
     const measured = { memoryBytes: result.memoryBytes ?? usage().memoryBytes, fuelUsed: result.consumed === undefined ? usage().fuelUsed : Number(result.consumed) };
     switch (result.outcome) {
       case 'returned':

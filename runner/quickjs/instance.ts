@@ -5,7 +5,7 @@
  * `konnector` imports; WASI is the sandbox's (sandbox-wasi.ts).
  */
 import { randomFillSync } from 'node:crypto';
-import { FUEL_GLOBAL_EXPORT } from '../wasm/index.ts';
+import { applySnapshot, FUEL_GLOBAL_EXPORT, type Snapshot } from '../wasm/index.ts';
 import { encodeAnswer } from './host-calls.ts';
 import { sandboxWasi, type StreamName } from './sandbox-wasi.ts';
 
@@ -64,6 +64,7 @@ interface EngineExports {
   engine_output_len(): number;
   engine_compile(source: number, sourceLen: number): number;
   engine_run(code: number, codeLen: number, isBytecode: number, job: number, jobLen: number): number;
+  engine_run_loaded(job: number, jobLen: number): number;
   [FUEL_GLOBAL_EXPORT]?: WebAssembly.Global;
 }
 
@@ -77,6 +78,7 @@ const utf8 = new TextDecoder();
  */
 function callEngine(
   module: WebAssembly.Module,
+  snapshot: Snapshot | undefined,
   options: EngineCallOptions,
   call: (exports: EngineExports, input: (bytes: Uint8Array) => [number, number]) => number,
 ): EngineCallResult {
@@ -128,6 +130,8 @@ function callEngine(
   };
   const instance = new WebAssembly.Instance(module, { konnector, wasi_snapshot_preview1: wasi.imports });
   exports = instance.exports as unknown as EngineExports;
+  // The loaded konnector, before anything runs (its `_initialize` ran at build time and is no longer exported).
+  if (snapshot) applySnapshot(instance, snapshot);
   const fuel = exports[FUEL_GLOBAL_EXPORT];
   if (fuel) {
     if (options.budget === undefined) throw new RangeError('the engine is metered: give the call a fuel budget');
@@ -173,7 +177,7 @@ const encoder = new TextEncoder();
 
 /** Compiles a script (not a module) to QuickJS bytecode with JS_WriteObject. */
 export function compileInEngine(module: WebAssembly.Module, source: string, options: EngineCallOptions = {}): EngineCallResult {
-  return callEngine(module, options, (engine, input) => engine.engine_compile(...input(encoder.encode(source))));
+  return callEngine(module, undefined, options, (engine, input) => engine.engine_compile(...input(encoder.encode(source))));
 }
 
 export interface KonnectorCode {
@@ -185,10 +189,18 @@ export interface KonnectorCode {
 
 /** Runs a konnector's script or bytecode: `konnector.run(job)`, its promise settled. */
 export function runInEngine(module: WebAssembly.Module, { code, job }: KonnectorCode, options: EngineCallOptions = {}): EngineCallResult {
-  return callEngine(module, options, (engine, input) => {
+  return callEngine(module, undefined, options, (engine, input) => {
     const isBytecode = typeof code !== 'string';
     const [codePtr, codeLen] = input(isBytecode ? code : encoder.encode(code));
     const [jobPtr, jobLen] = input(encoder.encode(JSON.stringify(job)));
     return engine.engine_run(codePtr, codeLen, isBytecode ? 1 : 0, jobPtr, jobLen);
   });
+}
+
+/**
+ * Runs a konnector loaded at build time (snapshot.ts): a fresh instance of the shared engine `module`, the
+ * konnector's `snapshot` written into it, then `konnector.run(job)` on the context it holds, its promise settled.
+ */
+export function runLoadedInEngine(module: WebAssembly.Module, snapshot: Snapshot, job: unknown, options: EngineCallOptions = {}): EngineCallResult {
+  return callEngine(module, snapshot, options, (engine, input) => engine.engine_run_loaded(...input(encoder.encode(JSON.stringify(job)))));
 }
