@@ -17,7 +17,7 @@ import type { GuestOutcome, RunMessage } from '../sandbox/guest-worker.ts';
 import { FAILURE_PREFIX } from './failure.ts';
 import { decodeCall, encodeAnswer, MalformedCall } from './host-calls.ts';
 import type { Snapshot } from '../wasm/index.ts';
-import { runInEngine, runLoadedInEngine, type EngineCallOptions, type EngineControls } from './instance.ts';
+import { prepareLoaded, runInEngine, runLoadedInEngine, type EngineCallOptions, type EngineControls, type PreparedEngine } from './instance.ts';
 
 
 const world = (workerData as { imports: GuestImports }).imports;
@@ -54,6 +54,30 @@ function konnectorFor(message: RunMessage): Konnector {
     konnectors.set(message.konnectorId, konnector);
   }
   return konnector;
+}
+
+/**
+ * The instance the next job of the konnector this worker ran last will take, its snapshot already written:
+ * made while the worker is idle, as the component worker does, so that the first touch of the snapshot's
+ * memory is not on that job's clock. Each job still gets a fresh instance.
+ */
+let prepared: { konnectorId: string; engine: PreparedEngine } | undefined;
+
+function takePrepared(konnectorId: string): PreparedEngine | undefined {
+  const engine = prepared?.konnectorId === konnectorId ? prepared.engine : undefined;
+  prepared = undefined;
+  return engine;
+}
+
+function prepareNext(konnectorId: string): void {
+  const konnector = konnectors.get(konnectorId);
+  if (!konnector?.snapshot || prepared?.konnectorId === konnectorId) return;
+  try {
+    prepared = { konnectorId, engine: prepareLoaded(konnector.engine, konnector.snapshot) };
+  } catch {
+    // The job that needs it instantiates it again and reports why it fails.
+    prepared = undefined;
+  }
 }
 
 /**
@@ -113,7 +137,7 @@ function runJob(konnector: Konnector, message: RunMessage): GuestOutcome {
       },
     };
     const result = konnector.snapshot
-      ? runLoadedInEngine(konnector.engine, konnector.snapshot, job, options)
+      ? runLoadedInEngine(konnector.engine, konnector.snapshot, job, options, takePrepared(message.konnectorId))
       : runInEngine(konnector.engine, { code: konnector.bytecode, job }, options);
     const measured = { memoryBytes: result.memoryBytes ?? usage().memoryBytes, fuelUsed: result.consumed === undefined ? usage().fuelUsed : Number(result.consumed) };
     switch (result.outcome) {
@@ -139,5 +163,6 @@ function runJob(konnector: Konnector, message: RunMessage): GuestOutcome {
 
 parentPort!.on('message', (message: RunMessage) => {
   parentPort!.postMessage(runJob(konnectorFor(message), message));
+  setImmediate(() => prepareNext(message.konnectorId));
 });
 parentPort!.postMessage({ type: 'ready' });
