@@ -2,9 +2,10 @@
  * The project's entry points into QuickJS, built as a WASI reactor (see
  * build-engine.sh). The host calls one export per instance: engine_compile
  * turns a script into QuickJS bytecode, engine_run evaluates a script or its
- * bytecode and calls its global `konnector.run(job)`. Each instance serves a
- * single call and is then discarded, so nothing is freed: a trap (fuel, memory)
- * can leave no state behind for a later job.
+ * bytecode and calls its global `konnector.run(job)`, engine_run_loaded calls
+ * it in an instance started from a snapshot taken after engine_init (below).
+ * Each instance serves a single call and is then discarded, so nothing is
+ * freed: a trap (fuel, memory) can leave no state behind for a later job.
  *
  * Inputs are written by the host into memory from engine_alloc, each followed
  * by a 0 byte (QuickJS's parsers read up to it). The outcome (bytecode or an
@@ -18,6 +19,8 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <malloc.h>
+#include <unistd.h>
 #include "quickjs.h"
 
 #define IMPORT(name) __attribute__((import_module("konnector"), import_name(name)))
@@ -36,7 +39,7 @@ enum { ENGINE_OK = 0, ENGINE_FAILED = 1 };
 static char error_buf[8192];
 static const uint8_t *output;
 static size_t output_len;
-static int called;
+static int called, ran_loaded;
 
 EXPORT("engine_alloc") void *engine_alloc(size_t len) { return malloc(len ? len : 1); }
 EXPORT("engine_output_ptr") const uint8_t *engine_output_ptr(void) { return output; }
@@ -156,7 +159,7 @@ static JSValue js_settle(JSContext *ctx, JSValueConst this_val, int argc, JSValu
 }
 
 static JSContext *new_context(void) {
-  runtime = JS_NewRuntime();
+  if (!runtime) runtime = JS_NewRuntime();
   JSContext *ctx = runtime ? JS_NewContext(runtime) : NULL;
   if (!ctx) return NULL;
   JSValue global = JS_GetGlobalObject(ctx);
@@ -192,19 +195,11 @@ EXPORT("engine_compile") int engine_compile(const char *source, size_t source_le
   return ENGINE_OK;
 }
 
-EXPORT("engine_run") int engine_run(const uint8_t *code, size_t code_len, int is_bytecode, const char *job, size_t job_len) {
-  if (once() != ENGINE_OK) return ENGINE_FAILED;
-  JSContext *ctx = new_context();
-  if (!ctx) return fail("out of memory creating the JavaScript context", NULL);
-  JSValue result;
-  if (is_bytecode) {
-    JSValue function = JS_ReadObject(ctx, code, code_len, JS_READ_OBJ_BYTECODE);
-    if (JS_IsException(function)) return fail_with_exception(ctx);
-    result = JS_EvalFunction(ctx, function);
-  } else {
-    result = JS_Eval(ctx, (const char *)code, code_len, "konnector.js", JS_EVAL_TYPE_GLOBAL);
-  }
-  if (JS_IsException(result)) return fail_with_exception(ctx);
+/*
+ * Calls the global konnector.run(job) in ctx, settles its promise by running
+ * the job queue, and reports how it ended.
+ */
+static int run_konnector(JSContext *ctx, const char *job, size_t job_len) {
   JSValue global = JS_GetGlobalObject(ctx);
   JSValue konnector = JS_GetPropertyStr(ctx, global, "konnector");
   JSValue run = JS_GetPropertyStr(ctx, konnector, "run");
@@ -230,4 +225,144 @@ EXPORT("engine_run") int engine_run(const uint8_t *code, size_t code_len, int is
   if (run_failed) return ENGINE_FAILED;
   output_len = 0;
   return ENGINE_OK;
+}
+
+/* Evaluates a script or its bytecode in a fresh context: the konnector loaded, its top level run. */
+static int load_konnector(JSContext **loaded, const uint8_t *code, size_t code_len, int is_bytecode) {
+  JSContext *ctx = new_context();
+  if (!ctx) return fail("out of memory creating the JavaScript context", NULL);
+  *loaded = ctx;
+  JSValue result;
+  if (is_bytecode) {
+    JSValue function = JS_ReadObject(ctx, code, code_len, JS_READ_OBJ_BYTECODE);
+    if (JS_IsException(function)) return fail_with_exception(ctx);
+    result = JS_EvalFunction(ctx, function);
+  } else {
+    result = JS_Eval(ctx, (const char *)code, code_len, "konnector.js", JS_EVAL_TYPE_GLOBAL);
+  }
+  if (JS_IsException(result)) return fail_with_exception(ctx);
+  JS_FreeValue(ctx, result);
+  return ENGINE_OK;
+}
+
+EXPORT("engine_run") int engine_run(const uint8_t *code, size_t code_len, int is_bytecode, const char *job, size_t job_len) {
+  if (once() != ENGINE_OK) return ENGINE_FAILED;
+  JSContext *ctx;
+  if (load_konnector(&ctx, code, code_len, is_bytecode) != ENGINE_OK) return ENGINE_FAILED;
+  return run_konnector(ctx, job, job_len);
+}
+
+/*
+ * The snapshot's pair (the Wizer way, runner/quickjs/snapshot.ts). engine_init
+ * takes no parameters, as the pre-initializer calls it: it reads the
+ * konnector's bytecode from stdin to its end, evaluates it and keeps the
+ * context. The pre-initializer then writes the instance's memory and globals
+ * into the module, so every instance of it starts with the konnector loaded;
+ * engine_run_loaded calls konnector.run(job) on that context, once per
+ * instance. While loading, freed memory is zeroed so that the snapshot holds
+ * live data only (the rest compresses away and is not written into instances).
+ * A loading failure is kept: engine_load_status reports it, and so does
+ * engine_run_loaded.
+ */
+static JSContext *loaded_ctx;
+static int load_status = ENGINE_FAILED;
+static int zero_freed;
+
+static void *zeroing_malloc(JSMallocState *s, size_t size) {
+  void *ptr = malloc(size);
+  if (ptr) s->malloc_size += malloc_usable_size(ptr);
+  return ptr;
+}
+
+static void zeroing_free(JSMallocState *s, void *ptr) {
+  if (!ptr) return;
+  size_t size = malloc_usable_size(ptr);
+  s->malloc_size -= size;
+  if (zero_freed) memset(ptr, 0, size);
+  free(ptr);
+}
+
+static void *zeroing_realloc(JSMallocState *s, void *ptr, size_t size) {
+  if (!ptr) return size ? zeroing_malloc(s, size) : NULL;
+  if (!size) {
+    zeroing_free(s, ptr);
+    return NULL;
+  }
+  size_t old = malloc_usable_size(ptr);
+  if (!zero_freed) {
+    void *moved = realloc(ptr, size);
+    if (moved) s->malloc_size += malloc_usable_size(moved) - old;
+    return moved;
+  }
+  void *moved = malloc(size);
+  if (!moved) return NULL;
+  memcpy(moved, ptr, old < size ? old : size);
+  s->malloc_size += malloc_usable_size(moved);
+  zeroing_free(s, ptr);
+  return moved;
+}
+
+static const JSMallocFunctions zeroing_malloc_functions = {
+    zeroing_malloc, zeroing_free, zeroing_realloc, malloc_usable_size,
+};
+
+EXPORT("engine_init") void engine_init(void) {
+  if (loaded_ctx || called) {
+    fail("engine_init runs once, before any other call", NULL);
+    return;
+  }
+  called = 1;
+  zero_freed = 1;
+  size_t len = 0, capacity = 64 * 1024;
+  uint8_t *code = malloc(capacity);
+  for (;;) {
+    if (!code) {
+      fail("out of memory reading the konnector's bytecode", NULL);
+      zero_freed = 0;
+      return;
+    }
+    if (len == capacity) {
+      uint8_t *grown = malloc(capacity * 2);
+      if (grown) memcpy(grown, code, len);
+      memset(code, 0, capacity);
+      free(code);
+      code = grown;
+      capacity *= 2;
+      continue;
+    }
+    ssize_t n = read(0, code + len, capacity - len);
+    if (n < 0) {
+      memset(code, 0, capacity);
+      free(code);
+      fail("cannot read the konnector's bytecode from stdin", NULL);
+      zero_freed = 0;
+      return;
+    }
+    if (n == 0) break;
+    len += (size_t)n;
+  }
+  runtime = JS_NewRuntime2(&zeroing_malloc_functions, NULL);
+  if (!runtime) {
+    fail("out of memory creating the JavaScript runtime", NULL);
+  } else if (load_konnector(&loaded_ctx, code, len, 1) == ENGINE_OK) {
+    JS_RunGC(runtime);
+    load_status = ENGINE_OK;
+    output_len = 0;
+  }
+  memset(code, 0, capacity);
+  free(code);
+  zero_freed = 0;
+}
+
+/* ENGINE_OK when engine_init loaded the konnector, else its error is the output. */
+EXPORT("engine_load_status") int engine_load_status(void) {
+  if (load_status != ENGINE_OK) output = (const uint8_t *)error_buf;
+  return load_status;
+}
+
+EXPORT("engine_run_loaded") int engine_run_loaded(const char *job, size_t job_len) {
+  if (load_status != ENGINE_OK) return engine_load_status();
+  if (ran_loaded) return fail("an engine instance serves one call; instantiate a fresh one", NULL);
+  ran_loaded = 1;
+  return run_konnector(loaded_ctx, job, job_len);
 }

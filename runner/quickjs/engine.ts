@@ -44,7 +44,12 @@ export interface EngineOptions {
 
 /** The engine compiled for instantiation, metered and capped as asked. */
 export async function compileEngine(options: EngineOptions = {}): Promise<WebAssembly.Module> {
-  let bytes: Uint8Array<ArrayBuffer> = await readEngine();
+  return compileEngineBytes(await readEngine(), options);
+}
+
+/** An engine's bytes (the committed one, or the shared engine of snapshots, snapshot.ts) compiled as asked. */
+export function compileEngineBytes(engine: Uint8Array<ArrayBuffer>, options: EngineOptions = {}): Promise<WebAssembly.Module> {
+  let bytes = engine;
   if (options.fuel) bytes = instrumentFuel(bytes);
   if (options.maxMemoryPages !== undefined) bytes = capMemory(bytes, options.maxMemoryPages);
   return WebAssembly.compile(bytes);

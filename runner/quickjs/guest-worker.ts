@@ -16,7 +16,8 @@ import type { GuestImports, HostOp } from '../sandbox/capabilities.ts';
 import type { GuestOutcome, RunMessage } from '../sandbox/guest-worker.ts';
 import { FAILURE_OP, FAILURE_PREFIX } from './failure.ts';
 import { decodeCall, encodeAnswer, MalformedCall } from './host-calls.ts';
-import { runInEngine, type EngineControls } from './instance.ts';
+import type { Snapshot } from '../wasm/index.ts';
+import { prepareLoaded, runInEngine, runLoadedInEngine, type EngineCallOptions, type EngineControls, type PreparedEngine } from './instance.ts';
 
 
 const world = (workerData as { imports: GuestImports }).imports;
@@ -37,6 +38,8 @@ for (const entry of world) {
 interface Konnector {
   engine: WebAssembly.Module;
   bytecode: Uint8Array;
+  /** The loaded konnector (runner/quickjs/snapshot.ts): `engine` is then the shared engine it is written into. */
+  snapshot: Snapshot | undefined;
 }
 
 const konnectors = new Map<string, Konnector>();
@@ -47,10 +50,34 @@ function konnectorFor(message: RunMessage): Konnector {
     const engine = message.code?.modules.engine;
     const bytecode = message.code?.bytecode;
     if (!engine || !bytecode) throw new Error(`worker has no QuickJS code for konnector ${message.konnectorId}`);
-    konnector = { engine, bytecode };
+    konnector = { engine, bytecode, snapshot: message.code?.snapshots.engine };
     konnectors.set(message.konnectorId, konnector);
   }
   return konnector;
+}
+
+/**
+ * The instance the next job of the konnector this worker ran last will take, its snapshot already written:
+ * made while the worker is idle, as the component worker does, so that the first touch of the snapshot's
+ * memory is not on that job's clock. Each job still gets a fresh instance.
+ */
+let prepared: { konnectorId: string; engine: PreparedEngine } | undefined;
+
+function takePrepared(konnectorId: string): PreparedEngine | undefined {
+  const engine = prepared?.konnectorId === konnectorId ? prepared.engine : undefined;
+  prepared = undefined;
+  return engine;
+}
+
+function prepareNext(konnectorId: string): void {
+  const konnector = konnectors.get(konnectorId);
+  if (!konnector?.snapshot || prepared?.konnectorId === konnectorId) return;
+  try {
+    prepared = { konnectorId, engine: prepareLoaded(konnector.engine, konnector.snapshot) };
+  } catch {
+    // The job that needs it instantiates it again and reports why it fails.
+    prepared = undefined;
+  }
 }
 
 /**
@@ -112,7 +139,7 @@ function runJob(konnector: Konnector, message: RunMessage): GuestOutcome {
   const usage = (): GuestUsage => ({ memoryBytes: controls?.memoryBytes() ?? 0, fuelUsed: controls?.fuelUsed() ?? null });
   try {
     const job = { ...message.job, maxResponseBytes: Number(message.job.maxResponseBytes) };
-    const result = runInEngine(konnector.engine, { code: konnector.bytecode, job }, {
+    const options: EngineCallOptions = {
       ...(message.fuel === null ? {} : { budget: message.fuel }),
       host: (made) => {
         controls = made;
@@ -122,7 +149,10 @@ function runJob(konnector: Konnector, message: RunMessage): GuestOutcome {
           log: (level, text) => bridge.notify('log.write', [level, text]),
         };
       },
-    });
+    };
+    const result = konnector.snapshot
+      ? runLoadedInEngine(konnector.engine, konnector.snapshot, job, options, takePrepared(message.konnectorId))
+      : runInEngine(konnector.engine, { code: konnector.bytecode, job }, options);
     const measured = { memoryBytes: result.memoryBytes ?? usage().memoryBytes, fuelUsed: result.consumed === undefined ? usage().fuelUsed : Number(result.consumed) };
     switch (result.outcome) {
       case 'returned':
@@ -144,5 +174,6 @@ function runJob(konnector: Konnector, message: RunMessage): GuestOutcome {
 
 parentPort!.on('message', (message: RunMessage) => {
   parentPort!.postMessage(runJob(konnectorFor(message), message));
+  setImmediate(() => prepareNext(message.konnectorId));
 });
 parentPort!.postMessage({ type: 'ready' });

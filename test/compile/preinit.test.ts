@@ -100,6 +100,28 @@ describe('preinitialize', () => {
     expect(Buffer.from(preinitialize(input, options)).equals(first)).toBe(true);
   });
 
+  it('gives the guest an in-memory stdin when asked, read to its end in chunks', async () => {
+    // Reads fd 0 into memory at 1024, 3 bytes per fd_read, until a read returns 0 bytes; stores the total at 0.
+    const reader = `(module
+      (import ${WASI} "fd_read" (func $fd_read (param i32 i32 i32 i32) (result i32)))
+      (memory (export "memory") 1)
+      (func (export "init") (local $at i32)
+        (local.set $at (i32.const 1024))
+        (block $done (loop $more
+          (i32.store (i32.const 16) (local.get $at))
+          (i32.store (i32.const 20) (i32.const 3))
+          (br_if $done (call $fd_read (i32.const 0) (i32.const 16) (i32.const 1) (i32.const 24)))
+          (br_if $done (i32.eqz (i32.load (i32.const 24))))
+          (local.set $at (i32.add (local.get $at) (i32.load (i32.const 24))))
+          (br $more)))
+        (i32.store (i32.const 0) (i32.sub (local.get $at) (i32.const 1024)))))`;
+    const input = new TextEncoder().encode('bytecode on stdin');
+    const output = preinitialize(await wat(reader), { ...options, stdin: input });
+    const memory = new DataView((instantiate(output, { wasi_snapshot_preview1: { fd_read: () => 8 } }).memory as WebAssembly.Memory).buffer);
+    expect(memory.getUint32(0, true)).toBe(input.length);
+    expect(Buffer.from(memory.buffer, 1024, input.length).toString()).toBe('bytecode on stdin');
+  });
+
   it('lays out the environment the same whatever order the launcher passed it in', async () => {
     const bytes = await wat(`(module
       (import ${WASI} "environ_sizes_get" (func $sizes (param i32 i32) (result i32)))

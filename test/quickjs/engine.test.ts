@@ -2,10 +2,12 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it, onTestFinished, vi } from 'vitest';
 import { bundleForQuickjs, compileToBytecode } from '../../runner/quickjs/bundle.ts';
 import { compileEngine, ENGINE_URL, expectedEngineSha256, sha256 } from '../../runner/quickjs/engine.ts';
-import { runInEngine } from '../../runner/quickjs/instance.ts';
+import { compileEngineBytes } from '../../runner/quickjs/engine.ts';
+import { runInEngine, runLoadedInEngine } from '../../runner/quickjs/instance.ts';
+import { snapshotKonnector } from '../../runner/quickjs/snapshot.ts';
 import { runJob } from '../../runner/quickjs/run-job.ts';
 import { HOST_MODULES } from '../../runner/quickjs/bundle.ts';
 import { runScriptOnNode, standaloneHost } from '../../runner/quickjs/standalone.ts';
@@ -54,6 +56,8 @@ describe('the QuickJS engine', () => {
       'wasi_snapshot_preview1.clock_time_get',
       'wasi_snapshot_preview1.fd_close',
       'wasi_snapshot_preview1.fd_fdstat_get',
+      // engine_init reads the konnector's bytecode from stdin under the pre-initializer; a job's is refused.
+      'wasi_snapshot_preview1.fd_read',
       'wasi_snapshot_preview1.fd_seek',
       'wasi_snapshot_preview1.fd_write',
     ]);
@@ -83,6 +87,48 @@ describe('the QuickJS engine', () => {
     expectReturned(runInEngine(metered, { code: bytecode, job }, { budget: consumed, ...standaloneHost() }));
     const short = runInEngine(metered, { code: bytecode, job }, { budget: consumed - 1n, ...standaloneHost() });
     expect(short.outcome).toBe('out-of-fuel');
+  });
+
+  it('starts a job from a snapshot of the loaded konnector: same checksum, same shared engine, less fuel, exact counts', async () => {
+    const job = cpuJob(10);
+    const onNode = await runOnNode(script, job);
+    const loaded = await snapshotKonnector(bytecode);
+    const other = await snapshotKonnector(compileToBytecode(plain, 'var konnector = { run() { __host.log("info", "other"); } };'));
+    // Every konnector brings only its snapshot: the engine part is the same bytes.
+    expect(sha256(other.engine)).toBe(sha256(loaded.engine));
+    const engine = await compileEngineBytes(loaded.engine, { fuel: true, maxMemoryPages: 1024 });
+    // The clock is an input like any other (the SDK reads it when a job starts): held still, counts are exact.
+    vi.spyOn(Date, 'now').mockReturnValue(Date.UTC(2026, 0, 1));
+    onTestFinished(() => {
+      vi.restoreAllMocks();
+    });
+    const runs = [1, 2].map(() => {
+      const logs: string[] = [];
+      const result = runLoadedInEngine(engine, loaded.snapshot, job, { budget: 10n ** 12n, ...standaloneHost((line) => logs.push(line.message)) });
+      expectReturned(result);
+      expect(logs).toEqual(onNode);
+      return result.consumed!;
+    });
+    expect(runs[1]).toBe(runs[0]);
+    // The bundle's top level is no longer evaluated per job.
+    const evaluated = runInEngine(metered, { code: bytecode, job }, { budget: 10n ** 12n, ...standaloneHost() });
+    expectReturned(evaluated);
+    expect(runs[0]!).toBeLessThan(evaluated.consumed!);
+    expectReturned(runLoadedInEngine(engine, loaded.snapshot, job, { budget: runs[0]!, ...standaloneHost() }));
+    expect(runLoadedInEngine(engine, loaded.snapshot, job, { budget: runs[0]! - 1n, ...standaloneHost() }).outcome).toBe('out-of-fuel');
+    const logs: string[] = [];
+    expectReturned(runLoadedInEngine(engine, other.snapshot, {}, { budget: 10n ** 12n, ...standaloneHost((line) => logs.push(line.message)) }));
+    expect(logs).toEqual(['other']);
+  });
+
+  it('refuses a konnector whose top level calls the host or throws, at load time', async () => {
+    const load = (top: string) => snapshotKonnector(compileToBytecode(plain, `${top}; var konnector = { run() {} };`));
+    for (const top of ['__host.log("info", "loading")', 'Math.random()', '__host.now()', '__host.call("{}")']) {
+      await expect(load(top), top).rejects.toThrow(/top level calls the host/);
+    }
+    await expect(load('throw new TypeError("broken top level")')).rejects.toThrow(/cannot load the konnector: TypeError: broken top level/);
+    // Date from QuickJS itself reads the WASI clock: at load time the pre-initializer's scripted one, not the host's.
+    await expect(load('var loadedAt = Date.now()')).resolves.toBeDefined();
   });
 
   it('holds the memory cap: an allocation past it fails inside the guest, below it succeeds', async () => {

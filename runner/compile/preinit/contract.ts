@@ -8,6 +8,11 @@ export interface PreinitOptions {
   preopens: ReadonlyArray<readonly [string, string]>;
   /** The guest's environment. */
   env: Readonly<Record<string, string>>;
+  /**
+   * What the guest reads from its stdin (fd 0), to its end; without it, fd 0 is the process's own stdin (the
+   * wizer command line, whose caller pipes the input into it). Needs `allowWasi`.
+   */
+  stdin?: Uint8Array;
 }
 
 export type PreinitErrorKind =

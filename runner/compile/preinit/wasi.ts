@@ -45,7 +45,7 @@ export function guestImports(
     const env = Object.fromEntries(Object.entries(options.env).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
     wasi = new WASI({ version: 'preview1', args: [], env, preopens: Object.fromEntries(options.preopens) });
     const standard = (wasi.getImportObject() as Record<string, Record<string, unknown>>)[WASI_MODULE];
-    wasiFunctions = { ...standard, ...deterministicWasi(memory) };
+    wasiFunctions = { ...standard, ...deterministicWasi(memory), ...(options.stdin ? stdinFrom(options.stdin, memory, standard.fd_read as FdRead) : {}) };
   }
   const object: Record<string, Record<string, unknown>> = Object.create(null);
   for (const { module, name } of imports) {
@@ -97,6 +97,36 @@ function deterministicWasi(memory: () => WebAssembly.Memory | undefined): Record
     clock_res_get: (id: number, pointer: number) => (isClock(id) ? writeU64(pointer, CLOCK_STEP_NS) : ERRNO_INVAL),
     proc_exit: (status: number) => {
       throw new GuestExit(status);
+    },
+  };
+}
+
+type FdRead = (fd: number, iovs: number, iovsLen: number, nread: number) => number;
+
+/** `fd_read` answering fd 0 from `input`, to its end; other descriptors go to `fallback`. */
+function stdinFrom(input: Uint8Array, memory: () => WebAssembly.Memory | undefined, fallback: FdRead): { fd_read: FdRead } {
+  let at = 0;
+  return {
+    fd_read(fd, iovs, iovsLen, nread) {
+      if (fd !== 0) return fallback(fd, iovs, iovsLen, nread);
+      const buffer = memory()?.buffer;
+      if (!buffer) return ERRNO_FAULT;
+      const bytes = new Uint8Array(buffer);
+      const data = new DataView(buffer);
+      const [list, count, out] = [iovs >>> 0, iovsLen >>> 0, nread >>> 0];
+      if (list + count * 8 > bytes.length || out + 4 > bytes.length) return ERRNO_FAULT;
+      let total = 0;
+      for (let i = 0; i < count && at < input.length; i++) {
+        const base = data.getUint32(list + i * 8, true);
+        const length = data.getUint32(list + i * 8 + 4, true);
+        if (base + length > bytes.length) return ERRNO_FAULT;
+        const chunk = input.subarray(at, at + length);
+        bytes.set(chunk, base);
+        at += chunk.length;
+        total += chunk.length;
+      }
+      data.setUint32(out, total, true);
+      return ERRNO_SUCCESS;
     },
   };
 }
