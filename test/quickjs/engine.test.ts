@@ -79,6 +79,11 @@ describe('the QuickJS engine', () => {
 
   it('counts the same fuel on every run, and a budget one unit short ends the run', () => {
     const job = cpuJob(10);
+    // The clock is an input like any other (the SDK reads it when a job starts): held still, counts are exact.
+    vi.spyOn(Date, 'now').mockReturnValue(Date.UTC(2026, 0, 1));
+    onTestFinished(() => {
+      vi.restoreAllMocks();
+    });
     const runs = [1, 2].map(() => runInEngine(metered, { code: bytecode, job }, { budget: 10n ** 12n, ...standaloneHost() }));
     for (const run of runs) expectReturned(run);
     const consumed = runs[0]!.consumed!;
