@@ -129,17 +129,17 @@ export function encodeArtifact(
 }
 
 /**
- * Writes the artifact and, where they do not hold it yet, its engine to the
- * engine store beside it and to the build cache. Files go through a temporary
+ * Writes the artifact, and its engine to the engine store beside it and to
+ * the build cache. Files go through a temporary
  * one so a crash never leaves half of either; builds that share an engine
  * write the same bytes.
  */
 export async function writeArtifact(file: string, artifact: EncodedArtifact, cache: BuildCache = new BuildCache()): Promise<void> {
   const { sha256: engineSha256 } = artifact.header.engine;
   const engineFile = path.join(path.dirname(file), ENGINES_DIR, `${engineSha256}.wasm`);
-  const stored = await readFile(engineFile).catch(() => undefined);
-  if (!stored || sha256(stored) !== engineSha256) await writeWhole(engineFile, artifact.engine);
-  if (!cache.get(engineCacheKey(engineSha256))) cache.put(engineCacheKey(engineSha256), artifact.engine);
+  // Both written again even when present: cheaper than reading 13 MB to check them, and a damaged copy is mended.
+  await writeWhole(engineFile, artifact.engine);
+  cache.put(engineCacheKey(engineSha256), artifact.engine);
   await writeWhole(file, artifact.bytes);
 }
 
