@@ -69,7 +69,11 @@ describe('LOGIN_FAILED stops the automatic runs of a trigger until the account i
       return jobs.find((job) => job.state === 'errored');
     });
     expect(first.error).toBe('LOGIN_FAILED');
-    const state = (await api('GET', `/triggers/${trigger}`)).body.current_state;
+    // The trigger's state is written after its job's end (runner/serve/processor.ts finish).
+    const state = await waitFor('the trigger to record the failure', async () => {
+      const current = (await api('GET', `/triggers/${trigger}`)).body.current_state as { status: string };
+      return current.status === 'never' ? null : current;
+    });
     expect(state).toMatchObject({ status: 'errored', last_error: 'LOGIN_FAILED', last_failed_job_id: first._id });
 
     // Three more fire times pass without a job.
