@@ -192,8 +192,23 @@ function engineDirs(artifactFile: string, env: NodeJS.ProcessEnv = process.env):
   return dirs;
 }
 
+/**
+ * Engines read and checked in this process, by sha256: a host with many
+ * konnectors of one toolchain reads and hashes the 13 MB once, not per
+ * konnector. What runs is the checked bytes, whatever becomes of the file.
+ */
+const checkedEngines = new Map<string, { engine: Buffer; engineFile: string }>();
+
 /** The engine an artifact names, from the first store that has it, checked against its sha256. */
 async function readEngine(header: ArtifactHeader, artifactFile: string): Promise<{ engine: Buffer; engineFile: string }> {
+  const checked = checkedEngines.get(header.engine.sha256);
+  if (checked) return checked;
+  const found = await findEngine(header, artifactFile);
+  checkedEngines.set(header.engine.sha256, found);
+  return found;
+}
+
+async function findEngine(header: ArtifactHeader, artifactFile: string): Promise<{ engine: Buffer; engineFile: string }> {
   const { name, version, sha256: expected } = header.engine;
   const dirs = engineDirs(artifactFile);
   const cache = new BuildCache();
