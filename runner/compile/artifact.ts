@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { brotliCompressSync, brotliDecompressSync, constants } from 'node:zlib';
@@ -202,7 +203,11 @@ const checkedEngines = new Map<string, { engine: Buffer; engineFile: string }>()
 /** The engine an artifact names, from the first store that has it, checked against its sha256. */
 async function readEngine(header: ArtifactHeader, artifactFile: string): Promise<{ engine: Buffer; engineFile: string }> {
   const checked = checkedEngines.get(header.engine.sha256);
-  if (checked) return checked;
+  if (checked) {
+    // Named by where this artifact's engine is found now, as a first read would have.
+    const engineFile = engineDirs(artifactFile).map((dir) => path.join(dir, `${header.engine.sha256}.wasm`)).find((file) => existsSync(file));
+    return { engine: checked.engine, engineFile: engineFile ?? checked.engineFile };
+  }
   const found = await findEngine(header, artifactFile);
   checkedEngines.set(header.engine.sha256, found);
   return found;
