@@ -7,32 +7,14 @@
 //            byte arrays and bigints as in the request, and the answer's byte buffer.
 // A WIT `err` is thrown as jco's glue throws it for a component, `{ payload }`, so the SDK handles both alike.
 
-const TAGGED_BYTES = '$bytes';
-const TAGGED_BIGINT = '$bigint';
+import { stringifyTagged, TAGGED_BIGINT, TAGGED_BYTES, writeParts } from './wire.ts';
 
 function encode(value) {
-  const parts = [];
-  let size = 0;
-  // The holder's own value: a Buffer's toJSON would otherwise have made it an object.
-  const text = JSON.stringify(value, function replace(key, json) {
-    const raw = this[key];
-    const item = raw instanceof ArrayBuffer ? new Uint8Array(raw) : raw;
-    if (item instanceof Uint8Array) {
-      parts.push(item);
-      size += item.byteLength;
-      return { [TAGGED_BYTES]: [size - item.byteLength, item.byteLength] };
-    }
-    if (typeof item === 'bigint') return { [TAGGED_BIGINT]: item.toString() };
-    return json;
-  });
+  const { text, parts, size } = stringifyTagged(value);
   if (parts.length === 0) return [text, undefined];
   if (parts.length === 1 && parts[0].byteOffset === 0 && parts[0].byteLength === parts[0].buffer.byteLength) return [text, parts[0].buffer];
   const bytes = new Uint8Array(size);
-  let offset = 0;
-  for (const part of parts) {
-    bytes.set(part, offset);
-    offset += part.byteLength;
-  }
+  writeParts(bytes, 0, parts);
   return [text, bytes.buffer];
 }
 

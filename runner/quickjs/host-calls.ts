@@ -6,8 +6,7 @@
  * the guest: a malformed request is answered `invalid` (the guest's TypeError), and the arguments are then
  * checked against the function's WIT types by the dispatcher (runner/sandbox/capabilities.ts).
  */
-const TAGGED_BYTES = '$bytes';
-const TAGGED_BIGINT = '$bigint';
+import { stringifyTagged, TAGGED_BIGINT, TAGGED_BYTES, writeParts } from './wire.ts';
 
 export interface HostCallRequest {
   op: string;
@@ -53,27 +52,11 @@ export function decodeCall(text: Uint8Array, bytes: Uint8Array): HostCallRequest
 
 /** The answer block the engine reads: a little-endian u32 text length, the JSON text, the bytes. */
 export function encodeAnswer(answer: unknown): Uint8Array {
-  const parts: Uint8Array[] = [];
-  let size = 0;
-  // The holder's own value: a Buffer's toJSON would otherwise have made it an object.
-  const text = JSON.stringify(answer, function replace(this: Record<string, unknown>, key: string, json: unknown) {
-    const item = this[key];
-    if (item instanceof Uint8Array) {
-      parts.push(item);
-      size += item.byteLength;
-      return { [TAGGED_BYTES]: [size - item.byteLength, item.byteLength] };
-    }
-    if (typeof item === 'bigint') return { [TAGGED_BIGINT]: item.toString() };
-    return json;
-  }) ?? '{}';
-  const textBytes = encoder.encode(text);
+  const { text, parts, size } = stringifyTagged(answer);
+  const textBytes = encoder.encode(text ?? '{}');
   const block = new Uint8Array(4 + textBytes.byteLength + size);
   new DataView(block.buffer).setUint32(0, textBytes.byteLength, true);
   block.set(textBytes, 4);
-  let offset = 4 + textBytes.byteLength;
-  for (const part of parts) {
-    block.set(part, offset);
-    offset += part.byteLength;
-  }
+  writeParts(block, 4 + textBytes.byteLength, parts);
   return block;
 }
