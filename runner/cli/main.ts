@@ -1,7 +1,7 @@
 import path from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { formatTextLine, type LogLine } from '../../host-api/log.ts';
-import { readArtifact } from '../compile/artifact.ts';
+import { artifactComponent, readArtifact } from '../compile/artifact.ts';
 import type { BuildResult } from '../compile/index.ts';
 import { buildKonnectors } from '../compile/parallel.ts';
 import { allowHostArgs, connectToArgs, jsonObjectArg, limitsArg } from './cli-args.ts';
@@ -170,7 +170,7 @@ async function inspect(argv: string[]): Promise<number> {
   const file = onePositional('inspect', positionals, 'artifact');
   const artifact = await readArtifact(file);
   const { describeComponent } = await import('../sandbox/loader.ts');
-  const { imports, exports } = await describeComponent(artifact.component);
+  const { imports, exports } = await describeComponent(artifactComponent(artifact, file));
   const limits = await limitsArg(values.limits);
   const { header } = artifact;
   const facts = {

@@ -69,8 +69,10 @@ export type ArtifactHeader = z.infer<typeof ArtifactHeaderSchema>;
 
 export interface Artifact {
   header: ArtifactHeader;
-  /** The whole component: the engine with the konnector's own part put back, as the build made it. */
-  component: Uint8Array;
+  /** The engine as stored (checked against `header.engine.sha256`): the component with each snapshot taken out. */
+  engine: Uint8Array;
+  /** Each pre-initialized core module's own sections (see separateComponent), by its index in the component. */
+  own: ReadonlyMap<number, Uint8Array>;
   /** Size of the artifact file (the engine not counted). */
   fileBytes: number;
   /** The engine store file the engine was read from. */
@@ -255,10 +257,15 @@ export async function readArtifactHeader(file: string): Promise<ArtifactHeader> 
   return (await readArtifactFile(file)).header;
 }
 
+/**
+ * An artifact as stored: its engine and own part, each checked against its
+ * hash. The runner loads it from those parts (runner/sandbox/loader.ts);
+ * artifactComponent joins them when the whole component is wanted.
+ */
 export async function readArtifact(file: string): Promise<Artifact> {
   const { header, own, fileBytes } = await readArtifactFile(file);
   const { engine, engineFile } = await readEngine(header, file);
-  const broken = (why: string) => new UsageError('artifact', `${file} and its engine ${engineFile} do not make a component: ${why}. Rebuild it with \`konnector build\`.`);
+  const broken = brokenArtifact(file, engineFile);
   const snapshotBytes = header.snapshots.reduce((n, s) => n + s.bytes, 0);
   let snapshots: Buffer;
   try {
@@ -272,12 +279,21 @@ export async function readArtifact(file: string): Promise<Artifact> {
   for (const { module, bytes: length } of header.snapshots) {
     parts.set(module, snapshots.subarray(at, (at += length)));
   }
+  return { header, engine, own: parts, fileBytes, engineFile };
+}
+
+const brokenArtifact = (file: string, engineFile: string) => (why: string) =>
+  new UsageError('artifact', `${file} and its engine ${engineFile} do not make a component: ${why}. Rebuild it with \`konnector build\`.`);
+
+/** The whole component the artifact's engine and own part make, as the build made it (for inspect and tools). */
+export function artifactComponent(artifact: Artifact, file = 'the artifact'): Uint8Array {
+  const broken = brokenArtifact(file, artifact.engineFile);
   let component: Uint8Array;
   try {
-    component = joinComponent(engine, parts);
+    component = joinComponent(artifact.engine, artifact.own);
   } catch (error) {
     throw broken((error as Error).message);
   }
-  if (component.length !== header.component.bytes) throw broken(`they join to ${component.length} bytes, the header says ${header.component.bytes}`);
-  return { header, component, fileBytes, engineFile };
+  if (component.length !== artifact.header.component.bytes) throw broken(`they join to ${component.length} bytes, the header says ${artifact.header.component.bytes}`);
+  return component;
 }

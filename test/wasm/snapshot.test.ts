@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { readArtifact } from '../../runner/compile/artifact.ts';
+import { artifactComponent, readArtifact } from '../../runner/compile/artifact.ts';
 import { applySnapshot, joinComponent, mapCoreModules, separateComponent, splitSnapshot } from '../../runner/wasm/index.ts';
 import { buildOnce, fixtureDir } from '../support/artifacts.ts';
 import { wat } from './wat.ts';
@@ -20,7 +20,7 @@ describe('splitSnapshot', () => {
   it('gives a real konnector engine + snapshot that instantiate to the same memory and globals as the whole module', async () => {
     const artifact = await readArtifact(await buildOnce(fixtureDir('sandbox-probe')));
     const modules: Uint8Array[] = [];
-    mapCoreModules(artifact.component, (module) => (modules.push(module), module));
+    mapCoreModules(artifactComponent(artifact), (module) => (modules.push(module), module));
     const split = modules.map((module) => splitSnapshot(module));
     // The engine's main module is pre-initialized; the small adapter modules have no memory of their own.
     expect(split.filter((s) => s !== null)).toHaveLength(1);
@@ -80,7 +80,7 @@ describe('splitSnapshot', () => {
 
 describe('separateComponent', () => {
   it('takes a real konnector apart into the engine splitSnapshot gives and each module\'s own sections, and joinComponent puts it back byte for byte', async () => {
-    const { component } = await readArtifact(await buildOnce(fixtureDir('sandbox-probe')));
+    const component = artifactComponent(await readArtifact(await buildOnce(fixtureDir('sandbox-probe'))));
     const { engine, own } = separateComponent(component);
     expect([...own.keys()]).toHaveLength(1);
     const [index, part] = [...own][0]!;
