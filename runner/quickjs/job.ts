@@ -98,6 +98,7 @@ export async function loadQuickjsKonnector(dir: string, limits: Pick<Limits, 'me
     world: 'cozy:konnector/konnector@0.1.0',
     manifest,
     engine: { name: 'quickjs', version: `2021-03-27+${engineSha256.slice(0, 12)}`, sha256: engineSha256, bytes: (await readEngine()).length },
+    reference: null,
     builtBy: { name: self.name, version: self.version },
     sourceSha256: sha256(new TextEncoder().encode(script)),
     component: { bytes: bytecode.byteLength },
