@@ -7,7 +7,7 @@ import { FUEL_INSTRUMENTER_VERSION, instrumentComponentFuel } from '../wasm/inde
 import { bundleKonnector } from './bundle.ts';
 import { BuildCache } from './cache.ts';
 import { componentizeBundle, engine } from './componentize.ts';
-import { type CompileKonnector, referenceSnapshot } from './reference.ts';
+import { bundleReference, type CompileKonnector, referenceSnapshot } from './reference.ts';
 
 const self = createRequire(import.meta.url)('../../package.json') as { name: string; version: string };
 
@@ -47,8 +47,10 @@ export async function buildKonnector(konnectorDir: string, out: string, options:
     const component = await compileBundle(bundleCode, options, cache, progress);
     return { fields: await artifactFields(dir, bundleCode, options), component };
   };
+  const referenceBundle = bundleReference();
+  referenceBundle.catch(() => {}); // Awaited below; a failure before then is not unhandled.
   const { fields, component } = await compile(konnectorDir, bundle.code);
-  const artifact = await encodeArtifact(fields, component, (engineSha256) => referenceSnapshot(engineSha256, compile, cache, progress));
+  const artifact = await encodeArtifact(fields, component, (engineSha256) => referenceSnapshot(engineSha256, referenceBundle, compile, cache, progress));
   await writeArtifact(out, artifact, cache);
   const { header, bytes } = artifact;
   return { out, slug: manifest.slug, version: manifest.version, sha256: header.sha256, bytes: bytes.length, engine: header.engine, componentBytes: header.component.bytes };

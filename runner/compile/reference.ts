@@ -14,10 +14,13 @@
 import { createHash } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { type ArtifactFields, decodeReference, encodeArtifact, type ReferenceSnapshot } from './artifact.ts';
-import { bundleKonnector } from './bundle.ts';
+import { type Bundle, bundleKonnector } from './bundle.ts';
 import { type BuildCache, cacheKey } from './cache.ts';
 
 export const REFERENCE_KONNECTOR_DIR = fileURLToPath(new URL('./reference-konnector/', import.meta.url));
+
+/** The reference konnector bundled: its code names the reference in the cache. Started with a build, beside its compilation. */
+export const bundleReference = () => bundleKonnector(REFERENCE_KONNECTOR_DIR);
 
 /** How a konnector is compiled to its component and header fields (./index.ts), for the reference's own build. */
 export type CompileKonnector = (dir: string, bundleCode: string) => Promise<{ fields: ArtifactFields; component: Uint8Array }>;
@@ -27,8 +30,14 @@ export type CompileKonnector = (dir: string, bundleCode: string) => Promise<{ fi
  * `compile` (the konnector's own options); null if the reference, built,
  * does not have that engine (the build then stores its own part whole).
  */
-export async function referenceSnapshot(engineSha256: string, compile: CompileKonnector, cache: BuildCache, progress: (step: string) => void): Promise<ReferenceSnapshot | null> {
-  const bundle = await bundleKonnector(REFERENCE_KONNECTOR_DIR);
+export async function referenceSnapshot(
+  engineSha256: string,
+  bundled: Promise<Bundle>,
+  compile: CompileKonnector,
+  cache: BuildCache,
+  progress: (step: string) => void,
+): Promise<ReferenceSnapshot | null> {
+  const bundle = await bundled;
   const key = cacheKey('reference-for', engineSha256, createHash('sha256').update(bundle.code).digest('hex'));
   const cached = cache.get(key);
   if (cached) {

@@ -31,6 +31,10 @@ export function deltaOwnSections(own: Uint8Array, reference: Uint8Array): Uint8A
   for (let page = 0; page < pages.length; page++) {
     const start = page * DELTA_PAGE_BYTES;
     const end = Math.min(start + DELTA_PAGE_BYTES, image.length, referenceImage.length);
+    if (Buffer.compare(image.subarray(start, end), referenceImage.subarray(start, end)) === 0) {
+      pages[page] = 1;
+      continue;
+    }
     let equal = 0;
     for (let at = start; at < end; at++) if (image[at] === referenceImage[at]) equal++;
     // Zeros are cheap either way: a page is XORed when the reference predicts most of its bytes.
