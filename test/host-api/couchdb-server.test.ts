@@ -82,6 +82,19 @@ describe('startEmbeddedCouchDB', () => {
     await expect(readdir(dataDir)).resolves.not.toContain('escape');
   });
 
+  it('answers each of concurrent creations of a database in a folder not made yet', async () => {
+    // pouchdb-server left a second creation racing a first one in a new folder hanging (see the launcher):
+    // a race, so many rounds at once (before the fix, most of these requests got no answer).
+    const server = await start(await tempDir());
+    const create = (round: number) =>
+      fetch(`${server.url}/${encodeURIComponent(`instance${round}-cozy-test/io-cozy-files`)}`,
+        { method: 'PUT', signal: AbortSignal.timeout(5_000) }).then((res) => res.status, () => 'no answer');
+    const rounds = await Promise.all(Array.from({ length: 20 }, (_, round) => Promise.all([1, 2, 3, 4, 5].map(() => create(round)))));
+    const statuses = rounds.flat();
+    expect(statuses.filter((status) => status !== 201 && status !== 412)).toEqual([]);
+    expect(statuses.filter((status) => status === 201).length).toBeGreaterThanOrEqual(20);
+  });
+
   it('uses a given free port, and fails clearly when the given port is taken', async () => {
     const dataDir = await tempDir();
     const busy = await occupyPort();
