@@ -14,9 +14,10 @@ import { gzipSync } from 'node:zlib';
 import { startVendorSite } from '../konnectors/examples/example-bills/vendor-site.mts';
 import { readArtifact } from '../runner/compile/artifact.ts';
 import { defaultLimits } from '../runner/limits.ts';
-import { loadQuickjsKonnector } from '../runner/quickjs/job.ts';
+import { loadQuickjsKonnector } from '../runner/quickjs/artifact.ts';
 import { runJob, type JobReport } from '../runner/sandbox/job.ts';
-import { type LoadedKonnector, loadKonnector } from '../runner/sandbox/loader.ts';
+import { loadArtifact } from '../runner/sandbox/load-artifact.ts';
+import type { LoadedKonnector } from '../runner/sandbox/loader.ts';
 import { buildOnce, exampleDir } from '../test/support/artifacts.ts';
 import { startTestCouch } from '../test/support/couch.ts';
 import { quantile } from './quantile.ts';
@@ -37,7 +38,7 @@ const timed = async <T>(work: () => Promise<T>): Promise<[T, number]> => {
 try {
   const artifactPath = await buildOnce(dir);
   const [quickjs, quickjsReadyMs] = await timed(() => loadQuickjsKonnector(dir, defaultLimits, { snapshot: !values.evaluate }));
-  const [component, componentReadyMs] = await timed(async () => loadKonnector(await readArtifact(artifactPath), defaultLimits));
+  const [component, componentReadyMs] = await timed(async () => loadArtifact(await readArtifact(artifactPath), defaultLimits));
   // The loaded konnector (runner/quickjs/snapshot.ts) each job starts from, unless --evaluate.
   const snapshot = quickjs.snapshots.engine;
   if (snapshot) {

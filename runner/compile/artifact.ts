@@ -15,11 +15,14 @@ import { ManifestSchema } from './manifest.ts';
  *
  *   line 1   `cozy-konnector-artifact/2`
  *   line 2   the header, one line of JSON (manifest, build facts, the engine's name, version and sha256, sizes, sha256)
- *   rest     the own part, brotli-compressed: the snapshot sections (memory, globals, data, data count) and the
- *            exports of each pre-initialized core module, in `header.snapshots` order
+ *   rest     the own part, brotli-compressed. Its content depends on the engine the header names (`engine.name`):
+ *            componentize-js: the snapshot sections (memory, globals, data, data count) and the exports of each
+ *            pre-initialized core module, in `header.snapshots` order;
+ *            quickjs: the konnector's QuickJS bytecode (runner/quickjs/artifact.ts)
  *
- * The rest of the component, the engine (runner/wasm/snapshot.ts: the same
- * for every konnector of one toolchain, 13 MB), is stored once in an engine
+ * The rest, the engine (componentize-js: the component without its snapshots,
+ * runner/wasm/snapshot.ts, 13 MB; quickjs: runner/quickjs/engine.wasm; the same
+ * for every konnector of one toolchain), is stored once in an engine
  * store beside the artifacts: `engines/<sha256 of its bytes>.wasm`, checked
  * against that hash when read. `header.sha256` is the sha256 of line 2
  * written with `sha256: ""` followed by the own part, so it covers the engine
@@ -45,30 +48,72 @@ const engineCacheKey = (sha256: string) => `engine-${sha256}`;
 
 const Sha256Schema = z.string().regex(/^[0-9a-f]{64}$/);
 
-export const ArtifactHeaderSchema = z
+/** What every header holds, whatever its engine. */
+const commonHeader = {
+  format: z.literal(2),
+  world: z.string(),
+  manifest: ManifestSchema,
+  builtBy: z.object({ name: z.string(), version: z.string() }),
+  sourceSha256: Sha256Schema,
+  /** The own part as stored after the header. */
+  own: z.object({ compression: z.literal('br'), bytes: z.number().int().nonnegative() }),
+  sha256: z.string(),
+};
+
+const engineOf = <Name extends string>(name: Name) =>
+  z.object({ name: z.literal(name), version: z.string(), sha256: Sha256Schema, bytes: z.number().int().positive() });
+
+// Keys in the order the encoders write them: the sha256 is taken over the header as decoding gives it back.
+export const ComponentHeaderSchema = z
   .object({
-    format: z.literal(2),
-    world: z.string(),
-    manifest: ManifestSchema,
-    engine: z.object({ name: z.string(), version: z.string(), sha256: Sha256Schema, bytes: z.number().int().positive() }),
-    builtBy: z.object({ name: z.string(), version: z.string() }),
-    sourceSha256: Sha256Schema,
+    format: commonHeader.format,
+    world: commonHeader.world,
+    manifest: commonHeader.manifest,
+    engine: engineOf('componentize-js'),
+    builtBy: commonHeader.builtBy,
+    sourceSha256: commonHeader.sourceSha256,
     /** The whole component the engine and the own part make: its size, checked when they are joined. */
     component: z.object({ bytes: z.number().int().positive() }),
     /** Each pre-initialized core module's own sections: its index in the component, their size uncompressed. */
     snapshots: z.array(z.object({ module: z.number().int().nonnegative(), bytes: z.number().int().positive() })),
-    /** The own part as stored after the header. */
-    own: z.object({ compression: z.literal('br'), bytes: z.number().int().nonnegative() }),
+    own: commonHeader.own,
     /** How the component's core modules were metered at build time; null: not metered. */
     metering: z.object({ fuel: z.literal(true), instrumenterVersion: z.string() }).nullable(),
-    sha256: z.string(),
+    sha256: commonHeader.sha256,
   })
   .strict();
 
-export type ArtifactHeader = z.infer<typeof ArtifactHeaderSchema>;
+/** A QuickJS konnector: its bytecode is the own part; the host meters the engine when it loads it. */
+export const QuickjsHeaderSchema = z
+  .object({
+    format: commonHeader.format,
+    world: commonHeader.world,
+    manifest: commonHeader.manifest,
+    engine: engineOf('quickjs'),
+    builtBy: commonHeader.builtBy,
+    sourceSha256: commonHeader.sourceSha256,
+    /** The bytecode's size uncompressed. */
+    bytecode: z.object({ bytes: z.number().int().positive() }),
+    own: commonHeader.own,
+    sha256: commonHeader.sha256,
+  })
+  .strict();
 
-export interface Artifact {
-  header: ArtifactHeader;
+/** Which engine a header is for, read first: the header is then checked against that engine's schema alone. */
+const EngineNameSchema = z.object({ engine: z.object({ name: z.enum(['componentize-js', 'quickjs']) }) });
+
+function parseHeader(json: unknown) {
+  const named = EngineNameSchema.safeParse(json);
+  if (!named.success) return named;
+  return named.data.engine.name === 'quickjs' ? QuickjsHeaderSchema.safeParse(json) : ComponentHeaderSchema.safeParse(json);
+}
+
+export type ComponentArtifactHeader = z.infer<typeof ComponentHeaderSchema>;
+export type QuickjsArtifactHeader = z.infer<typeof QuickjsHeaderSchema>;
+export type ArtifactHeader = ComponentArtifactHeader | QuickjsArtifactHeader;
+
+export interface ComponentArtifact {
+  header: ComponentArtifactHeader;
   /** The whole component: the engine with the konnector's own part put back, as the build made it. */
   component: Uint8Array;
   /** Size of the artifact file (the engine not counted). */
@@ -76,6 +121,20 @@ export interface Artifact {
   /** The engine store file the engine was read from. */
   engineFile: string;
 }
+
+export interface QuickjsArtifact {
+  header: QuickjsArtifactHeader;
+  /** The QuickJS engine the bytecode was written by, checked against `header.engine.sha256`. */
+  engine: Uint8Array<ArrayBuffer>;
+  bytecode: Uint8Array;
+  fileBytes: number;
+  engineFile: string;
+}
+
+export type Artifact = ComponentArtifact | QuickjsArtifact;
+
+export const isQuickjsHeader = (header: ArtifactHeader): header is QuickjsArtifactHeader => header.engine.name === 'quickjs';
+export const isQuickjsArtifact = (artifact: Artifact): artifact is QuickjsArtifact => isQuickjsHeader(artifact.header);
 
 /** An artifact ready to be written: its file's bytes and the engine it names. */
 export interface EncodedArtifact {
@@ -103,16 +162,16 @@ function contentSha256(header: ArtifactHeader, own: Uint8Array): string {
 }
 
 export function encodeArtifact(
-  fields: Omit<ArtifactHeader, 'sha256' | 'format' | 'world' | 'engine' | 'component' | 'snapshots' | 'own'> & { engine: { name: string; version: string } },
+  fields: Omit<ComponentArtifactHeader, 'sha256' | 'format' | 'world' | 'engine' | 'component' | 'snapshots' | 'own'> & { engine: Pick<ComponentArtifactHeader['engine'], 'name' | 'version'> },
   component: Uint8Array,
-): EncodedArtifact {
+): EncodedArtifact & { header: ComponentArtifactHeader } {
   const { engine, own } = separateComponent(component);
   // What is written must give back exactly what was built.
   if (Buffer.compare(joinComponent(engine, own), component) !== 0) throw new Error('the component does not split into engine and snapshots that give it back');
   const snapshots = [...own].map(([module, bytes]) => ({ module, bytes: bytes.length }));
-  const ownPart = brotliCompressSync(Buffer.concat([...own.values()]), BROTLI);
+  const ownPart = compressOwn(Buffer.concat([...own.values()]));
   // In the schema's order: the sha256 is taken over the header as decoding gives it back.
-  const header: ArtifactHeader = {
+  const header: ComponentArtifactHeader = {
     format: 2,
     world: WORLD,
     manifest: fields.manifest,
@@ -125,8 +184,17 @@ export function encodeArtifact(
     metering: fields.metering,
     sha256: '',
   };
-  header.sha256 = contentSha256(header, ownPart);
-  return { header, bytes: Buffer.concat([Buffer.from(MAGIC + JSON.stringify(header) + '\n'), ownPart]), engine };
+  return sealArtifact(header, ownPart, engine);
+}
+
+/** The konnector's own part as stored: compressed, the same bytes for the same input. */
+export const compressOwn = (bytes: Uint8Array): Buffer => brotliCompressSync(bytes, BROTLI);
+
+/** The artifact file of a header (its keys in its schema's order) and a compressed own part: its sha256 computed and written. */
+export function sealArtifact<Header extends ArtifactHeader>(header: Header, ownPart: Buffer, engine: Uint8Array): EncodedArtifact & { header: Header } {
+  const sealed: Header = { ...header, sha256: '' };
+  sealed.sha256 = contentSha256(sealed, ownPart);
+  return { header: sealed, bytes: Buffer.concat([Buffer.from(MAGIC + JSON.stringify(sealed) + '\n'), ownPart]), engine };
 }
 
 /**
@@ -169,7 +237,7 @@ function decodeArtifactFile(bytes: Buffer, where: string): { header: ArtifactHea
   } catch {
     throw notArtifact('its header is not valid JSON (the file is corrupt)');
   }
-  const parsed = ArtifactHeaderSchema.safeParse(json);
+  const parsed = parseHeader(json);
   if (!parsed.success) throw notArtifact(`its header is invalid:\n${describeIssues(parsed.error)}`);
   const header = parsed.data;
   if (header.world !== WORLD) {
@@ -258,15 +326,9 @@ export async function readArtifactHeader(file: string): Promise<ArtifactHeader> 
 export async function readArtifact(file: string): Promise<Artifact> {
   const { header, own, fileBytes } = await readArtifactFile(file);
   const { engine, engineFile } = await readEngine(header, file);
-  const broken = (why: string) => new UsageError('artifact', `${file} and its engine ${engineFile} do not make a component: ${why}. Rebuild it with \`konnector build\`.`);
-  const snapshotBytes = header.snapshots.reduce((n, s) => n + s.bytes, 0);
-  let snapshots: Buffer;
-  try {
-    snapshots = brotliDecompressSync(own, { maxOutputLength: Math.max(snapshotBytes, 1) });
-  } catch (error) {
-    throw broken(`its own part does not decompress (${(error as Error).message})`);
-  }
-  if (snapshots.length !== snapshotBytes) throw broken(`its own part is ${snapshots.length} bytes uncompressed, the header says ${snapshotBytes}`);
+  const broken = (why: string) => new UsageError('artifact', `${file} and its engine ${engineFile} do not make a ${header.engine.name} konnector: ${why}. Rebuild it with \`konnector build\`.`);
+  if (isQuickjsHeader(header)) return { header, engine: new Uint8Array(engine), bytecode: decompressOwn(own, header.bytecode.bytes, broken), fileBytes, engineFile };
+  const snapshots = decompressOwn(own, header.snapshots.reduce((n, s) => n + s.bytes, 0), broken);
   const parts = new Map<number, Uint8Array>();
   let at = 0;
   for (const { module, bytes: length } of header.snapshots) {
@@ -280,4 +342,16 @@ export async function readArtifact(file: string): Promise<Artifact> {
   }
   if (component.length !== header.component.bytes) throw broken(`they join to ${component.length} bytes, the header says ${header.component.bytes}`);
   return { header, component, fileBytes, engineFile };
+}
+
+/** The own part uncompressed, refused unless it is the size its header says. */
+function decompressOwn(own: Buffer, bytes: number, broken: (why: string) => UsageError): Buffer {
+  let raw: Buffer;
+  try {
+    raw = brotliDecompressSync(own, { maxOutputLength: Math.max(bytes, 1) });
+  } catch (error) {
+    throw broken(`its own part does not decompress (${(error as Error).message})`);
+  }
+  if (raw.length !== bytes) throw broken(`its own part is ${raw.length} bytes uncompressed, the header says ${bytes}`);
+  return raw;
 }

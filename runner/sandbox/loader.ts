@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { Worker } from 'node:worker_threads';
 import { componentWit } from '@bytecodealliance/jco-transpile/wasm-tools';
-import type { Artifact, ArtifactHeader } from '../compile/artifact.ts';
+import type { ArtifactHeader, ComponentArtifact } from '../compile/artifact.ts';
 import { UsageError } from '../errors.ts';
 import { WASM_PAGE_BYTES, type Limits } from '../limits.ts';
 import { capMemory, isFuelInstrumented, mapCoreModules, type Snapshot, splitSnapshot, WasmError } from '../wasm/index.ts';
@@ -36,7 +36,7 @@ export interface LoadOptions {
  * compiled once per memory cap, and each konnector brings only its snapshot.
  */
 export async function loadKonnector(
-  artifact: Artifact,
+  artifact: ComponentArtifact,
   limits: Pick<Limits, 'memoryBytes'>,
   options: LoadOptions = {},
 ): Promise<LoadedKonnector> {

@@ -6,7 +6,7 @@ import { componentize } from '@bytecodealliance/componentize-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { encodeArtifact, readArtifact, writeArtifact } from '../../runner/compile/artifact.ts';
 import { BuildCache } from '../../runner/compile/cache.ts';
-import { buildOnce, fixtureDir, repoRoot } from '../support/artifacts.ts';
+import { buildOnce, fixtureDir, readComponentArtifact, repoRoot } from '../support/artifacts.ts';
 import { konnectorCli, lastJsonLine } from '../support/cli.ts';
 
 /** Several full builds (no cache) in one test: generous for a busy machine. */
@@ -37,7 +37,7 @@ describe('konnector build', () => {
   });
 
   it('writes only the konnector\'s own part to the artifact, the engine once beside it, named by its sha256', async () => {
-    const artifact = await readArtifact(probeArtifact);
+    const artifact = await readComponentArtifact(probeArtifact);
     const { header } = artifact;
     expect(header.format).toBe(2);
     expect(artifact.engineFile).toBe(path.join(path.dirname(probeArtifact), 'engines', `${header.engine.sha256}.wasm`));
@@ -208,7 +208,7 @@ describe('konnector run refuses bad input with exit code 2', () => {
       worldName: 'other',
       disableFeatures: ['stdio', 'clocks', 'http', 'fetch-event', 'random'],
     });
-    const { header } = await readArtifact(probeArtifact);
+    const { header } = await readComponentArtifact(probeArtifact);
     const foreign = encodeArtifact(
       { manifest: header.manifest, engine: header.engine, builtBy: header.builtBy, sourceSha256: header.sourceSha256, metering: null },
       component,
