@@ -16,7 +16,7 @@ import { WASM_PAGE_BYTES, type Limits } from '../limits.ts';
 import type { LoadedKonnector } from '../sandbox/loader.ts';
 import { UsageError } from '../errors.ts';
 import { checkEngineImports, compiledEngine, sha256 } from './engine.ts';
-import { type KonnectorSnapshot, snapshotKonnector } from './snapshot.ts';
+import { type KonnectorSnapshot, snapshotOffThread } from './snapshot.ts';
 
 /**
  * With a snapshot (the default), `modules.engine` is the shared engine and `snapshots.engine` the loaded
@@ -36,8 +36,9 @@ export interface QuickjsLoadOptions {
 }
 
 /**
- * Each konnector's snapshot, by its engine and bytecode: the pre-initialization takes a second or more, paid once
- * per process whatever the memory caps and however often the konnector is loaded again.
+ * Each konnector's snapshot, by its engine and bytecode: the pre-initialization takes a second or more (in a worker
+ * thread, the main thread free), paid once per process whatever the memory caps and however often the konnector is
+ * loaded again.
  */
 const loadedKonnectors = new Map<string, Promise<KonnectorSnapshot>>();
 
@@ -45,7 +46,7 @@ function snapshotOnce(artifact: QuickjsArtifact): Promise<KonnectorSnapshot> {
   const key = `${artifact.header.engine.sha256}:${sha256(artifact.bytecode)}`;
   let loaded = loadedKonnectors.get(key);
   if (!loaded) {
-    loaded = snapshotKonnector(artifact.bytecode, artifact.engine);
+    loaded = snapshotOffThread(artifact.bytecode, artifact.engine);
     loadedKonnectors.set(key, loaded);
     loaded.catch(() => loadedKonnectors.delete(key));
   }

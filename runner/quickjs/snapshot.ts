@@ -11,7 +11,8 @@
  * pre-initializer fails the build if the bundle's top level reaches one, so nothing the host would answer per
  * job (time, randomness, a request) is frozen into the snapshot.
  */
-import { UsageError } from '../errors.ts';
+import { UsageError, type UsageErrorKind } from '../errors.ts';
+import { answerOffThread } from '../sandbox/off-thread.ts';
 import { PreinitError, preinitialize } from '../compile/preinit/index.ts';
 import { splitSnapshot, type Snapshot } from '../wasm/index.ts';
 import { readEngine } from './engine.ts';
@@ -48,6 +49,20 @@ export async function snapshotKonnector(bytecode: Uint8Array, engine?: Uint8Arra
   const split = splitSnapshot(initialized);
   if (!split) throw new Error('the pre-initialized QuickJS engine cannot be split into engine and snapshot: this is a bug in runner/quickjs/snapshot.ts');
   return split;
+}
+
+export interface SnapshotRequest {
+  bytecode: Uint8Array;
+  engine: Uint8Array<ArrayBuffer>;
+}
+
+export type SnapshotAnswer = { ok: true; loaded: KonnectorSnapshot } | { ok: false; usage: UsageErrorKind | null; message: string };
+
+/** snapshotKonnector in a worker thread (snapshot-worker.ts), the host's main thread free meanwhile. */
+export async function snapshotOffThread(bytecode: Uint8Array, engine: Uint8Array<ArrayBuffer>): Promise<KonnectorSnapshot> {
+  const answer = await answerOffThread<SnapshotAnswer>(new URL('./snapshot-worker.ts', import.meta.url), { bytecode, engine } satisfies SnapshotRequest, 'QuickJS snapshot');
+  if (answer.ok) return answer.loaded;
+  throw answer.usage ? new UsageError(answer.usage, answer.message) : new Error(answer.message);
 }
 
 /** Throws what the engine's initialization reported, if it failed (a top-level exception, bad bytecode). */
