@@ -19,6 +19,7 @@ import { bundleForQuickjs, compileToBytecode } from './bundle.ts';
 import type { Limits } from '../limits.ts';
 import { compiledEngine, ENGINE_URL, readEngine, sha256 } from './engine.ts';
 import { loadQuickjsArtifact, type QuickjsKonnector, type QuickjsLoadOptions } from './job.ts';
+import { snapshotKonnector } from './snapshot.ts';
 
 const self = createRequire(import.meta.url)('../../package.json') as { name: string; version: string };
 
@@ -57,6 +58,9 @@ export async function encodeQuickjsKonnector(dir: string, progress: (step: strin
 /** `konnector build --engine quickjs`: the artifact written to `out`, its engine to the engine store beside it and to the build cache. */
 export async function buildQuickjsKonnector(dir: string, out: string, progress: (step: string) => void, cache?: BuildCache): Promise<BuildResult> {
   const artifact = await encodeQuickjsKonnector(dir, progress);
+  // Its top level runs when a host loads it; a konnector that cannot load fails here, as a component's build does.
+  progress('loading it once in the engine');
+  await snapshotKonnector(artifact.bytecode, new Uint8Array(artifact.engine));
   await writeArtifact(out, artifact, cache);
   const { header, bytes } = artifact;
   return { out, slug: header.manifest.slug, version: header.manifest.version, sha256: header.sha256, bytes: bytes.length, engine: header.engine };
