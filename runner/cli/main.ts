@@ -39,10 +39,12 @@ Bundles the konnector (manifest.konnector; its entry: package.json "main", else 
 src/index.ts, index.js, index.ts; its npm dependencies; cozy-konnector-libs resolves to the
 sandbox SDK) and compiles it to a
 WebAssembly component of the cozy:konnector world. Writes ONE artifact file holding
-what is the konnector's own (its snapshot, compressed), the manifest and a sha256 over
-both and the engine's sha256; the engine, the same for every konnector of a toolchain, is
-written once beside it as engines/<sha256>.wasm (copy it with the artifact). The same
-sources give the same bytes, the artifact's and the engine's.
+what is the konnector's own (its snapshot, stored as its difference from the reference
+snapshot of a konnector holding only the SDK, compressed), the manifest and a sha256 over
+both and the sha256 of the engine and the reference; those two, the same for every
+konnector of a toolchain, are written once beside it as engines/<sha256>.wasm and
+engines/<sha256>.kwasm (copy engines/ with the artifact). The same sources give the same
+bytes, the artifact's, the engine's and the reference's.
 Every core module that can loop is fuel-metered (docs/fuel.md); --unmetered leaves them
 as they are, for benchmarks: \`run\` refuses such an artifact without --allow-unmetered.
   --out-dir <dir>  build each konnector to <dir>/<slug>.kwasm, --jobs at a time (default:
@@ -52,7 +54,8 @@ as they are, for benchmarks: \`run\` refuses such an artifact without --allow-un
                    (runner/quickjs/engine.wasm, docs/engines.md), in the same kind of artifact
                    file, the engine written once beside it as engines/<sha256>.wasm. Its engine
                    is metered by the host when it loads it, so --unmetered does not apply.
-What depends on the toolchain alone (the engine's splicing, wrapping and fuel metering) is kept in
+What depends on the toolchain alone (the engine's splicing, wrapping and fuel metering, the
+reference snapshot, built on the first build) is kept in
 a build cache, $KONNECTOR_CACHE_DIR (default ~/.cache/konnector; "off" for none): builds
 after the first are several times faster and give the same bytes.`,
   compat: `Usage: konnector compat [--engine E] <konnector-dir>...
@@ -67,14 +70,17 @@ code offline, never crash or hang. Exit 0 when the table is printed, whatever it
   --engine <name>  build for componentize-js (default) or quickjs, as \`build --engine\``,
   inspect: `Usage: konnector inspect <artifact> [--json] [--limits <file>]
 
-Prints the artifact's slug, version, sha256, engine, the full import and export lists of
-the code that runs (a component's WIT imports; for a QuickJS artifact, its engine module's
-\`konnector\` and WASI imports), the manifest permissions and the limits a job of it runs under.
+Prints the artifact's slug, version, sha256, engine, reference snapshot (components), the full
+import and export lists of the code that runs (a component's WIT imports; for a QuickJS
+artifact, its engine module's \`konnector\` and WASI imports), the manifest permissions and
+the limits a job of it runs under.
   --json           print one JSON object
   --limits <file>  JSON limits overriding the defaults (as for run)
-Every command that reads an artifact looks for its engine in engines/ beside it, then in
-$KONNECTOR_ENGINES_DIR, then in the build cache (where builds keep it too), and checks it
-against the sha256 the artifact records.`,
+Every command that reads an artifact looks for its engine (engines/<sha256>.wasm) and its
+reference snapshot (engines/<sha256>.kwasm: the SDK's snapshot, which the konnector's own
+part is stored against) in engines/ beside it, then in $KONNECTOR_ENGINES_DIR, then in the
+build cache (where builds keep them too), and checks each against the sha256 the artifact
+records.`,
   run: `Usage: konnector run <artifact> --fields <json|file> [options]
 
 Runs one job of the konnector in the sandbox.

@@ -6,7 +6,7 @@ import { brotliCompressSync, brotliDecompressSync, constants } from 'node:zlib';
 import { z } from 'zod';
 import { UsageError } from '../errors.ts';
 import { describeIssues } from '../../host-api/schema-issues.ts';
-import { joinComponent, separateComponent } from '../wasm/index.ts';
+import { deltaOwnSections, joinComponent, separateComponent, undoDeltaOwnSections } from '../wasm/index.ts';
 import { BuildCache } from './cache.ts';
 import { ManifestSchema } from './manifest.ts';
 
@@ -24,11 +24,15 @@ import { ManifestSchema } from './manifest.ts';
  * runner/wasm/snapshot.ts, 13 MB; quickjs: runner/quickjs/engine.wasm; the same
  * for every konnector of one toolchain), is stored once in an engine
  * store beside the artifacts: `engines/<sha256 of its bytes>.wasm`, checked
- * against that hash when read. `header.sha256` is the sha256 of line 2
- * written with `sha256: ""` followed by the own part, so it covers the engine
- * through its hash: any change to the manifest, the build facts or the code
- * is detected when the artifact is read. The runner never executes
- * JavaScript from an artifact: it generates the component's glue itself.
+ * against that hash when read. A component's own part is stored as its difference from
+ * the reference snapshot the header names (runner/wasm/snapshot-delta.ts,
+ * ./reference.ts): an artifact of a konnector holding only the SDK, built
+ * with the same engine, stored once beside it as `engines/<its sha256>.kwasm`.
+ * `header.sha256` is the sha256 of line 2 written with `sha256: ""` followed
+ * by the own part, so it covers the engine and the reference through their
+ * hashes: any change to the manifest, the build facts or the code is detected
+ * when the artifact is read. The runner never executes JavaScript from an
+ * artifact: it generates the component's glue itself.
  */
 const MAGIC = 'cozy-konnector-artifact/2\n';
 /** The format whose file held the whole component: recognized only to say that it must be rebuilt. */
@@ -45,6 +49,7 @@ export const WORLD = 'cozy:konnector/konnector@0.1.0';
 export const ENGINES_DIR = 'engines';
 
 const engineCacheKey = (sha256: string) => `engine-${sha256}`;
+const referenceCacheKey = (sha256: string) => `reference-${sha256}`;
 
 const Sha256Schema = z.string().regex(/^[0-9a-f]{64}$/);
 
@@ -70,6 +75,8 @@ export const ComponentHeaderSchema = z
     world: commonHeader.world,
     manifest: commonHeader.manifest,
     engine: engineOf('componentize-js'),
+    /** The reference snapshot the own part is a delta against: that artifact's sha256; null: stored whole. */
+    reference: z.object({ sha256: Sha256Schema }).nullable(),
     builtBy: commonHeader.builtBy,
     sourceSha256: commonHeader.sourceSha256,
     /** The whole component the engine and the own part make: its size, checked when they are joined. */
@@ -114,12 +121,16 @@ export type ArtifactHeader = ComponentArtifactHeader | QuickjsArtifactHeader;
 
 export interface ComponentArtifact {
   header: ComponentArtifactHeader;
-  /** The whole component: the engine with the konnector's own part put back, as the build made it. */
-  component: Uint8Array;
+  /** The engine as stored (checked against `header.engine.sha256`): the component with each snapshot taken out. */
+  engine: Uint8Array;
+  /** Each pre-initialized core module's own sections (see separateComponent), by its index in the component. */
+  own: ReadonlyMap<number, Uint8Array>;
   /** Size of the artifact file (the engine not counted). */
   fileBytes: number;
   /** The engine store file the engine was read from. */
   engineFile: string;
+  /** The file the reference snapshot was read from; null if the own part is stored whole. */
+  referenceFile: string | null;
 }
 
 export interface QuickjsArtifact {
@@ -136,11 +147,21 @@ export type Artifact = ComponentArtifact | QuickjsArtifact;
 export const isQuickjsHeader = (header: ArtifactHeader): header is QuickjsArtifactHeader => header.engine.name === 'quickjs';
 export const isQuickjsArtifact = (artifact: Artifact): artifact is QuickjsArtifact => isQuickjsHeader(artifact.header);
 
-/** An artifact ready to be written: its file's bytes and the engine it names. */
+/** An artifact ready to be written: its file's bytes and the engine and reference it names. */
 export interface EncodedArtifact {
   header: ArtifactHeader;
   bytes: Buffer;
   engine: Uint8Array;
+  reference: ReferenceSnapshot | null;
+}
+
+/** A reference snapshot: an artifact whose own part others are stored against, read and decompressed. */
+export interface ReferenceSnapshot {
+  /** Its artifact file, written beside the artifacts stored against it. */
+  file: Buffer;
+  header: ComponentArtifactHeader;
+  /** Its own sections by core module index, as readArtifact gives them. */
+  own: ReadonlyMap<number, Uint8Array>;
 }
 
 /**
@@ -161,21 +182,36 @@ function contentSha256(header: ArtifactHeader, own: Uint8Array): string {
     .digest('hex');
 }
 
-export function encodeArtifact(
-  fields: Omit<ComponentArtifactHeader, 'sha256' | 'format' | 'world' | 'engine' | 'component' | 'snapshots' | 'own'> & { engine: Pick<ComponentArtifactHeader['engine'], 'name' | 'version'> },
+/** What a build says of an artifact; encodeArtifact adds what it finds in the component. */
+export type ArtifactFields = Omit<ComponentArtifactHeader, 'sha256' | 'format' | 'world' | 'engine' | 'reference' | 'component' | 'snapshots' | 'own'> & {
+  engine: Pick<ComponentArtifactHeader['engine'], 'name' | 'version'>;
+};
+
+export async function encodeArtifact(
+  fields: ArtifactFields,
   component: Uint8Array,
-): EncodedArtifact & { header: ComponentArtifactHeader } {
+  /** The reference snapshot to store the own part against, given the engine's sha256 (it must have that engine); null: stored whole. */
+  referenceFor: (engineSha256: string) => Promise<ReferenceSnapshot | null> = async () => null,
+): Promise<EncodedArtifact & { header: ComponentArtifactHeader }> {
   const { engine, own } = separateComponent(component);
   // What is written must give back exactly what was built.
   if (Buffer.compare(joinComponent(engine, own), component) !== 0) throw new Error('the component does not split into engine and snapshots that give it back');
-  const snapshots = [...own].map(([module, bytes]) => ({ module, bytes: bytes.length }));
-  const ownPart = compressOwn(Buffer.concat([...own.values()]));
+  const engineSha256 = sha256(engine);
+  const reference = await referenceFor(engineSha256);
+  if (reference && reference.header.engine.sha256 !== engineSha256) throw new Error(`the reference snapshot was built with engine ${reference.header.engine.sha256}, not ${engineSha256}`);
+  const stored = [...own].map(([module, bytes]): [number, Uint8Array] => {
+    const base = reference?.own.get(module);
+    return [module, base ? deltaOwnSections(bytes, base) : bytes];
+  });
+  const snapshots = stored.map(([module, bytes]) => ({ module, bytes: bytes.length }));
+  const ownPart = compressOwn(Buffer.concat(stored.map(([, bytes]) => bytes)));
   // In the schema's order: the sha256 is taken over the header as decoding gives it back.
   const header: ComponentArtifactHeader = {
     format: 2,
     world: WORLD,
     manifest: fields.manifest,
-    engine: { ...fields.engine, sha256: sha256(engine), bytes: engine.length },
+    engine: { ...fields.engine, sha256: engineSha256, bytes: engine.length },
+    reference: reference ? { sha256: reference.header.sha256 } : null,
     builtBy: fields.builtBy,
     sourceSha256: fields.sourceSha256,
     component: { bytes: component.length },
@@ -184,17 +220,22 @@ export function encodeArtifact(
     metering: fields.metering,
     sha256: '',
   };
-  return sealArtifact(header, ownPart, engine);
+  return sealArtifact(header, ownPart, engine, reference);
 }
 
 /** The konnector's own part as stored: compressed, the same bytes for the same input. */
 export const compressOwn = (bytes: Uint8Array): Buffer => brotliCompressSync(bytes, BROTLI);
 
 /** The artifact file of a header (its keys in its schema's order) and a compressed own part: its sha256 computed and written. */
-export function sealArtifact<Header extends ArtifactHeader>(header: Header, ownPart: Buffer, engine: Uint8Array): EncodedArtifact & { header: Header } {
+export function sealArtifact<Header extends ArtifactHeader>(
+  header: Header,
+  ownPart: Buffer,
+  engine: Uint8Array,
+  reference: ReferenceSnapshot | null = null,
+): EncodedArtifact & { header: Header } {
   const sealed: Header = { ...header, sha256: '' };
   sealed.sha256 = contentSha256(sealed, ownPart);
-  return { header: sealed, bytes: Buffer.concat([Buffer.from(MAGIC + JSON.stringify(sealed) + '\n'), ownPart]), engine };
+  return { header: sealed, bytes: Buffer.concat([Buffer.from(MAGIC + JSON.stringify(sealed) + '\n'), ownPart]), engine, reference };
 }
 
 /**
@@ -209,6 +250,11 @@ export async function writeArtifact(file: string, artifact: EncodedArtifact, cac
   // Both written again even when present: cheaper than reading 13 MB to check them, and a damaged copy is mended.
   await writeWhole(engineFile, artifact.engine);
   cache.put(engineCacheKey(engineSha256), artifact.engine);
+  if (artifact.reference) {
+    const { sha256: referenceSha256 } = artifact.reference.header;
+    await writeWhole(path.join(path.dirname(file), ENGINES_DIR, `${referenceSha256}.kwasm`), artifact.reference.file);
+    cache.put(referenceCacheKey(referenceSha256), artifact.reference.file);
+  }
   await writeWhole(file, artifact.bytes);
 }
 
@@ -261,51 +307,130 @@ function engineDirs(artifactFile: string, env: NodeJS.ProcessEnv = process.env):
   return dirs;
 }
 
-/**
- * Engines read and checked in this process, by sha256: a host with many
- * konnectors of one toolchain reads and hashes the 13 MB once, not per
- * konnector. What runs is the checked bytes, whatever becomes of the file.
- */
-const checkedEngines = new Map<string, { engine: Buffer; engineFile: string }>();
+/** A file an artifact names by hash and shares with others: its engine, its reference snapshot. */
+interface SharedFile<T> {
+  /** What it is, for messages: "engine componentize-js 0.18.1", "reference snapshot". */
+  what: string;
+  sha256: string;
+  /** Its name in an engine store: `<sha256>.wasm` or `<sha256>.kwasm`. */
+  name: string;
+  cacheKey: string;
+  /** Its content from its bytes; throws why they are not what the artifact names. */
+  check: (bytes: Buffer) => T;
+}
 
-/** The engine an artifact names, from the first store that has it, checked against its sha256. */
-async function readEngine(header: ArtifactHeader, artifactFile: string): Promise<{ engine: Buffer; engineFile: string }> {
-  const checked = checkedEngines.get(header.engine.sha256);
+/**
+ * Shared files read and checked in this process, by name (their hash): a host
+ * with many konnectors of one toolchain reads and checks the 13 MB engine and
+ * the reference once, not per konnector. What runs is the checked bytes,
+ * whatever becomes of the file.
+ */
+const checkedShared = new Map<string, { value: unknown; file: string }>();
+
+/** A shared file the artifact names, from the first store that has it, checked. */
+async function readShared<T>(shared: SharedFile<T>, artifactFile: string): Promise<{ value: T; file: string }> {
+  const checked = checkedShared.get(shared.name) as { value: T; file: string } | undefined;
   if (checked) {
-    // Named by where this artifact's engine is found now, as a first read would have.
-    const engineFile = engineDirs(artifactFile).map((dir) => path.join(dir, `${header.engine.sha256}.wasm`)).find((file) => existsSync(file));
-    return { engine: checked.engine, engineFile: engineFile ?? checked.engineFile };
+    // Named by where this artifact finds it now, as a first read would have.
+    const file = engineDirs(artifactFile).map((dir) => path.join(dir, shared.name)).find((candidate) => existsSync(candidate));
+    return { value: checked.value, file: file ?? checked.file };
   }
-  const found = await findEngine(header, artifactFile);
-  checkedEngines.set(header.engine.sha256, found);
+  const found = await findShared(shared, artifactFile);
+  checkedShared.set(shared.name, found);
   return found;
 }
 
-async function findEngine(header: ArtifactHeader, artifactFile: string): Promise<{ engine: Buffer; engineFile: string }> {
-  const { name, version, sha256: expected } = header.engine;
+async function findShared<T>(shared: SharedFile<T>, artifactFile: string): Promise<{ value: T; file: string }> {
   const dirs = engineDirs(artifactFile);
   const cache = new BuildCache();
   for (const dir of dirs) {
-    const engineFile = path.join(dir, `${expected}.wasm`);
-    const engine = await readFile(engineFile).catch((error: NodeJS.ErrnoException) => {
+    const file = path.join(dir, shared.name);
+    const bytes = await readFile(file).catch((error: NodeJS.ErrnoException) => {
       if (error.code === 'ENOENT') return undefined;
-      throw new UsageError('artifact', `cannot read the engine ${engineFile} of ${artifactFile}: ${error.code ?? error.message}`);
+      throw new UsageError('artifact', `${artifactFile}: cannot read the ${shared.what} in ${file}: ${error.code ?? error.message}`);
     });
-    if (!engine) continue;
-    const actual = sha256(engine);
-    if (actual !== expected) {
-      throw new UsageError('artifact', `the engine ${engineFile} of ${artifactFile} has sha256 ${actual}, not ${expected} (the file was modified or corrupted): copy it again from where the artifact was built, or rebuild`);
+    if (!bytes) continue;
+    try {
+      return { value: shared.check(bytes), file };
+    } catch (error) {
+      throw new UsageError('artifact', `${artifactFile}: the ${shared.what} in ${file} is not the one it names: ${(error as Error).message}; copy it again from where the artifact was built, or rebuild`);
     }
-    return { engine, engineFile };
   }
-  // The cache checks its entries' own sha256; a damaged one reads as absent.
-  const cached = cache.get(engineCacheKey(expected));
-  if (cached && sha256(cached) === expected) return { engine: cached, engineFile: path.join(cache.dir!, engineCacheKey(expected)) };
+  // The cache checks its entries' own sha256; a damaged or different one reads as absent.
+  const cached = cache.get(shared.cacheKey);
+  if (cached) {
+    try {
+      return { value: shared.check(cached), file: path.join(cache.dir!, shared.cacheKey) };
+    } catch {
+      // Absent, then.
+    }
+  }
   const places = [...dirs, ...(cache.dir ? [`the build cache ${cache.dir}`] : [])];
   throw new UsageError(
     'artifact',
-    `${artifactFile} needs the engine ${name} ${version} with sha256 ${expected}, which is in none of ${places.join(', ')}: copy ${ENGINES_DIR}/${expected}.wasm from where it was built beside it, or set KONNECTOR_ENGINES_DIR to a directory that holds it`,
+    `${artifactFile} needs the ${shared.what} with sha256 ${shared.sha256}, which is in none of ${places.join(', ')}: copy ${ENGINES_DIR}/${shared.name} from where it was built beside it, or set KONNECTOR_ENGINES_DIR to a directory that holds it`,
   );
+}
+
+function engineFile(header: ArtifactHeader): SharedFile<Buffer> {
+  const { name, version, sha256: expected } = header.engine;
+  return {
+    what: `engine ${name} ${version}`,
+    sha256: expected,
+    name: `${expected}.wasm`,
+    cacheKey: engineCacheKey(expected),
+    check: (bytes) => {
+      const actual = sha256(bytes);
+      if (actual !== expected) throw new Error(`it has sha256 ${actual}, not ${expected} (the file was modified or corrupted)`);
+      return bytes;
+    },
+  };
+}
+
+function referenceFile(header: ComponentArtifactHeader, expected: string): SharedFile<ReferenceSnapshot> {
+  return {
+    what: 'reference snapshot',
+    sha256: expected,
+    name: `${expected}.kwasm`,
+    cacheKey: referenceCacheKey(expected),
+    check: (bytes) => {
+      const reference = decodeReference(bytes, 'it');
+      if (reference.header.sha256 !== expected) throw new Error(`its sha256 is ${reference.header.sha256}, not ${expected}`);
+      if (reference.header.engine.sha256 !== header.engine.sha256) throw new Error(`it was built for the engine ${reference.header.engine.sha256}, not ${header.engine.sha256}`);
+      return reference;
+    },
+  };
+}
+
+/** An artifact file read as a reference snapshot: one stored whole (a reference has no reference of its own). */
+export function decodeReference(file: Buffer, where: string): ReferenceSnapshot {
+  const { header, own } = decodeArtifactFile(file, where);
+  if (isQuickjsHeader(header)) throw new UsageError('artifact', `${where} is a QuickJS artifact, so it cannot be a component's reference snapshot`);
+  if (header.reference) throw new UsageError('artifact', `${where} is stored against another reference snapshot, so it cannot be one`);
+  return { file, header, own: ownSections(header, own, (why) => new UsageError('artifact', `${where}: ${why}`)) };
+}
+
+/** The own part decompressed and cut into each module's sections, as stored (a delta if the header names a reference). */
+function ownSections(header: ComponentArtifactHeader, own: Buffer, broken: (why: string) => Error): Map<number, Uint8Array> {
+  const snapshots = decompressOwn(own, header.snapshots.reduce((n, s) => n + s.bytes, 0), broken);
+  const parts = new Map<number, Uint8Array>();
+  let at = 0;
+  for (const { module, bytes: length } of header.snapshots) {
+    parts.set(module, snapshots.subarray(at, (at += length)));
+  }
+  return parts;
+}
+
+/** The own part uncompressed, refused unless it is the size its header says. */
+function decompressOwn(own: Buffer, bytes: number, broken: (why: string) => Error): Buffer {
+  let raw: Buffer;
+  try {
+    raw = brotliDecompressSync(own, { maxOutputLength: Math.max(bytes, 1) });
+  } catch (error) {
+    throw broken(`its own part does not decompress (${(error as Error).message})`);
+  }
+  if (raw.length !== bytes) throw broken(`its own part is ${raw.length} bytes uncompressed, the header says ${bytes}`);
+  return raw;
 }
 
 async function readArtifactFile(file: string): Promise<{ header: ArtifactHeader; own: Buffer; fileBytes: number }> {
@@ -323,35 +448,48 @@ export async function readArtifactHeader(file: string): Promise<ArtifactHeader> 
   return (await readArtifactFile(file)).header;
 }
 
+/**
+ * An artifact as stored: its engine and own part, each checked against its
+ * hash. The runner loads it from those parts (runner/sandbox/load-artifact.ts);
+ * artifactComponent joins a component's when the whole component is wanted.
+ */
 export async function readArtifact(file: string): Promise<Artifact> {
   const { header, own, fileBytes } = await readArtifactFile(file);
-  const { engine, engineFile } = await readEngine(header, file);
-  const broken = (why: string) => new UsageError('artifact', `${file} and its engine ${engineFile} do not make a ${header.engine.name} konnector: ${why}. Rebuild it with \`konnector build\`.`);
-  if (isQuickjsHeader(header)) return { header, engine: new Uint8Array(engine), bytecode: decompressOwn(own, header.bytecode.bytes, broken), fileBytes, engineFile };
-  const snapshots = decompressOwn(own, header.snapshots.reduce((n, s) => n + s.bytes, 0), broken);
-  const parts = new Map<number, Uint8Array>();
-  let at = 0;
-  for (const { module, bytes: length } of header.snapshots) {
-    parts.set(module, snapshots.subarray(at, (at += length)));
+  const { value: engine, file: engineStoreFile } = await readShared(engineFile(header), file);
+  const broken = brokenArtifact(file, engineStoreFile);
+  if (isQuickjsHeader(header)) {
+    return { header, engine: new Uint8Array(engine), bytecode: decompressOwn(own, header.bytecode.bytes, broken), fileBytes, engineFile: engineStoreFile };
   }
+  const parts = ownSections(header, own, broken);
+  let referenceStoreFile: string | null = null;
+  if (header.reference) {
+    const { value: reference, file: found } = await readShared(referenceFile(header, header.reference.sha256), file);
+    referenceStoreFile = found;
+    for (const [module, delta] of parts) {
+      const base = reference.own.get(module);
+      if (!base) throw broken(`its reference snapshot has no core module ${module}`);
+      try {
+        parts.set(module, undoDeltaOwnSections(delta, base));
+      } catch (error) {
+        throw broken(`its own part for core module ${module} is not a delta against its reference (${(error as Error).message})`);
+      }
+    }
+  }
+  return { header, engine, own: parts, fileBytes, engineFile: engineStoreFile, referenceFile: referenceStoreFile };
+}
+
+const brokenArtifact = (file: string, engineFile: string) => (why: string) =>
+  new UsageError('artifact', `${file} and its engine ${engineFile} do not make a konnector: ${why}. Rebuild it with \`konnector build\`.`);
+
+/** The whole component the artifact's engine and own part make, as the build made it (for inspect and tools). */
+export function artifactComponent(artifact: ComponentArtifact, file = 'the artifact'): Uint8Array {
+  const broken = brokenArtifact(file, artifact.engineFile);
   let component: Uint8Array;
   try {
-    component = joinComponent(engine, parts);
+    component = joinComponent(artifact.engine, artifact.own);
   } catch (error) {
     throw broken((error as Error).message);
   }
-  if (component.length !== header.component.bytes) throw broken(`they join to ${component.length} bytes, the header says ${header.component.bytes}`);
-  return { header, component, fileBytes, engineFile };
-}
-
-/** The own part uncompressed, refused unless it is the size its header says. */
-function decompressOwn(own: Buffer, bytes: number, broken: (why: string) => UsageError): Buffer {
-  let raw: Buffer;
-  try {
-    raw = brotliDecompressSync(own, { maxOutputLength: Math.max(bytes, 1) });
-  } catch (error) {
-    throw broken(`its own part does not decompress (${(error as Error).message})`);
-  }
-  if (raw.length !== bytes) throw broken(`its own part is ${raw.length} bytes uncompressed, the header says ${bytes}`);
-  return raw;
+  if (component.length !== artifact.header.component.bytes) throw broken(`they join to ${component.length} bytes, the header says ${artifact.header.component.bytes}`);
+  return component;
 }

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { createRequire } from 'node:module';
-import { type ArtifactHeader, encodeArtifact, writeArtifact } from './artifact.ts';
+import { type ArtifactFields, type ArtifactHeader, encodeArtifact, writeArtifact } from './artifact.ts';
 import { UsageError } from '../errors.ts';
 import { readManifest } from './manifest.ts';
 import { FUEL_INSTRUMENTER_VERSION, instrumentComponentFuel } from '../wasm/index.ts';
@@ -9,6 +9,7 @@ import { BuildCache } from './cache.ts';
 import { componentizeBundle, engine } from './componentize.ts';
 import { buildQuickjsKonnector } from '../quickjs/artifact.ts';
 import type { EngineName } from '../sandbox/pool.ts';
+import { bundleReference, type CompileKonnector, referenceSnapshot } from './reference.ts';
 
 const self = createRequire(import.meta.url)('../../package.json') as { name: string; version: string };
 
@@ -49,29 +50,39 @@ export async function buildKonnector(konnectorDir: string, out: string, options:
   const manifest = await readManifest(konnectorDir);
   progress('bundling sources');
   const bundle = await bundleKonnector(konnectorDir);
-  progress('compiling to a WebAssembly component');
   const cache = options.cache ?? new BuildCache();
-  const componentized = await componentizeBundle(bundle.code, cache, progress);
-  let component = componentized;
-  if (!options.unmetered) {
-    progress('metering fuel');
-    try {
-      component = instrumentComponentFuel(componentized, { cache });
-    } catch (error) {
-      throw new UsageError('source', `the component cannot be fuel-metered: ${(error as Error).message}`);
-    }
-  }
-  const artifact = encodeArtifact(
-    {
-      manifest,
-      engine,
-      builtBy: { name: self.name, version: self.version },
-      sourceSha256: createHash('sha256').update(bundle.code).digest('hex'),
-      metering: options.unmetered ? null : { fuel: true, instrumenterVersion: FUEL_INSTRUMENTER_VERSION },
-    },
-    component,
-  );
+  const compile: CompileKonnector = async (dir, bundleCode) => {
+    const component = await compileBundle(bundleCode, options, cache, progress);
+    return { fields: await artifactFields(dir, bundleCode, options), component };
+  };
+  const referenceBundle = bundleReference();
+  referenceBundle.catch(() => {}); // Awaited below; a failure before then is not unhandled.
+  const { fields, component } = await compile(konnectorDir, bundle.code);
+  const artifact = await encodeArtifact(fields, component, (engineSha256) => referenceSnapshot(engineSha256, referenceBundle, compile, cache, progress));
   await writeArtifact(out, artifact, cache);
   const { header, bytes } = artifact;
   return { out, slug: manifest.slug, version: manifest.version, sha256: header.sha256, bytes: bytes.length, engine: header.engine };
+}
+
+/** The bundle as a component, fuel-metered unless told otherwise. */
+async function compileBundle(code: string, options: BuildOptions, cache: BuildCache, progress: (step: string) => void): Promise<Uint8Array> {
+  progress('compiling to a WebAssembly component');
+  const componentized = await componentizeBundle(code, cache, progress);
+  if (options.unmetered) return componentized;
+  progress('metering fuel');
+  try {
+    return instrumentComponentFuel(componentized, { cache });
+  } catch (error) {
+    throw new UsageError('source', `the component cannot be fuel-metered: ${(error as Error).message}`);
+  }
+}
+
+async function artifactFields(konnectorDir: string, bundleCode: string, options: BuildOptions): Promise<ArtifactFields> {
+  return {
+    manifest: await readManifest(konnectorDir),
+    engine,
+    builtBy: { name: self.name, version: self.version },
+    sourceSha256: createHash('sha256').update(bundleCode).digest('hex'),
+    metering: options.unmetered ? null : { fuel: true, instrumenterVersion: FUEL_INSTRUMENTER_VERSION },
+  };
 }

@@ -2,7 +2,7 @@
  * The one place an artifact's engine is chosen, from its header (runner/compile/artifact.ts): every command and
  * the worker host load and describe artifacts through here, whichever engine built them.
  */
-import { type Artifact, isQuickjsArtifact } from '../compile/artifact.ts';
+import { type Artifact, artifactComponent, isQuickjsArtifact } from '../compile/artifact.ts';
 import type { Limits } from '../limits.ts';
 import { FUEL_INSTRUMENTER_VERSION } from '../wasm/index.ts';
 import { describeComponent, loadKonnector, type LoadedKonnector, type LoadOptions } from './loader.ts';
@@ -38,13 +38,15 @@ export async function describeArtifact(artifact: Artifact): Promise<ArtifactDesc
     };
   }
   const { header } = artifact;
-  const { imports, exports } = await describeComponent(artifact.component);
+  const { imports, exports } = await describeComponent(artifactComponent(artifact));
+  const reference = header.reference && { ...header.reference, file: artifact.referenceFile };
   return {
     imports,
     exports,
-    facts: { componentBytes: header.component.bytes, metering: header.metering },
+    facts: { componentBytes: header.component.bytes, reference, metering: header.metering },
     lines: [
       `size      ${artifact.fileBytes} bytes (the whole component with its engine: ${header.component.bytes} bytes)`,
+      `reference ${reference ? `snapshot sha256 ${reference.sha256}, read from ${reference.file} (the own part is stored as its difference from it)` : 'none: the own part is stored whole'}`,
       `metering  ${header.metering ? `fuel (instrumenter version ${header.metering.instrumenterVersion})` : 'NONE: built with --unmetered, run refuses it without --allow-unmetered'}`,
     ],
   };

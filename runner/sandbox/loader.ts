@@ -3,7 +3,19 @@ import { componentWit } from '@bytecodealliance/jco-transpile/wasm-tools';
 import type { ArtifactHeader, ComponentArtifact } from '../compile/artifact.ts';
 import { UsageError } from '../errors.ts';
 import { WASM_PAGE_BYTES, type Limits } from '../limits.ts';
-import { capMemory, isFuelInstrumented, mapCoreModules, type Snapshot, splitSnapshot, WasmError } from '../wasm/index.ts';
+import {
+  capMemory,
+  countImports,
+  findSection,
+  isFuelInstrumented,
+  mapCoreModules,
+  readImports,
+  readMemories,
+  readModule,
+  SectionId,
+  type Snapshot,
+  snapshotOfOwnSections,
+} from '../wasm/index.ts';
 import { ALLOWED_IMPORTS } from './capabilities.ts';
 import { answerOffThread } from './off-thread.ts';
 import type { TranspileAnswer, TranspileRequest } from './transpile-worker.ts';
@@ -41,13 +53,17 @@ export async function loadKonnector(
   options: LoadOptions = {},
 ): Promise<LoadedKonnector> {
   const maxPages = Math.floor(limits.memoryBytes / WASM_PAGE_BYTES);
-  const { engineComponent, snapshots } = splitComponent(artifact.component);
-  for (const snapshot of snapshots.values()) {
+  const engine = await engineFor(artifact, maxPages);
+  const snapshots = new Map<number, Snapshot>();
+  for (const [index, own] of artifact.own) {
+    const importedGlobals = engine.importedGlobals.get(index);
+    const snapshot = importedGlobals === undefined ? null : snapshotOfOwnSections(own, importedGlobals);
+    if (!snapshot) throw new UsageError('artifact', `the artifact's own part for core module ${index} is not a snapshot of its engine: rebuild it with \`konnector build\``);
     if (snapshot.memory.pages > maxPages) {
       throw new UsageError('artifact', `the konnector's memory starts at ${snapshot.memory.pages} pages (${snapshot.memory.pages * 64} KiB), above the cap of ${maxPages} pages: raise the memory limit`);
     }
+    snapshots.set(index, snapshot);
   }
-  const engine = await engineFor(engineComponent, maxPages, [...snapshots.keys()]);
   const foreign = engine.imports.filter((name) => !ALLOWED_IMPORTS.has(name));
   if (foreign.length > 0) {
     throw new UsageError(
@@ -58,7 +74,7 @@ export async function loadKonnector(
   if (!engine.exports.some(([name, kind]) => name === 'run' && kind === 'function')) {
     throw new UsageError('artifact', 'the component does not export the function `run` of the konnector world');
   }
-  const metered = isFuelInstrumented(artifact.component);
+  const { metered } = engine;
   if (metered !== (artifact.header.metering !== null)) {
     throw new UsageError('artifact', `the artifact's header says it is ${metered ? 'not ' : ''}fuel-metered but its component is${metered ? '' : ' not'}: it was not made by \`konnector build\``);
   }
@@ -66,26 +82,12 @@ export async function loadKonnector(
     throw new UsageError('artifact', 'the component is not fuel-metered (built with --unmetered): its CPU use could not be bounded; rebuild it without --unmetered, or pass --allow-unmetered to run it anyway');
   }
   const byName: Record<string, Snapshot> = {};
-  for (const [index, snapshot] of snapshots) byName[engine.snapshotModules.get(index)!] = snapshot;
-  return { id: `${artifact.header.sha256}:${maxPages}`, header: artifact.header, metered, glue: engine.glue, modules: engine.modules, snapshots: byName };
-}
-
-/** The component with each pre-initialized core module replaced by its engine, and their snapshots by module index. */
-function splitComponent(component: Uint8Array): { engineComponent: Uint8Array; snapshots: Map<number, Snapshot> } {
-  const snapshots = new Map<number, Snapshot>();
-  try {
-    const engineComponent = mapCoreModules(component, (module, index) => {
-      const split = splitSnapshot(module);
-      if (!split) return module;
-      snapshots.set(index, split.snapshot);
-      return split.engine;
-    });
-    return { engineComponent, snapshots };
-  } catch (error) {
-    // Not a component these tools can read: the transpiler says what is wrong with it.
-    if (error instanceof WasmError) return { engineComponent: component, snapshots: new Map() };
-    throw error;
+  for (const [index, snapshot] of snapshots) {
+    const name = engine.moduleNames.get(index);
+    if (name === undefined) throw new UsageError('artifact', `the artifact has a snapshot for core module ${index}, which its engine does not split out: rebuild it with \`konnector build\``);
+    byName[name] = snapshot;
   }
+  return { id: `${artifact.header.sha256}:${maxPages}`, header: artifact.header, metered, glue: engine.glue, modules: engine.modules, snapshots: byName };
 }
 
 interface Engine {
@@ -93,46 +95,57 @@ interface Engine {
   exports: [string, string][];
   glue: string;
   modules: Record<string, WebAssembly.Module>;
-  /** The glue's name of each core module that has a snapshot, by its index in the component. */
-  snapshotModules: Map<number, string>;
+  /** Whether its core modules count fuel (read from its code, not taken from a header). */
+  metered: boolean;
+  /** The glue's name of each core module that can take a snapshot (its memory starts empty), by its index in the component. */
+  moduleNames: Map<number, string>;
+  /** How many globals each such module imports: its snapshot's global exports are numbered after them. */
+  importedGlobals: Map<number, number>;
 }
 
 /**
- * Engines transpiled and compiled in this process, by their bytes and memory
- * cap. A host holds one per toolchain its konnectors were built with.
+ * Engines transpiled and compiled in this process, by their sha256 (checked
+ * when the artifact was read) and memory cap. A host holds one per toolchain
+ * its konnectors were built with; loading another konnector of the same
+ * toolchain reads only its snapshot.
  */
 const engines = new Map<string, Promise<Engine>>();
 
-function engineFor(component: Uint8Array, maxPages: number, snapshotIndexes: number[]): Promise<Engine> {
-  const key = `${createHash('sha256').update(component).digest('hex')}:${maxPages}`;
+function engineFor(artifact: ComponentArtifact, maxPages: number): Promise<Engine> {
+  const key = `${artifact.header.engine.sha256}:${maxPages}`;
   let engine = engines.get(key);
   if (!engine) {
-    engine = makeEngine(component, maxPages, snapshotIndexes);
+    engine = makeEngine(artifact.engine, maxPages);
     engines.set(key, engine);
     engine.catch(() => engines.delete(key));
   }
   return engine;
 }
 
-async function makeEngine(component: Uint8Array, maxPages: number, snapshotIndexes: number[]): Promise<Engine> {
+async function makeEngine(component: Uint8Array, maxPages: number): Promise<Engine> {
   const transpiled = await transpileOffThread({ component, maxPages });
-  if (!transpiled.ok) throw new UsageError('artifact', `the artifact's component is not a valid WebAssembly component: ${transpiled.message}`);
+  if (!transpiled.ok) throw new UsageError('artifact', `the artifact's engine is not a valid WebAssembly component: ${transpiled.message}`);
   // The glue names core modules by file; the engine modules are found among them by their bytes.
   const nameOf = new Map(Object.entries(transpiled.modules).map(([name, bytes]) => [digest(bytes), name]));
-  const coreModules: Uint8Array[] = [];
-  mapCoreModules(component, (module) => {
-    coreModules.push(module);
+  const moduleNames = new Map<number, string>();
+  const importedGlobals = new Map<number, number>();
+  mapCoreModules(component, (module, index) => {
+    const sections = readModule(module);
+    const imports = readImports(findSection(sections, SectionId.import));
+    // A module whose own memory starts at 0 pages is where the build took a snapshot out.
+    const memories = readMemories(findSection(sections, SectionId.memory));
+    if (countImports(imports).memory === 0 && memories.length === 1 && memories[0]!.min === 0) {
+      const name = nameOf.get(digest(capMemory(module, maxPages)));
+      if (name !== undefined) {
+        moduleNames.set(index, name);
+        importedGlobals.set(index, countImports(imports).global);
+      }
+    }
     return module;
   });
-  const snapshotModules = new Map<number, string>();
-  for (const index of snapshotIndexes) {
-    const name = nameOf.get(digest(capMemory(coreModules[index]!, maxPages)));
-    if (name === undefined) throw new Error(`core module ${index} of the engine is not among the transpiled modules`);
-    snapshotModules.set(index, name);
-  }
   const modules: Record<string, WebAssembly.Module> = {};
   for (const [name, bytes] of Object.entries(transpiled.modules)) modules[name] = await WebAssembly.compile(bytes as Uint8Array<ArrayBuffer>);
-  return { imports: transpiled.imports, exports: transpiled.exports, glue: transpiled.glue, modules, snapshotModules };
+  return { imports: transpiled.imports, exports: transpiled.exports, glue: transpiled.glue, modules, metered: isFuelInstrumented(component), moduleNames, importedGlobals };
 }
 
 const digest = (bytes: Uint8Array) => createHash('sha256').update(bytes).digest('hex');

@@ -12,3 +12,4 @@ export * from './memory-cap.ts';
 export * from './data-segments.ts';
 export * from './snapshot.ts';
 export * from './fuel.ts';
+export * from './snapshot-delta.ts';

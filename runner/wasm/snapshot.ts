@@ -73,9 +73,34 @@ const ZERO_INIT: Partial<Record<NumericType, Uint8Array>> = {
 export function splitSnapshot(module: Uint8Array): SplitModule | null {
   const sections = readModule(module);
   const imports = readImports(findSection(sections, SectionId.import));
-  const memories = readMemories(findSection(sections, SectionId.memory));
   if (readStart(findSection(sections, SectionId.start)) !== undefined) return null;
-  if (countImports(imports).memory !== 0 || memories.length !== 1) return null;
+  if (countImports(imports).memory !== 0) return null;
+  const read = readOwnSections(sections, countImports(imports).global);
+  if (!read) return null;
+  const { snapshot, memory, globals, exports } = read;
+
+  let engine = setSection(sections, SectionId.data, null);
+  engine = setSection(engine, SectionId.dataCount, null);
+  engine = setSection(engine, SectionId.memory, encodeMemories([{ ...memory, min: 0 }]));
+  if (globals.length > 0) engine = setSection(engine, SectionId.global, encodeGlobals(globals.map((g) => ({ ...g, init: ZERO_INIT[g.type.name as NumericType]! }))));
+  const globalExports = snapshot.globals.map((g, i) => ({ name: g.exportName, kind: 'global' as const, index: countImports(imports).global + i }));
+  engine = setSection(engine, SectionId.export, encodeExports([...exports, ...globalExports]));
+  return { engine: encodeModule(engine), snapshot };
+}
+
+/**
+ * The snapshot a module's own sections (SNAPSHOT_SECTIONS and its exports)
+ * hold, as stored in an artifact: `importedGlobals` is the number of globals
+ * its engine imports, which the exports for the others are numbered after.
+ * Null if they are not a plain snapshot (see splitSnapshot).
+ */
+export function snapshotOfOwnSections(own: Uint8Array, importedGlobals: number): Snapshot | null {
+  return readOwnSections(readModule(own), importedGlobals)?.snapshot ?? null;
+}
+
+function readOwnSections(sections: ReturnType<typeof readModule>, importedGlobals: number) {
+  const memories = readMemories(findSection(sections, SectionId.memory));
+  if (memories.length !== 1) return null;
   const exports = readExports(findSection(sections, SectionId.export));
   if (exports.some((e) => e.name.startsWith(SNAPSHOT_GLOBAL_PREFIX))) return null;
   const memoryExport = exports.find((e) => e.kind === 'memory' && e.index === 0);
@@ -92,29 +117,15 @@ export function splitSnapshot(module: Uint8Array): SplitModule | null {
   }
   const { segments, data } = mergeSegments(placed);
 
-  const importedGlobals = countImports(imports).global;
   const globals = readGlobals(findSection(sections, SectionId.global));
   const values: Snapshot['globals'] = [];
-  const engineGlobals: Global[] = [];
   for (const [i, global] of globals.entries()) {
-    const zero = ZERO_INIT[global.type.name as NumericType];
     const value = constValue(global);
-    if (!global.mutable || !zero || value === undefined) return null;
+    if (!global.mutable || !ZERO_INIT[global.type.name as NumericType] || value === undefined) return null;
     values.push({ exportName: `${SNAPSHOT_GLOBAL_PREFIX}${importedGlobals + i}`, value });
-    engineGlobals.push({ ...global, init: zero });
   }
-
-  let engine = setSection(sections, SectionId.data, null);
-  engine = setSection(engine, SectionId.dataCount, null);
-  engine = setSection(engine, SectionId.memory, encodeMemories([{ ...memories[0]!, min: 0 }]));
-  if (globals.length > 0) engine = setSection(engine, SectionId.global, encodeGlobals(engineGlobals));
-  const globalExports = values.map((v, i) => ({ name: v.exportName, kind: 'global' as const, index: importedGlobals + i }));
-  engine = setSection(engine, SectionId.export, encodeExports([...exports, ...globalExports]));
-
-  return {
-    engine: encodeModule(engine),
-    snapshot: { memory: { exportName: memoryExport.name, pages: memories[0]!.min }, data, segments, globals: values },
-  };
+  const snapshot: Snapshot = { memory: { exportName: memoryExport.name, pages: memories[0]!.min }, data, segments, globals: values };
+  return { snapshot, memory: memories[0]!, globals, exports };
 }
 
 /**

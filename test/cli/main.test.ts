@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { componentize } from '@bytecodealliance/componentize-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { encodeArtifact, readArtifact, writeArtifact } from '../../runner/compile/artifact.ts';
+import { artifactComponent, encodeArtifact, writeArtifact } from '../../runner/compile/artifact.ts';
 import { BuildCache } from '../../runner/compile/cache.ts';
 import { buildOnce, fixtureDir, readComponentArtifact, repoRoot } from '../support/artifacts.ts';
 import { konnectorCli, lastJsonLine } from '../support/cli.ts';
@@ -31,7 +31,7 @@ describe('konnector build', () => {
     expect(result.code, result.stderr).toBe(0);
     expect(result.stdout).toMatch(/sandbox-probe 1\.0\.0, \d+ bytes, sha256 [0-9a-f]{64}/);
     expect(Buffer.compare(await readFile(again), await readFile(probeArtifact))).toBe(0);
-    const { header } = await readArtifact(probeArtifact);
+    const { header } = await readComponentArtifact(probeArtifact);
     const engineFile = (artifact: string) => path.join(path.dirname(artifact), 'engines', `${header.engine.sha256}.wasm`);
     expect(Buffer.compare(await readFile(engineFile(again)), await readFile(engineFile(probeArtifact)))).toBe(0);
   });
@@ -47,7 +47,7 @@ describe('konnector build', () => {
     // The engine is most of the component; the artifact holds the rest, compressed.
     expect(header.engine.bytes).toBeGreaterThan(header.component.bytes / 2);
     expect(artifact.fileBytes).toBeLessThan((header.component.bytes - header.engine.bytes) / 2);
-    expect(artifact.component.length).toBe(header.component.bytes);
+    expect(artifactComponent(artifact).length).toBe(header.component.bytes);
   });
 
   it.each([
@@ -81,7 +81,7 @@ describe('konnector build', () => {
     const uncached = await build('uncached', 'off');
     const cold = await build('cold', cacheDir);
     const entries = (await readdir(cacheDir)).sort();
-    expect(entries.map((name) => name.replace(/-[0-9a-f]{64}$/, ''))).toEqual(['component', 'engine', 'fuel-code', 'metadata', 'spliced', 'stubbed']);
+    expect(entries.map((name) => name.replace(/-[0-9a-f]{64}$/, ''))).toEqual(['component', 'engine', 'fuel-code', 'metadata', 'reference', 'reference-for', 'spliced', 'stubbed']);
     const warm = await build('warm', cacheDir);
     for (const name of entries) {
       const entry = path.join(cacheDir, name);
@@ -119,8 +119,9 @@ describe('konnector build', () => {
     expect(result.stderr).toContain('1 of 3 builds failed');
     expect(result.stdout).toMatch(/sandbox-probe\.kwasm: sandbox-probe 1\.0\.0/);
     expect((await readdir(outDir)).sort()).toEqual(['engines', 'sandbox-probe.kwasm', 'src-layout.kwasm']);
-    // Both konnectors share one engine, written once.
-    expect(await readdir(path.join(outDir, 'engines'))).toEqual([expect.stringMatching(/^[0-9a-f]{64}\.wasm$/)]);
+    // Both konnectors share one engine and one reference snapshot, written once.
+    const shared = (await readdir(path.join(outDir, 'engines'))).map((name) => path.extname(name)).sort();
+    expect(shared).toEqual(['.kwasm', '.wasm']);
     expect(Buffer.compare(await readFile(path.join(outDir, 'sandbox-probe.kwasm')), await readFile(probeArtifact))).toBe(0);
   });
 
@@ -165,7 +166,7 @@ describe('konnector inspect', () => {
     const result = await konnectorCli(['inspect', probeArtifact, '--json']);
     expect(result.code, result.stderr).toBe(0);
     const facts = JSON.parse(result.stdout) as Record<string, unknown>;
-    const artifact = await readArtifact(probeArtifact);
+    const artifact = await readComponentArtifact(probeArtifact);
     expect(facts).toMatchObject({
       slug: 'sandbox-probe',
       version: '1.0.0',
@@ -209,7 +210,7 @@ describe('konnector run refuses bad input with exit code 2', () => {
       disableFeatures: ['stdio', 'clocks', 'http', 'fetch-event', 'random'],
     });
     const { header } = await readComponentArtifact(probeArtifact);
-    const foreign = encodeArtifact(
+    const foreign = await encodeArtifact(
       { manifest: header.manifest, engine: header.engine, builtBy: header.builtBy, sourceSha256: header.sourceSha256, metering: null },
       component,
     );
@@ -221,7 +222,7 @@ describe('konnector run refuses bad input with exit code 2', () => {
   });
 
   it('an artifact without its engine, or with an engine that is not the one it names; KONNECTOR_ENGINES_DIR is searched too', async () => {
-    const { header, engineFile } = await readArtifact(probeArtifact);
+    const { header, engineFile } = await readComponentArtifact(probeArtifact);
     const alone = path.join(scratch, 'alone', 'probe.kwasm');
     await mkdir(path.dirname(alone), { recursive: true });
     await copyFile(probeArtifact, alone);
@@ -245,7 +246,31 @@ describe('konnector run refuses bad input with exit code 2', () => {
     await writeFile(tampered, engine);
     const wrong = await konnectorCli(['run', alone, '--fields', '{}']);
     expect(wrong.code).toBe(2);
-    expect(wrong.stderr).toMatch(new RegExp(`the engine ${tampered} of ${alone} has sha256 [0-9a-f]{64}, not ${header.engine.sha256}`));
+    expect(wrong.stderr).toMatch(new RegExp(`${alone}: the engine componentize-js \\S+ in ${tampered} is not the one it names: it has sha256 [0-9a-f]{64}, not ${header.engine.sha256}`));
+  });
+
+  it('an artifact without its reference snapshot, or with another artifact in its place', async () => {
+    const { header, engineFile } = await readComponentArtifact(probeArtifact);
+    const alone = path.join(scratch, 'no-reference', 'probe.kwasm');
+    await mkdir(path.join(path.dirname(alone), 'engines'), { recursive: true });
+    await copyFile(probeArtifact, alone);
+    await copyFile(engineFile, path.join(path.dirname(alone), 'engines', path.basename(engineFile)));
+    const emptyCache = { KONNECTOR_ENGINES_DIR: '', KONNECTOR_CACHE_DIR: path.join(scratch, 'empty-cache') };
+    const missing = await konnectorCli(['inspect', alone], emptyCache);
+    expect(missing.code).toBe(2);
+    expect(missing.stderr).toContain(`${alone} needs the reference snapshot with sha256 ${header.reference!.sha256}, which is in none of ${path.join(path.dirname(alone), 'engines')}`);
+
+    // A valid artifact of the same engine, but not the reference the header names.
+    const referenceFile = path.join(path.dirname(alone), 'engines', `${header.reference!.sha256}.kwasm`);
+    await copyFile(probeArtifact, referenceFile);
+    const other = await konnectorCli(['inspect', alone], emptyCache);
+    expect(other.code).toBe(2);
+    expect(other.stderr).toContain(`${alone}: the reference snapshot in ${referenceFile} is not the one it names:`);
+
+    await copyFile(path.join(path.dirname(probeArtifact), 'engines', `${header.reference!.sha256}.kwasm`), referenceFile);
+    const found = await konnectorCli(['inspect', alone, '--json'], emptyCache);
+    expect(found.code, found.stderr).toBe(0);
+    expect(JSON.parse(found.stdout)).toMatchObject({ sha256: header.sha256, reference: { sha256: header.reference!.sha256, file: referenceFile } });
   });
 
   it('an artifact of format 1, which held the whole engine: rebuild it', async () => {

@@ -161,7 +161,7 @@ describe('a damaged or incomplete QuickJS artifact', () => {
     await writeFile(await engineFileBeside(alone), engine);
     const wrong = await konnectorCli(['inspect', alone], { KONNECTOR_CACHE_DIR: emptyCache });
     expect(wrong.code).toBe(2);
-    expect(wrong.stderr).toMatch(new RegExp(`the engine ${await engineFileBeside(alone)} of ${alone} has sha256 [0-9a-f]{64}, not ${await expectedEngineSha256()}`));
+    expect(wrong.stderr).toMatch(new RegExp(`${alone}: the engine quickjs 2021-03-27 in ${await engineFileBeside(alone)} is not the one it names: it has sha256 [0-9a-f]{64}, not ${await expectedEngineSha256()}`));
   });
 
   it('refuses a header naming an engine this runner does not run', async () => {

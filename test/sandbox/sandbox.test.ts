@@ -3,6 +3,7 @@ import type { LogLine } from '../../host-api/log.ts';
 import { runJob, type JobReport } from '../../runner/sandbox/job.ts';
 import { defaultLimits, type Limits } from '../../runner/limits.ts';
 import { describeComponent, loadKonnector } from '../../runner/sandbox/loader.ts';
+import { artifactComponent } from '../../runner/compile/artifact.ts';
 import { buildOnce, fixtureDir, loadOnce, readComponentArtifact } from '../support/artifacts.ts';
 import { startTestCouch, type TestCouch } from '../support/couch.ts';
 import { databaseName } from '../../host-api/couchdb.ts';
@@ -101,7 +102,7 @@ describe('the sandbox', () => {
   });
 
   it('builds a component importing nothing beyond cozy:konnector/* and wasi:random/*', async () => {
-    const { imports, exports } = await describeComponent((await readComponentArtifact(await buildOnce(probe))).component);
+    const { imports, exports } = await describeComponent(artifactComponent(await readComponentArtifact(await buildOnce(probe))));
     expect(imports.length).toBeGreaterThan(0);
     for (const name of imports) expect(name).toMatch(/^(cozy:konnector\/(http|documents|files|log|clock)|wasi:random\/[a-z-]+)@/);
     expect(exports).toEqual(['run']);

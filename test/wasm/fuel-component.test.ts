@@ -1,6 +1,6 @@
 import { fileURLToPath } from 'node:url';
 import { beforeAll, describe, expect, it } from 'vitest';
-import type { ComponentArtifact } from '../../runner/compile/artifact.ts';
+import { artifactComponent, type ComponentArtifact } from '../../runner/compile/artifact.ts';
 import { instrumentComponentFuel, isFuelInstrumented } from '../../runner/wasm/fuel.ts';
 import { mapCoreModules } from '../../runner/wasm/module.ts';
 import { buildOnce, readComponentArtifact } from '../support/artifacts.ts';
@@ -22,8 +22,8 @@ let fueled: PreparedGuest;
 
 beforeAll(async () => {
   artifact = await readComponentArtifact(await buildOnce(cpuHeavy, { unmetered: true }));
-  metered = instrumentComponentFuel(artifact.component);
-  [plain, fueled] = await Promise.all([prepareGuest(artifact.component), prepareGuest(metered)]);
+  metered = instrumentComponentFuel(artifactComponent(artifact));
+  [plain, fueled] = await Promise.all([prepareGuest(artifactComponent(artifact)), prepareGuest(metered)]);
 });
 
 describe('a metered konnector component', () => {
@@ -33,7 +33,7 @@ describe('a metered konnector component', () => {
     mapCoreModules(metered, (module) => (meteredModules.push(isFuelInstrumented(module)), module));
     expect(meteredModules.filter(Boolean)).toHaveLength(1);
     expect(meteredModules.length).toBeGreaterThan(1);
-    expect(Buffer.compare(instrumentComponentFuel(artifact.component), metered)).toBe(0);
+    expect(Buffer.compare(instrumentComponentFuel(artifactComponent(artifact)), metered)).toBe(0);
   });
 
   it('computes what the unmetered build computes, for the same fuel on every run', () => {

@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { applySnapshot, joinComponent, mapCoreModules, separateComponent, splitSnapshot } from '../../runner/wasm/index.ts';
+import { artifactComponent } from '../../runner/compile/artifact.ts';
+import { applySnapshot, deltaOwnSections, joinComponent, mapCoreModules, separateComponent, splitSnapshot, undoDeltaOwnSections } from '../../runner/wasm/index.ts';
 import { buildOnce, fixtureDir, readComponentArtifact } from '../support/artifacts.ts';
-import { wat } from './wat.ts';
+import { instantiate, wat } from './wat.ts';
 
 /** Instantiates a module with every function import answering 0. */
 function instantiateStubbed(module: WebAssembly.Module): WebAssembly.Instance {
@@ -19,7 +20,7 @@ describe('splitSnapshot', () => {
   it('gives a real konnector engine + snapshot that instantiate to the same memory and globals as the whole module', async () => {
     const artifact = await readComponentArtifact(await buildOnce(fixtureDir('sandbox-probe')));
     const modules: Uint8Array[] = [];
-    mapCoreModules(artifact.component, (module) => (modules.push(module), module));
+    mapCoreModules(artifactComponent(artifact), (module) => (modules.push(module), module));
     const split = modules.map((module) => splitSnapshot(module));
     // The engine's main module is pre-initialized; the small adapter modules have no memory of their own.
     expect(split.filter((s) => s !== null)).toHaveLength(1);
@@ -79,7 +80,7 @@ describe('splitSnapshot', () => {
 
 describe('separateComponent', () => {
   it('takes a real konnector apart into the engine splitSnapshot gives and each module\'s own sections, and joinComponent puts it back byte for byte', async () => {
-    const { component } = await readComponentArtifact(await buildOnce(fixtureDir('sandbox-probe')));
+    const component = artifactComponent(await readComponentArtifact(await buildOnce(fixtureDir('sandbox-probe'))));
     const { engine, own } = separateComponent(component);
     expect([...own.keys()]).toHaveLength(1);
     const [index, part] = [...own][0]!;
@@ -91,5 +92,37 @@ describe('separateComponent', () => {
     // The own part is the snapshot, not the engine's code.
     expect(part.length).toBeLessThan(whole[index]!.length - modules[index]!.length + 1024 * 1024);
     expect(Buffer.compare(joinComponent(engine, own), component)).toBe(0);
+  });
+});
+
+describe('deltaOwnSections', () => {
+  const PAGE = 4096;
+  const page = (byte: (i: number) => number) => Uint8Array.from({ length: PAGE }, (_, i) => byte(i));
+  /** A module of one memory and one data segment holding `pages` end to end at address 0. */
+  const ownOf = (...pages: Uint8Array[]) => {
+    const data = [...Buffer.concat(pages)].map((b) => `\\${b.toString(16).padStart(2, '0')}`).join('');
+    return wat(`(module (memory (export "memory") 1) (data (i32.const 0) "${data}"))`);
+  };
+  const dataOf = (module: Uint8Array) => new Uint8Array((instantiate(module as Uint8Array<ArrayBuffer>).memory as WebAssembly.Memory).buffer);
+
+  const shared = page((i) => (i * 7) % 251);
+  const sdk = page((i) => (i * 13) % 241);
+  const changed = Uint8Array.from(sdk, (b, i) => (i % 400 === 0 ? b ^ 0x5a : b));
+  const unlike = page((i) => (i * 31 + 17) % 256);
+  const referenceOf = () => ownOf(shared, sdk, page((i) => i % 3));
+
+  it('XORs the pages the reference mostly predicts, keeps the others as they are, and is undone byte for byte', async () => {
+    const [own, reference] = [await ownOf(shared, changed, unlike), await referenceOf()];
+    const delta = deltaOwnSections(own, reference);
+    const stored = dataOf(delta.slice());
+    expect(stored.subarray(0, PAGE).every((b) => b === 0)).toBe(true);
+    expect(stored.subarray(PAGE, 2 * PAGE).filter((b) => b !== 0)).toHaveLength(Math.ceil(PAGE / 400));
+    expect(Buffer.compare(stored.subarray(2 * PAGE, 3 * PAGE), unlike)).toBe(0);
+    expect(Buffer.compare(undoDeltaOwnSections(delta.slice(), reference), own)).toBe(0);
+  });
+
+  it('refuses to undo what is not a delta', async () => {
+    const [own, reference] = [await ownOf(shared), await referenceOf()];
+    expect(() => undoDeltaOwnSections(own, reference)).toThrow(/a delta ends with its one konnector-snapshot-delta section/);
   });
 });
