@@ -19,7 +19,8 @@ const EXIT_INTERNAL = 3;
 const HELP = {
   main: `Usage: konnector <command> [options]
 
-Runs Cozy konnectors as WebAssembly components in a sandbox.
+Runs Cozy konnectors in a WebAssembly sandbox: as components (componentize-js, the default)
+or as QuickJS bytecode on a WebAssembly QuickJS engine (build --engine quickjs).
 
 Commands:
   build <konnector-dir> --out <file>   compile a konnector to one artifact file (several: --out-dir;
@@ -97,7 +98,8 @@ Runs one job of the konnector in the sandbox.
   --allow-host [slug=]<spec>  only let the konnector reach this host (repeatable; syntax of allowed_hosts,
                             e.g. https://*.vendor.example; with slug=, for that konnector only); narrows
                             the manifest's list, never widens it
-  --allow-unmetered         run an artifact built with --unmetered (its CPU use is then bounded by the wall clock only)
+  --allow-unmetered         run an artifact built with --unmetered, or a QuickJS artifact's engine without
+                            metering (its CPU use is then bounded by the wall clock only)
   --limits <file>           JSON limits overriding the defaults (see docs/limits.md)
   --json                    log lines as JSON lines, then the report as the LAST stdout line
 Exit 0 when the job is done, 1 when the konnector errored, 2 for bad usage or input.`,
