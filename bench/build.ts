@@ -14,7 +14,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
-import { readArtifact } from '../runner/compile/artifact.ts';
+import { readComponentArtifact } from '../test/support/artifacts.ts';
 
 const repoRoot = fileURLToPath(new URL('../', import.meta.url));
 const { values } = parseArgs({ options: { rounds: { type: 'string', default: '3' } } });
@@ -65,7 +65,7 @@ try {
   console.log('\n| konnector | artifact (own part) MB | whole component MB (format 1) | ratio | engine MB, once per toolchain |');
   console.log('|---|---|---|---|---|');
   for (const konnector of konnectors) {
-    const { header, fileBytes } = await readArtifact(path.join(scratch, `${path.basename(konnector)}.kwasm`));
+    const { header, fileBytes } = await readComponentArtifact(path.join(scratch, `${path.basename(konnector)}.kwasm`));
     console.log(`| ${path.basename(konnector)} | ${mb(fileBytes)} | ${mb(header.component.bytes)} | ${(fileBytes / header.component.bytes).toFixed(2)} | ${mb(header.engine.bytes)} |`);
   }
 } finally {

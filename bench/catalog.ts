@@ -18,7 +18,8 @@ import { readArtifact } from '../runner/compile/artifact.ts';
 import { buildKonnectors } from '../runner/compile/parallel.ts';
 import { runJob } from '../runner/sandbox/job.ts';
 import { defaultLimits } from '../runner/limits.ts';
-import { loadKonnector, type LoadedKonnector } from '../runner/sandbox/loader.ts';
+import { loadArtifact } from '../runner/sandbox/load-artifact.ts';
+import type { LoadedKonnector } from '../runner/sandbox/loader.ts';
 
 const { values } = parseArgs({ options: { konnectors: { type: 'string', default: '50' } } });
 const count = Number(values.konnectors);
@@ -58,7 +59,7 @@ try {
   };
   const load = async (outcome: (typeof outcomes)[number]) => {
     if (!('result' in outcome)) throw new Error('unreachable: failures were thrown above');
-    return loadKonnector(await readArtifact(outcome.result.out), defaultLimits);
+    return loadArtifact(await readArtifact(outcome.result.out), defaultLimits);
   };
 
   const before = rssMiB();

@@ -12,11 +12,13 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { gzipSync } from 'node:zlib';
 import { startVendorSite } from '../konnectors/examples/example-bills/vendor-site.mts';
-import { readArtifact } from '../runner/compile/artifact.ts';
+import { isQuickjsArtifact, readArtifact } from '../runner/compile/artifact.ts';
+import { buildKonnector } from '../runner/compile/index.ts';
 import { defaultLimits } from '../runner/limits.ts';
-import { loadQuickjsKonnector } from '../runner/quickjs/job.ts';
+import { loadQuickjsArtifact } from '../runner/quickjs/job.ts';
 import { runJob, type JobReport } from '../runner/sandbox/job.ts';
-import { type LoadedKonnector, loadKonnector } from '../runner/sandbox/loader.ts';
+import { loadArtifact } from '../runner/sandbox/load-artifact.ts';
+import type { LoadedKonnector } from '../runner/sandbox/loader.ts';
 import { buildOnce, exampleDir } from '../test/support/artifacts.ts';
 import { startTestCouch } from '../test/support/couch.ts';
 import { quantile } from './quantile.ts';
@@ -36,8 +38,14 @@ const timed = async <T>(work: () => Promise<T>): Promise<[T, number]> => {
 
 try {
   const artifactPath = await buildOnce(dir);
-  const [quickjs, quickjsReadyMs] = await timed(() => loadQuickjsKonnector(dir, defaultLimits, { snapshot: !values.evaluate }));
-  const [component, componentReadyMs] = await timed(async () => loadKonnector(await readArtifact(artifactPath), defaultLimits));
+  const quickjsPath = path.join(dataDir, 'example-bills-quickjs.kwasm');
+  await buildKonnector(dir, quickjsPath, { engine: 'quickjs' });
+  const [quickjs, quickjsReadyMs] = await timed(async () => {
+    const artifact = await readArtifact(quickjsPath);
+    if (!isQuickjsArtifact(artifact)) throw new Error(`${quickjsPath} is not a QuickJS artifact`);
+    return loadQuickjsArtifact(artifact, defaultLimits, { snapshot: !values.evaluate });
+  });
+  const [component, componentReadyMs] = await timed(async () => loadArtifact(await readArtifact(artifactPath), defaultLimits));
   // The loaded konnector (runner/quickjs/snapshot.ts) each job starts from, unless --evaluate.
   const snapshot = quickjs.snapshots.engine;
   if (snapshot) {
@@ -62,13 +70,8 @@ try {
   }
   const of = (engine: keyof typeof engines, pick: (report: JobReport) => number) => quantile(reports[engine].map(pick), 0.5);
   const rows: [string, number, number, string][] = [
-    [
-      `konnector code a host keeps (MiB): ${snapshot ? 'snapshot' : 'bytecode'} / artifact file`,
-      (snapshot?.data ?? quickjs.bytecode).length / MiB,
-      (await stat(artifactPath)).size / MiB,
-      '<= 1.5 MiB',
-    ],
-    ['ready to run from its sources or artifact (ms)', quickjsReadyMs, componentReadyMs, '-'],
+    ['the konnector\'s own artifact file (MiB)', (await stat(quickjsPath)).size / MiB, (await stat(artifactPath)).size / MiB, '<= 1.5 MB'],
+    ['ready to run: its artifact read and loaded, first in the process (ms)', quickjsReadyMs, componentReadyMs, '-'],
     ['example-bills job, median (ms)', of('quickjs', (r) => r.durationMs), of('componentize-js', (r) => r.durationMs), '-'],
     ['linear memory peak per job, median (MiB)', of('quickjs', (r) => r.memoryPeakBytes) / MiB, of('componentize-js', (r) => r.memoryPeakBytes) / MiB, '<= 3 MiB'],
     ['fuel per job, median (billion)', of('quickjs', (r) => r.fuelUsed ?? 0) / 1e9, of('componentize-js', (r) => r.fuelUsed ?? 0) / 1e9, '-'],

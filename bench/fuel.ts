@@ -20,8 +20,9 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
-import { artifactComponent, readArtifact } from '../runner/compile/artifact.ts';
+import { artifactComponent } from '../runner/compile/artifact.ts';
 import { buildKonnector } from '../runner/compile/index.ts';
+import { readComponentArtifact } from '../test/support/artifacts.ts';
 import { FUEL_INSTRUMENTER_VERSION, instrumentComponentFuel, mapCoreModules } from '../runner/wasm/index.ts';
 import { prepareGuest, runGuest, type PreparedGuest } from '../test/wasm/fuel-guest.ts';
 
@@ -118,7 +119,7 @@ try {
     const fixture = fileURLToPath(new URL(`./fixtures/${workload.name}/`, import.meta.url));
     const fields = JSON.stringify(workload.fields);
     console.error(`building the ${workload.name} konnector...`);
-    const component = artifactComponent(await readArtifact((await buildKonnector(fixture, path.join(dir, `${workload.name}.kwasm`), { unmetered: true })).out));
+    const component = artifactComponent(await readComponentArtifact((await buildKonnector(fixture, path.join(dir, `${workload.name}.kwasm`), { unmetered: true })).out));
     const instrumentMs: number[] = [];
     let metered: Uint8Array = component;
     for (let i = 0; i < 3; i++) {

@@ -15,7 +15,8 @@ import { readArtifact } from '../compile/artifact.ts';
 import { buildKonnectors } from '../compile/parallel.ts';
 import { runJob } from '../sandbox/job.ts';
 import { defaultLimits, type Limits } from '../limits.ts';
-import { loadKonnector } from '../sandbox/loader.ts';
+import { loadArtifact } from '../sandbox/load-artifact.ts';
+import type { EngineName } from '../sandbox/pool.ts';
 import { readManifest } from '../compile/manifest.ts';
 
 export interface CompatRow {
@@ -32,6 +33,8 @@ export interface CompatRow {
 }
 
 export interface CompatOptions {
+  /** The engine each konnector is built for (default componentize-js). */
+  engine?: EngineName;
   /** Limits of each offline run (default: the defaults, with a 60 s wall clock). */
   limits?: Limits;
   progress?: (line: string) => void;
@@ -75,6 +78,7 @@ export async function compatTable(dirs: string[], options: CompatOptions = {}): 
     }
     progress(`building ${buildable.length} konnectors...`);
     const outcomes = await buildKonnectors(buildable, path.join(scratch, 'artifacts'), {
+      engine: options.engine,
       progress: (dir, step) => progress(`${dir}: ${step}`),
     });
     const couch = await startEmbeddedCouchDB({ dataDir: path.join(scratch, 'couch') });
@@ -93,7 +97,7 @@ export async function compatTable(dirs: string[], options: CompatOptions = {}): 
           const artifact = await readArtifact(outcome.result.out);
           let lastError: string | undefined;
           const report = await runJob(
-            await loadKonnector(artifact, limits),
+            await loadArtifact(artifact, limits),
             { accountId: `${outcome.result.slug}-compat`, instance: 'compat.cozy.localhost', fields: standInFields(artifact.header.manifest.fields), manual: true },
             {
               couchUrl: couch.url,

@@ -8,7 +8,7 @@ import { readArtifact } from '../compile/artifact.ts';
 import { buildKonnector } from '../compile/index.ts';
 import { runJob } from '../sandbox/job.ts';
 import { defaultLimits } from '../limits.ts';
-import { loadKonnector } from '../sandbox/loader.ts';
+import { loadArtifact } from '../sandbox/load-artifact.ts';
 
 const repoRoot = fileURLToPath(new URL('../../', import.meta.url));
 
@@ -27,7 +27,7 @@ export async function runDemo(): Promise<number> {
   const couch = await startEmbeddedCouchDB({ dataDir: path.join(repoRoot, '.data/demo-couchdb') });
   try {
     say(`vendor site on 127.0.0.1:${site.port} (reached as energy.example), embedded CouchDB at ${new URL(couch.url).host}`);
-    const konnector = await loadKonnector(await readArtifact(out), defaultLimits);
+    const konnector = await loadArtifact(await readArtifact(out), defaultLimits);
     const instance = 'demo.cozy.localhost';
     const report = await runJob(
       konnector,

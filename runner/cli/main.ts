@@ -1,8 +1,9 @@
 import path from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { formatTextLine, type LogLine } from '../../host-api/log.ts';
-import { artifactComponent, readArtifact } from '../compile/artifact.ts';
+import { readArtifact } from '../compile/artifact.ts';
 import type { BuildResult } from '../compile/index.ts';
+import type { EngineName } from '../sandbox/pool.ts';
 import { buildKonnectors } from '../compile/parallel.ts';
 import { allowHostArgs, connectToArgs, jsonObjectArg, limitsArg } from './cli-args.ts';
 import { UsageError } from '../errors.ts';
@@ -18,10 +19,12 @@ const EXIT_INTERNAL = 3;
 const HELP = {
   main: `Usage: konnector <command> [options]
 
-Runs Cozy konnectors as WebAssembly components in a sandbox.
+Runs Cozy konnectors in a WebAssembly sandbox: as components (componentize-js, the default)
+or as QuickJS bytecode on a WebAssembly QuickJS engine (build --engine quickjs).
 
 Commands:
-  build <konnector-dir> --out <file>   compile a konnector to one artifact file (several: --out-dir)
+  build <konnector-dir> --out <file>   compile a konnector to one artifact file (several: --out-dir;
+                                       --engine quickjs for the QuickJS engine)
   inspect <artifact> [--json]          show what an artifact is, imports and runs under
   run <artifact> --fields <json|file>  run one job and print its report
   compat <konnector-dir>...            build konnectors unmodified and run each offline: a table of outcomes
@@ -30,8 +33,8 @@ Commands:
 
 Run \`konnector <command> --help\` for a command's options.
 Exit codes: 0 done, 1 the konnector ended with an error, 2 bad usage or input, 3 internal error.`,
-  build: `Usage: konnector build <konnector-dir> --out <file> [--unmetered]
-       konnector build <konnector-dir>... --out-dir <dir> [--jobs N] [--unmetered]
+  build: `Usage: konnector build <konnector-dir> --out <file> [--engine E] [--unmetered]
+       konnector build <konnector-dir>... --out-dir <dir> [--jobs N] [--engine E] [--unmetered]
 
 Bundles the konnector (manifest.konnector; its entry: package.json "main", else src/index.js,
 src/index.ts, index.js, index.ts; its npm dependencies; cozy-konnector-libs resolves to the
@@ -47,11 +50,16 @@ Every core module that can loop is fuel-metered (docs/fuel.md); --unmetered leav
 as they are, for benchmarks: \`run\` refuses such an artifact without --allow-unmetered.
   --out-dir <dir>  build each konnector to <dir>/<slug>.kwasm, --jobs at a time (default:
                    one per core); one's failure does not stop the others
+  --engine <name>  componentize-js (default): a WebAssembly component, as above;
+                   quickjs: the konnector compiled to QuickJS bytecode by the QuickJS engine
+                   (runner/quickjs/engine.wasm, docs/engines.md), in the same kind of artifact
+                   file, the engine written once beside it as engines/<sha256>.wasm. Its engine
+                   is metered by the host when it loads it, so --unmetered does not apply.
 What depends on the toolchain alone (the engine's splicing, wrapping and fuel metering, the
 reference snapshot, built on the first build) is kept in
 a build cache, $KONNECTOR_CACHE_DIR (default ~/.cache/konnector; "off" for none): builds
 after the first are several times faster and give the same bytes.`,
-  compat: `Usage: konnector compat <konnector-dir>...
+  compat: `Usage: konnector compat [--engine E] <konnector-dir>...
 
 How konnectors written for cozy-stack fare here, unmodified (npm run compat -- <dirs>).
 Installs nothing: builds each directory as it is (its own node_modules if it has them;
@@ -59,11 +67,14 @@ cozy-konnector-libs resolves to the sandbox SDK), both cores at a time, then run
 once offline with stand-in values for its manifest's fields, against an embedded CouchDB.
 Prints a Markdown table: konnector, build (ok or why not), seconds, artifact MB, and the
 offline run's state and error code. A konnector here must end with a standard error
-code offline, never crash or hang. Exit 0 when the table is printed, whatever it says.`,
+code offline, never crash or hang. Exit 0 when the table is printed, whatever it says.
+  --engine <name>  build for componentize-js (default) or quickjs, as \`build --engine\``,
   inspect: `Usage: konnector inspect <artifact> [--json] [--limits <file>]
 
-Prints the artifact's slug, version, sha256, engine, reference snapshot, the component's
-full import and export lists, the manifest permissions and the limits a job of it runs under.
+Prints the artifact's slug, version, sha256, engine, reference snapshot (components), the full
+import and export lists of the code that runs (a component's WIT imports; for a QuickJS
+artifact, its engine module's \`konnector\` and WASI imports), the manifest permissions and
+the limits a job of it runs under.
   --json           print one JSON object
   --limits <file>  JSON limits overriding the defaults (as for run)
 Every command that reads an artifact looks for its engine (engines/<sha256>.wasm) and its
@@ -87,7 +98,8 @@ Runs one job of the konnector in the sandbox.
   --allow-host [slug=]<spec>  only let the konnector reach this host (repeatable; syntax of allowed_hosts,
                             e.g. https://*.vendor.example; with slug=, for that konnector only); narrows
                             the manifest's list, never widens it
-  --allow-unmetered         run an artifact built with --unmetered (its CPU use is then bounded by the wall clock only)
+  --allow-unmetered         run an artifact built with --unmetered, or a QuickJS artifact's engine without
+                            metering (its CPU use is then bounded by the wall clock only)
   --limits <file>           JSON limits overriding the defaults (see docs/limits.md)
   --json                    log lines as JSON lines, then the report as the LAST stdout line
 Exit 0 when the job is done, 1 when the konnector errored, 2 for bad usage or input.`,
@@ -119,9 +131,11 @@ async function build(argv: string[]): Promise<number> {
     out: { type: 'string', short: 'o' },
     'out-dir': { type: 'string' },
     jobs: { type: 'string' },
+    engine: { type: 'string' },
     unmetered: { type: 'boolean' },
   });
   if (values.help) return help('build');
+  const engine = engineArg('build', values.engine);
   const outDir = values['out-dir'];
   if (values.out !== undefined && outDir !== undefined) {
     throw new UsageError('bad-arguments', `give --out <file> for one konnector or --out-dir <dir> for several, not both\n\n${HELP.build}`);
@@ -132,6 +146,7 @@ async function build(argv: string[]): Promise<number> {
     const { buildKonnector } = await import('../compile/index.ts');
     const result = await buildKonnector(dir, values.out, {
       unmetered: values.unmetered,
+      engine,
       progress: (step) => process.stderr.write(`build: ${step}...\n`),
     });
     process.stdout.write(`${builtLine(result)}\n`);
@@ -144,6 +159,7 @@ async function build(argv: string[]): Promise<number> {
   }
   const outcomes = await buildKonnectors(positionals, outDir, {
     unmetered: values.unmetered,
+    engine,
     jobs,
     progress: (dir, step) => process.stderr.write(`build: ${dir}: ${step}...\n`),
   });
@@ -157,14 +173,24 @@ async function build(argv: string[]): Promise<number> {
   return failed.length > 0 ? EXIT_USAGE : EXIT_OK;
 }
 
+const ENGINE_NAMES: readonly EngineName[] = ['componentize-js', 'quickjs'];
+
+function engineArg(command: Command, value: string | undefined): EngineName {
+  if (value === undefined) return 'componentize-js';
+  const engine = ENGINE_NAMES.find((name) => name === value);
+  if (!engine) throw new UsageError('bad-arguments', `--engine takes ${ENGINE_NAMES.join(' or ')}, got ${JSON.stringify(value)}\n\n${HELP[command]}`);
+  return engine;
+}
+
 const builtLine = (result: BuildResult) => `${result.out}: ${result.slug} ${result.version}, ${result.bytes} bytes, sha256 ${result.sha256}`;
 
 async function compat(argv: string[]): Promise<number> {
-  const { values, positionals } = parse('compat', argv, {});
+  const { values, positionals } = parse('compat', argv, { engine: { type: 'string' } });
   if (values.help) return help('compat');
+  const engine = engineArg('compat', values.engine);
   if (positionals.length === 0) throw new UsageError('bad-arguments', `compat needs at least one konnector directory\n\n${HELP.compat}`);
   const { compatTable, formatCompatTable } = await import('./compat.ts');
-  const rows = await compatTable(positionals, { progress: (line) => process.stderr.write(`compat: ${line}\n`) });
+  const rows = await compatTable(positionals, { engine, progress: (line) => process.stderr.write(`compat: ${line}\n`) });
   process.stdout.write(`${formatCompatTable(rows)}\n`);
   return EXIT_OK;
 }
@@ -174,8 +200,8 @@ async function inspect(argv: string[]): Promise<number> {
   if (values.help) return help('inspect');
   const file = onePositional('inspect', positionals, 'artifact');
   const artifact = await readArtifact(file);
-  const { describeComponent } = await import('../sandbox/loader.ts');
-  const { imports, exports } = await describeComponent(artifactComponent(artifact, file));
+  const { describeArtifact } = await import('../sandbox/load-artifact.ts');
+  const { imports, exports, facts: engineFacts, lines: engineLines } = await describeArtifact(artifact);
   const limits = await limitsArg(values.limits);
   const { header } = artifact;
   const facts = {
@@ -184,13 +210,11 @@ async function inspect(argv: string[]): Promise<number> {
     version: header.manifest.version,
     sha256: header.sha256,
     bytes: artifact.fileBytes,
-    componentBytes: header.component.bytes,
+    ...engineFacts,
     world: header.world,
     engine: { ...header.engine, file: artifact.engineFile },
-    reference: header.reference && { ...header.reference, file: artifact.referenceFile },
     builtBy: header.builtBy,
     sourceSha256: header.sourceSha256,
-    metering: header.metering,
     imports,
     exports,
     permissions: header.manifest.permissions,
@@ -203,12 +227,10 @@ async function inspect(argv: string[]): Promise<number> {
   const lines = [
     `${facts.slug} ${facts.version} (${facts.name})`,
     `sha256    ${facts.sha256}`,
-    `size      ${facts.bytes} bytes (the whole component with its engine: ${facts.componentBytes} bytes)`,
     `world     ${facts.world}`,
     `engine    ${facts.engine.name} ${facts.engine.version}, built by ${facts.builtBy.name} ${facts.builtBy.version}`,
     `          sha256 ${facts.engine.sha256}, ${facts.engine.bytes} bytes, read from ${facts.engine.file}`,
-    `reference ${facts.reference ? `snapshot sha256 ${facts.reference.sha256}, read from ${facts.reference.file} (the own part is stored as its difference from it)` : 'none: the own part is stored whole'}`,
-    `metering  ${facts.metering ? `fuel (instrumenter version ${facts.metering.instrumenterVersion})` : 'NONE: built with --unmetered, run refuses it without --allow-unmetered'}`,
+    ...engineLines,
     `imports`,
     ...imports.map((i) => `  ${i}`),
     `exports`,
@@ -253,9 +275,9 @@ async function run(argv: string[]): Promise<number> {
   const connectTo = connectToArgs(values['connect-to']);
   const limits = await limitsArg(values.limits);
   const artifact = await readArtifact(file);
-  const { loadKonnector } = await import('../sandbox/loader.ts');
+  const { loadArtifact } = await import('../sandbox/load-artifact.ts');
   const { runJob } = await import('../sandbox/job.ts');
-  const konnector = await loadKonnector(artifact, limits, { allowUnmetered: values['allow-unmetered'] });
+  const konnector = await loadArtifact(artifact, limits, { allowUnmetered: values['allow-unmetered'] });
 
   const couchUrl = values.couchdb || process.env.COUCHDB_URL || undefined;
   const { startEmbeddedCouchDB } = await import('../../host-api/couchdb-server.ts');

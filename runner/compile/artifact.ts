@@ -15,13 +15,16 @@ import { ManifestSchema } from './manifest.ts';
  *
  *   line 1   `cozy-konnector-artifact/2`
  *   line 2   the header, one line of JSON (manifest, build facts, the engine's name, version and sha256, sizes, sha256)
- *   rest     the own part, brotli-compressed: the snapshot sections (memory, globals, data, data count) and the
- *            exports of each pre-initialized core module, in `header.snapshots` order
+ *   rest     the own part, brotli-compressed. Its content depends on the engine the header names (`engine.name`):
+ *            componentize-js: the snapshot sections (memory, globals, data, data count) and the exports of each
+ *            pre-initialized core module, in `header.snapshots` order;
+ *            quickjs: the konnector's QuickJS bytecode (runner/quickjs/artifact.ts)
  *
- * The rest of the component, the engine (runner/wasm/snapshot.ts: the same
- * for every konnector of one toolchain, 13 MB), is stored once in an engine
+ * The rest, the engine (componentize-js: the component without its snapshots,
+ * runner/wasm/snapshot.ts, 13 MB; quickjs: runner/quickjs/engine.wasm; the same
+ * for every konnector of one toolchain), is stored once in an engine
  * store beside the artifacts: `engines/<sha256 of its bytes>.wasm`, checked
- * against that hash when read. The own part is stored as its difference from
+ * against that hash when read. A component's own part is stored as its difference from
  * the reference snapshot the header names (runner/wasm/snapshot-delta.ts,
  * ./reference.ts): an artifact of a konnector holding only the SDK, built
  * with the same engine, stored once beside it as `engines/<its sha256>.kwasm`.
@@ -50,32 +53,74 @@ const referenceCacheKey = (sha256: string) => `reference-${sha256}`;
 
 const Sha256Schema = z.string().regex(/^[0-9a-f]{64}$/);
 
-export const ArtifactHeaderSchema = z
+/** What every header holds, whatever its engine. */
+const commonHeader = {
+  format: z.literal(2),
+  world: z.string(),
+  manifest: ManifestSchema,
+  builtBy: z.object({ name: z.string(), version: z.string() }),
+  sourceSha256: Sha256Schema,
+  /** The own part as stored after the header. */
+  own: z.object({ compression: z.literal('br'), bytes: z.number().int().nonnegative() }),
+  sha256: z.string(),
+};
+
+const engineOf = <Name extends string>(name: Name) =>
+  z.object({ name: z.literal(name), version: z.string(), sha256: Sha256Schema, bytes: z.number().int().positive() });
+
+// Keys in the order the encoders write them: the sha256 is taken over the header as decoding gives it back.
+export const ComponentHeaderSchema = z
   .object({
-    format: z.literal(2),
-    world: z.string(),
-    manifest: ManifestSchema,
-    engine: z.object({ name: z.string(), version: z.string(), sha256: Sha256Schema, bytes: z.number().int().positive() }),
+    format: commonHeader.format,
+    world: commonHeader.world,
+    manifest: commonHeader.manifest,
+    engine: engineOf('componentize-js'),
     /** The reference snapshot the own part is a delta against: that artifact's sha256; null: stored whole. */
     reference: z.object({ sha256: Sha256Schema }).nullable(),
-    builtBy: z.object({ name: z.string(), version: z.string() }),
-    sourceSha256: Sha256Schema,
+    builtBy: commonHeader.builtBy,
+    sourceSha256: commonHeader.sourceSha256,
     /** The whole component the engine and the own part make: its size, checked when they are joined. */
     component: z.object({ bytes: z.number().int().positive() }),
     /** Each pre-initialized core module's own sections: its index in the component, their size uncompressed. */
     snapshots: z.array(z.object({ module: z.number().int().nonnegative(), bytes: z.number().int().positive() })),
-    /** The own part as stored after the header. */
-    own: z.object({ compression: z.literal('br'), bytes: z.number().int().nonnegative() }),
+    own: commonHeader.own,
     /** How the component's core modules were metered at build time; null: not metered. */
     metering: z.object({ fuel: z.literal(true), instrumenterVersion: z.string() }).nullable(),
-    sha256: z.string(),
+    sha256: commonHeader.sha256,
   })
   .strict();
 
-export type ArtifactHeader = z.infer<typeof ArtifactHeaderSchema>;
+/** A QuickJS konnector: its bytecode is the own part; the host meters the engine when it loads it. */
+export const QuickjsHeaderSchema = z
+  .object({
+    format: commonHeader.format,
+    world: commonHeader.world,
+    manifest: commonHeader.manifest,
+    engine: engineOf('quickjs'),
+    builtBy: commonHeader.builtBy,
+    sourceSha256: commonHeader.sourceSha256,
+    /** The bytecode's size uncompressed. */
+    bytecode: z.object({ bytes: z.number().int().positive() }),
+    own: commonHeader.own,
+    sha256: commonHeader.sha256,
+  })
+  .strict();
 
-export interface Artifact {
-  header: ArtifactHeader;
+/** Which engine a header is for, read first: the header is then checked against that engine's schema alone. */
+const EngineNameSchema = z.object({ engine: z.object({ name: z.enum(['componentize-js', 'quickjs']) }) });
+
+function parseHeader(json: unknown) {
+  const named = EngineNameSchema.safeParse(json);
+  if (!named.success) return named;
+  return named.data.engine.name === 'quickjs' ? QuickjsHeaderSchema.safeParse(json) : ComponentHeaderSchema.safeParse(json);
+}
+
+export type ComponentArtifactHeader = z.infer<typeof ComponentHeaderSchema>;
+export type QuickjsArtifactHeader = z.infer<typeof QuickjsHeaderSchema>;
+export type ArtifactHeader = ComponentArtifactHeader | QuickjsArtifactHeader;
+
+export interface ComponentArtifact {
+  header: ComponentArtifactHeader;
   /** The engine as stored (checked against `header.engine.sha256`): the component with each snapshot taken out. */
   engine: Uint8Array;
   /** Each pre-initialized core module's own sections (see separateComponent), by its index in the component. */
@@ -87,6 +132,20 @@ export interface Artifact {
   /** The file the reference snapshot was read from; null if the own part is stored whole. */
   referenceFile: string | null;
 }
+
+export interface QuickjsArtifact {
+  header: QuickjsArtifactHeader;
+  /** The QuickJS engine the bytecode was written by, checked against `header.engine.sha256`. */
+  engine: Uint8Array<ArrayBuffer>;
+  bytecode: Uint8Array;
+  fileBytes: number;
+  engineFile: string;
+}
+
+export type Artifact = ComponentArtifact | QuickjsArtifact;
+
+export const isQuickjsHeader = (header: ArtifactHeader): header is QuickjsArtifactHeader => header.engine.name === 'quickjs';
+export const isQuickjsArtifact = (artifact: Artifact): artifact is QuickjsArtifact => isQuickjsHeader(artifact.header);
 
 /** An artifact ready to be written: its file's bytes and the engine and reference it names. */
 export interface EncodedArtifact {
@@ -100,7 +159,7 @@ export interface EncodedArtifact {
 export interface ReferenceSnapshot {
   /** Its artifact file, written beside the artifacts stored against it. */
   file: Buffer;
-  header: ArtifactHeader;
+  header: ComponentArtifactHeader;
   /** Its own sections by core module index, as readArtifact gives them. */
   own: ReadonlyMap<number, Uint8Array>;
 }
@@ -124,8 +183,8 @@ function contentSha256(header: ArtifactHeader, own: Uint8Array): string {
 }
 
 /** What a build says of an artifact; encodeArtifact adds what it finds in the component. */
-export type ArtifactFields = Omit<ArtifactHeader, 'sha256' | 'format' | 'world' | 'engine' | 'reference' | 'component' | 'snapshots' | 'own'> & {
-  engine: { name: string; version: string };
+export type ArtifactFields = Omit<ComponentArtifactHeader, 'sha256' | 'format' | 'world' | 'engine' | 'reference' | 'component' | 'snapshots' | 'own'> & {
+  engine: Pick<ComponentArtifactHeader['engine'], 'name' | 'version'>;
 };
 
 export async function encodeArtifact(
@@ -133,7 +192,7 @@ export async function encodeArtifact(
   component: Uint8Array,
   /** The reference snapshot to store the own part against, given the engine's sha256 (it must have that engine); null: stored whole. */
   referenceFor: (engineSha256: string) => Promise<ReferenceSnapshot | null> = async () => null,
-): Promise<EncodedArtifact> {
+): Promise<EncodedArtifact & { header: ComponentArtifactHeader }> {
   const { engine, own } = separateComponent(component);
   // What is written must give back exactly what was built.
   if (Buffer.compare(joinComponent(engine, own), component) !== 0) throw new Error('the component does not split into engine and snapshots that give it back');
@@ -145,9 +204,9 @@ export async function encodeArtifact(
     return [module, base ? deltaOwnSections(bytes, base) : bytes];
   });
   const snapshots = stored.map(([module, bytes]) => ({ module, bytes: bytes.length }));
-  const ownPart = brotliCompressSync(Buffer.concat(stored.map(([, bytes]) => bytes)), BROTLI);
+  const ownPart = compressOwn(Buffer.concat(stored.map(([, bytes]) => bytes)));
   // In the schema's order: the sha256 is taken over the header as decoding gives it back.
-  const header: ArtifactHeader = {
+  const header: ComponentArtifactHeader = {
     format: 2,
     world: WORLD,
     manifest: fields.manifest,
@@ -161,8 +220,22 @@ export async function encodeArtifact(
     metering: fields.metering,
     sha256: '',
   };
-  header.sha256 = contentSha256(header, ownPart);
-  return { header, bytes: Buffer.concat([Buffer.from(MAGIC + JSON.stringify(header) + '\n'), ownPart]), engine, reference };
+  return sealArtifact(header, ownPart, engine, reference);
+}
+
+/** The konnector's own part as stored: compressed, the same bytes for the same input. */
+export const compressOwn = (bytes: Uint8Array): Buffer => brotliCompressSync(bytes, BROTLI);
+
+/** The artifact file of a header (its keys in its schema's order) and a compressed own part: its sha256 computed and written. */
+export function sealArtifact<Header extends ArtifactHeader>(
+  header: Header,
+  ownPart: Buffer,
+  engine: Uint8Array,
+  reference: ReferenceSnapshot | null = null,
+): EncodedArtifact & { header: Header } {
+  const sealed: Header = { ...header, sha256: '' };
+  sealed.sha256 = contentSha256(sealed, ownPart);
+  return { header: sealed, bytes: Buffer.concat([Buffer.from(MAGIC + JSON.stringify(sealed) + '\n'), ownPart]), engine, reference };
 }
 
 /**
@@ -210,7 +283,7 @@ function decodeArtifactFile(bytes: Buffer, where: string): { header: ArtifactHea
   } catch {
     throw notArtifact('its header is not valid JSON (the file is corrupt)');
   }
-  const parsed = ArtifactHeaderSchema.safeParse(json);
+  const parsed = parseHeader(json);
   if (!parsed.success) throw notArtifact(`its header is invalid:\n${describeIssues(parsed.error)}`);
   const header = parsed.data;
   if (header.world !== WORLD) {
@@ -314,7 +387,7 @@ function engineFile(header: ArtifactHeader): SharedFile<Buffer> {
   };
 }
 
-function referenceFile(header: ArtifactHeader, expected: string): SharedFile<ReferenceSnapshot> {
+function referenceFile(header: ComponentArtifactHeader, expected: string): SharedFile<ReferenceSnapshot> {
   return {
     what: 'reference snapshot',
     sha256: expected,
@@ -332,26 +405,32 @@ function referenceFile(header: ArtifactHeader, expected: string): SharedFile<Ref
 /** An artifact file read as a reference snapshot: one stored whole (a reference has no reference of its own). */
 export function decodeReference(file: Buffer, where: string): ReferenceSnapshot {
   const { header, own } = decodeArtifactFile(file, where);
+  if (isQuickjsHeader(header)) throw new UsageError('artifact', `${where} is a QuickJS artifact, so it cannot be a component's reference snapshot`);
   if (header.reference) throw new UsageError('artifact', `${where} is stored against another reference snapshot, so it cannot be one`);
   return { file, header, own: ownSections(header, own, (why) => new UsageError('artifact', `${where}: ${why}`)) };
 }
 
 /** The own part decompressed and cut into each module's sections, as stored (a delta if the header names a reference). */
-function ownSections(header: ArtifactHeader, own: Buffer, broken: (why: string) => Error): Map<number, Uint8Array> {
-  const snapshotBytes = header.snapshots.reduce((n, s) => n + s.bytes, 0);
-  let snapshots: Buffer;
-  try {
-    snapshots = brotliDecompressSync(own, { maxOutputLength: Math.max(snapshotBytes, 1) });
-  } catch (error) {
-    throw broken(`its own part does not decompress (${(error as Error).message})`);
-  }
-  if (snapshots.length !== snapshotBytes) throw broken(`its own part is ${snapshots.length} bytes uncompressed, the header says ${snapshotBytes}`);
+function ownSections(header: ComponentArtifactHeader, own: Buffer, broken: (why: string) => Error): Map<number, Uint8Array> {
+  const snapshots = decompressOwn(own, header.snapshots.reduce((n, s) => n + s.bytes, 0), broken);
   const parts = new Map<number, Uint8Array>();
   let at = 0;
   for (const { module, bytes: length } of header.snapshots) {
     parts.set(module, snapshots.subarray(at, (at += length)));
   }
   return parts;
+}
+
+/** The own part uncompressed, refused unless it is the size its header says. */
+function decompressOwn(own: Buffer, bytes: number, broken: (why: string) => Error): Buffer {
+  let raw: Buffer;
+  try {
+    raw = brotliDecompressSync(own, { maxOutputLength: Math.max(bytes, 1) });
+  } catch (error) {
+    throw broken(`its own part does not decompress (${(error as Error).message})`);
+  }
+  if (raw.length !== bytes) throw broken(`its own part is ${raw.length} bytes uncompressed, the header says ${bytes}`);
+  return raw;
 }
 
 async function readArtifactFile(file: string): Promise<{ header: ArtifactHeader; own: Buffer; fileBytes: number }> {
@@ -371,13 +450,16 @@ export async function readArtifactHeader(file: string): Promise<ArtifactHeader> 
 
 /**
  * An artifact as stored: its engine and own part, each checked against its
- * hash. The runner loads it from those parts (runner/sandbox/loader.ts);
- * artifactComponent joins them when the whole component is wanted.
+ * hash. The runner loads it from those parts (runner/sandbox/load-artifact.ts);
+ * artifactComponent joins a component's when the whole component is wanted.
  */
 export async function readArtifact(file: string): Promise<Artifact> {
   const { header, own, fileBytes } = await readArtifactFile(file);
   const { value: engine, file: engineStoreFile } = await readShared(engineFile(header), file);
   const broken = brokenArtifact(file, engineStoreFile);
+  if (isQuickjsHeader(header)) {
+    return { header, engine: new Uint8Array(engine), bytecode: decompressOwn(own, header.bytecode.bytes, broken), fileBytes, engineFile: engineStoreFile };
+  }
   const parts = ownSections(header, own, broken);
   let referenceStoreFile: string | null = null;
   if (header.reference) {
@@ -397,10 +479,10 @@ export async function readArtifact(file: string): Promise<Artifact> {
 }
 
 const brokenArtifact = (file: string, engineFile: string) => (why: string) =>
-  new UsageError('artifact', `${file} and its engine ${engineFile} do not make a component: ${why}. Rebuild it with \`konnector build\`.`);
+  new UsageError('artifact', `${file} and its engine ${engineFile} do not make a konnector: ${why}. Rebuild it with \`konnector build\`.`);
 
 /** The whole component the artifact's engine and own part make, as the build made it (for inspect and tools). */
-export function artifactComponent(artifact: Artifact, file = 'the artifact'): Uint8Array {
+export function artifactComponent(artifact: ComponentArtifact, file = 'the artifact'): Uint8Array {
   const broken = brokenArtifact(file, artifact.engineFile);
   let component: Uint8Array;
   try {

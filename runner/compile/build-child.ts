@@ -7,12 +7,14 @@
  * result or an error, and exits.
  */
 import { UsageError } from '../errors.ts';
+import type { EngineName } from '../sandbox/pool.ts';
 import { buildKonnector, type BuildResult } from './index.ts';
 
 export interface BuildRequest {
   dir: string;
   out: string;
   unmetered: boolean;
+  engine: EngineName;
 }
 
 export type BuildMessage =
@@ -22,9 +24,9 @@ export type BuildMessage =
 
 const send = (message: BuildMessage) => new Promise<void>((resolve) => process.send!(message, () => resolve()));
 
-process.once('message', async ({ dir, out, unmetered }: BuildRequest) => {
+process.once('message', async ({ dir, out, unmetered, engine }: BuildRequest) => {
   try {
-    const result = await buildKonnector(dir, out, { unmetered, progress: (step) => void send({ progress: step }) });
+    const result = await buildKonnector(dir, out, { unmetered, engine, progress: (step) => void send({ progress: step }) });
     await send({ result });
   } catch (error) {
     const usage = error instanceof UsageError;

@@ -12,7 +12,7 @@ import { withMachineLock } from './machine-lock.ts';
 const witDir = fileURLToPath(new URL('../../wit/', import.meta.url));
 const deterministicWizer = fileURLToPath(new URL('./preinit/bin.mjs', import.meta.url));
 
-export const engine = { name: 'componentize-js', version: engineVersion as string };
+export const engine = { name: 'componentize-js' as const, version: engineVersion as string };
 
 /**
  * WASI features the component does NOT get. Only `random` stays (backed by the

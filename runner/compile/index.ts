@@ -7,6 +7,8 @@ import { FUEL_INSTRUMENTER_VERSION, instrumentComponentFuel } from '../wasm/inde
 import { bundleKonnector } from './bundle.ts';
 import { BuildCache } from './cache.ts';
 import { componentizeBundle, engine } from './componentize.ts';
+import { buildQuickjsKonnector } from '../quickjs/artifact.ts';
+import type { EngineName } from '../sandbox/pool.ts';
 import { bundleReference, type CompileKonnector, referenceSnapshot } from './reference.ts';
 
 const self = createRequire(import.meta.url)('../../package.json') as { name: string; version: string };
@@ -20,8 +22,6 @@ export interface BuildResult {
   bytes: number;
   /** The engine it names, written once to the engine store beside it. */
   engine: ArtifactHeader['engine'];
-  /** The whole component's size, what the artifact held before the engine was shared. */
-  componentBytes: number;
 }
 
 /**
@@ -29,6 +29,8 @@ export interface BuildResult {
  * give the same bytes.
  */
 export interface BuildOptions {
+  /** The engine the konnector runs on (default componentize-js; quickjs: runner/quickjs/artifact.ts). */
+  engine?: EngineName;
   /** Leave the component without fuel metering (benchmarks compare both); the runner refuses it unless told. */
   unmetered?: boolean;
   progress?: (step: string) => void;
@@ -38,6 +40,12 @@ export interface BuildOptions {
 
 export async function buildKonnector(konnectorDir: string, out: string, options: BuildOptions = {}): Promise<BuildResult> {
   const progress = options.progress ?? (() => {});
+  if (options.engine === 'quickjs') {
+    if (options.unmetered) {
+      throw new UsageError('bad-arguments', '--unmetered is for componentize-js builds: a QuickJS artifact holds no engine code to meter, the host meters its engine when it loads it (run --allow-unmetered)');
+    }
+    return buildQuickjsKonnector(konnectorDir, out, progress, options.cache);
+  }
   progress('reading manifest.konnector');
   const manifest = await readManifest(konnectorDir);
   progress('bundling sources');
@@ -53,7 +61,7 @@ export async function buildKonnector(konnectorDir: string, out: string, options:
   const artifact = await encodeArtifact(fields, component, (engineSha256) => referenceSnapshot(engineSha256, referenceBundle, compile, cache, progress));
   await writeArtifact(out, artifact, cache);
   const { header, bytes } = artifact;
-  return { out, slug: manifest.slug, version: manifest.version, sha256: header.sha256, bytes: bytes.length, engine: header.engine, componentBytes: header.component.bytes };
+  return { out, slug: manifest.slug, version: manifest.version, sha256: header.sha256, bytes: bytes.length, engine: header.engine };
 }
 
 /** The bundle as a component, fuel-metered unless told otherwise. */

@@ -12,6 +12,7 @@ import { UsageError, type UsageErrorKind } from '../errors.ts';
 import { readManifest } from './manifest.ts';
 import type { BuildMessage, BuildRequest } from './build-child.ts';
 import type { BuildResult } from './index.ts';
+import type { EngineName } from '../sandbox/pool.ts';
 
 const buildChild = fileURLToPath(new URL('./build-child.ts', import.meta.url));
 
@@ -20,6 +21,7 @@ export type BuildOutcome = ({ result: BuildResult } | { error: Error }) & { dir:
 
 export interface ParallelBuildOptions {
   unmetered?: boolean;
+  engine?: EngineName;
   /** Builds at a time (default: the cores this process may use). */
   jobs?: number;
   progress?: (dir: string, step: string) => void;
@@ -47,7 +49,7 @@ export async function buildKonnectors(dirs: string[], outDir: string, options: P
       const dir = dirs[index]!;
       const started = performance.now();
       const seconds = () => (performance.now() - started) / 1000;
-      outcomes[index] = await buildInChild({ dir, out: outs.get(dir)!, unmetered: options.unmetered ?? false }, (step) => options.progress?.(dir, step))
+      outcomes[index] = await buildInChild({ dir, out: outs.get(dir)!, unmetered: options.unmetered ?? false, engine: options.engine ?? 'componentize-js' }, (step) => options.progress?.(dir, step))
         .then((result) => ({ dir, result, seconds: seconds() }), (error: Error) => ({ dir, error, seconds: seconds() }));
     }
   };

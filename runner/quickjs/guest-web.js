@@ -42,6 +42,12 @@ method(Array.prototype, 'toReversed', function toReversed() {
   return Array.prototype.slice.call(this).reverse();
 });
 
+// The component's console writes to a stdout the konnector world does not give it: what it prints goes nowhere.
+// The same here, so that a package logging through console (ovh's API client) runs on both engines.
+const ignore = () => {};
+const CONSOLE_METHODS = ['log', 'info', 'warn', 'error', 'debug', 'trace', 'dir', 'table', 'group', 'groupCollapsed', 'groupEnd', 'time', 'timeEnd', 'timeLog', 'assert', 'count', 'countReset'];
+define('console', Object.fromEntries(CONSOLE_METHODS.map((name) => [name, ignore])));
+
 define('queueMicrotask', (callback) => {
   if (typeof callback !== 'function') throw new TypeError('queueMicrotask takes a function');
   Promise.resolve().then(callback);

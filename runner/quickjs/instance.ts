@@ -68,6 +68,10 @@ interface EngineExports {
   [FUEL_GLOBAL_EXPORT]?: WebAssembly.Global;
 }
 
+/** The engine's `konnector` imports (engine-main.c), answered below: an engine importing others is refused (engine.ts). */
+export const KONNECTOR_IMPORTS = ['log', 'call', 'clock_now', 'random_fill'] as const;
+type KonnectorImport = (typeof KONNECTOR_IMPORTS)[number];
+
 const STREAM_LEVEL: Record<StreamName, string> = { stdout: 'info', stderr: 'error' };
 const utf8 = new TextDecoder();
 
@@ -103,7 +107,7 @@ function instantiateEngine(module: WebAssembly.Module, snapshot: Snapshot | unde
     return bytes.slice(ptr, ptr + len);
   };
   live.wasi = sandboxWasi((stream, message) => live.log({ level: STREAM_LEVEL[stream], message }));
-  const konnector = {
+  const konnector: Record<KonnectorImport, (...args: never[]) => unknown> = {
     log(levelPtr: number, levelLen: number, messagePtr: number, messageLen: number) {
       if (live.hooks.log) return live.hooks.log(text(levelPtr, levelLen), text(messagePtr, messageLen));
       charge(live, HOST_CALL_FUEL + BigInt(levelLen + messageLen));

@@ -11,10 +11,12 @@
  * pre-initializer fails the build if the bundle's top level reaches one, so nothing the host would answer per
  * job (time, randomness, a request) is frozen into the snapshot.
  */
-import { UsageError } from '../errors.ts';
+import { UsageError, type UsageErrorKind } from '../errors.ts';
+import { answerOffThread } from '../sandbox/off-thread.ts';
 import { PreinitError, preinitialize } from '../compile/preinit/index.ts';
 import { splitSnapshot, type Snapshot } from '../wasm/index.ts';
 import { readEngine } from './engine.ts';
+import { KONNECTOR_IMPORTS } from './instance.ts';
 
 /** The engine's initialization export, called by the pre-initializer. */
 export const INIT_EXPORT = 'engine_init';
@@ -28,9 +30,12 @@ export interface KonnectorSnapshot {
 
 const utf8 = new TextDecoder();
 
-/** Loads `bytecode` in the engine once and returns the shared engine and the konnector's snapshot. */
-export async function snapshotKonnector(bytecode: Uint8Array): Promise<KonnectorSnapshot> {
-  const engine = await readEngine();
+/**
+ * Loads `bytecode` in `engine` (the one that wrote it; the committed engine.wasm by default) once and returns the
+ * shared engine and the konnector's snapshot.
+ */
+export async function snapshotKonnector(bytecode: Uint8Array, engine?: Uint8Array<ArrayBuffer>): Promise<KonnectorSnapshot> {
+  engine ??= await readEngine();
   let initialized: Uint8Array<ArrayBuffer>;
   try {
     initialized = preinitialize(engine, { initFunc: INIT_EXPORT, allowWasi: true, preopens: [], env: {}, stdin: bytecode });
@@ -46,13 +51,27 @@ export async function snapshotKonnector(bytecode: Uint8Array): Promise<Konnector
   return split;
 }
 
+export interface SnapshotRequest {
+  bytecode: Uint8Array;
+  engine: Uint8Array<ArrayBuffer>;
+}
+
+export type SnapshotAnswer = { ok: true; loaded: KonnectorSnapshot } | { ok: false; usage: UsageErrorKind | null; message: string };
+
+/** snapshotKonnector in a worker thread (snapshot-worker.ts), the host's main thread free meanwhile. */
+export async function snapshotOffThread(bytecode: Uint8Array, engine: Uint8Array<ArrayBuffer>): Promise<KonnectorSnapshot> {
+  const answer = await answerOffThread<SnapshotAnswer>(new URL('./snapshot-worker.ts', import.meta.url), { bytecode, engine } satisfies SnapshotRequest, 'QuickJS snapshot');
+  if (answer.ok) return answer.loaded;
+  throw answer.usage ? new UsageError(answer.usage, answer.message) : new Error(answer.message);
+}
+
 /** Throws what the engine's initialization reported, if it failed (a top-level exception, bad bytecode). */
 function loadError(initialized: Uint8Array<ArrayBuffer>): void {
   const refuse = () => {
     throw new Error('a pre-initialized QuickJS engine calls the host before any job');
   };
   const wasi = new Proxy({}, { get: () => refuse });
-  const konnector = { log: refuse, clock_now: refuse, random_fill: refuse, call: refuse };
+  const konnector = Object.fromEntries(KONNECTOR_IMPORTS.map((name) => [name, refuse]));
   const instance = new WebAssembly.Instance(new WebAssembly.Module(initialized), { konnector, wasi_snapshot_preview1: wasi });
   const exports = instance.exports as { memory: WebAssembly.Memory; engine_load_status(): number; engine_output_ptr(): number; engine_output_len(): number };
   if (exports.engine_load_status() === 0) return;

@@ -11,8 +11,8 @@ import { needsTheUser } from '../error-codes.ts';
 import { UsageError } from '../errors.ts';
 import type { Limits } from '../limits.ts';
 import type { LoadedKonnector } from './loader.ts';
-import type { SandboxPool } from './pool.ts';
-import { runInSandbox, type JobOutcome } from './sandbox.ts';
+import type { EngineName, SandboxPool } from './pool.ts';
+import { engineOf, runInSandbox, type JobOutcome } from './sandbox.ts';
 import type { JobCapabilities } from '../../host-api/index.ts';
 
 /** What a caller must say to run one job. Validated: it comes from operators and APIs. */
@@ -57,8 +57,8 @@ export interface JobEnvironment {
   onLog?: (line: LogLine) => void;
   /** Where file contents are stored (`<filesDir>/<instance>/<path>`); without it the konnector cannot save files. */
   filesDir?: string;
-  /** The worker threads to run on; default the process-wide pool. */
-  pool?: SandboxPool;
+  /** The worker threads to run on, by engine; an engine without one runs on its process-wide pool. */
+  pools?: Partial<Record<EngineName, SandboxPool>>;
   /**
    * What each of the job's capabilities goes through as runJob makes it, before
    * anything uses it (the worker host's claim on the job: runner/serve/job-gate.ts).
@@ -145,7 +145,7 @@ export async function runJob(konnector: LoadedKonnector, request: JobRequest, en
       },
       caps,
       env.limits,
-      env.pool,
+      env.pools?.[engineOf(konnector)],
       env.signal,
     );
   } finally {

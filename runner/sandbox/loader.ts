@@ -1,7 +1,6 @@
 import { createHash } from 'node:crypto';
-import { Worker } from 'node:worker_threads';
 import { componentWit } from '@bytecodealliance/jco-transpile/wasm-tools';
-import type { Artifact, ArtifactHeader } from '../compile/artifact.ts';
+import type { ArtifactHeader, ComponentArtifact } from '../compile/artifact.ts';
 import { UsageError } from '../errors.ts';
 import { WASM_PAGE_BYTES, type Limits } from '../limits.ts';
 import {
@@ -18,6 +17,7 @@ import {
   snapshotOfOwnSections,
 } from '../wasm/index.ts';
 import { ALLOWED_IMPORTS } from './capabilities.ts';
+import { answerOffThread } from './off-thread.ts';
 import type { TranspileAnswer, TranspileRequest } from './transpile-worker.ts';
 
 export interface LoadedKonnector {
@@ -48,7 +48,7 @@ export interface LoadOptions {
  * compiled once per memory cap, and each konnector brings only its snapshot.
  */
 export async function loadKonnector(
-  artifact: Artifact,
+  artifact: ComponentArtifact,
   limits: Pick<Limits, 'memoryBytes'>,
   options: LoadOptions = {},
 ): Promise<LoadedKonnector> {
@@ -111,7 +111,7 @@ interface Engine {
  */
 const engines = new Map<string, Promise<Engine>>();
 
-function engineFor(artifact: Artifact, maxPages: number): Promise<Engine> {
+function engineFor(artifact: ComponentArtifact, maxPages: number): Promise<Engine> {
   const key = `${artifact.header.engine.sha256}:${maxPages}`;
   let engine = engines.get(key);
   if (!engine) {
@@ -150,21 +150,9 @@ async function makeEngine(component: Uint8Array, maxPages: number): Promise<Engi
 
 const digest = (bytes: Uint8Array) => createHash('sha256').update(bytes).digest('hex');
 
-const workerBoot = new URL('./worker-boot.mjs', import.meta.url);
-const transpileEntry = new URL('./transpile-worker.ts', import.meta.url).href;
-
 /** Runs runner/sandbox/transpile-worker.ts once: the main thread stays free while jco works. */
-function transpileOffThread(request: TranspileRequest): Promise<TranspileAnswer> {
-  return new Promise((resolve, reject) => {
-    const worker = new Worker(workerBoot, { workerData: { entry: transpileEntry, request }, env: {} });
-    worker.once('message', (answer: TranspileAnswer) => {
-      resolve(answer);
-      void worker.terminate();
-    });
-    worker.once('error', reject);
-    worker.once('exit', (code) => reject(new Error(`the transpile worker exited (code ${code}) without an answer`)));
-  });
-}
+const transpileOffThread = (request: TranspileRequest) =>
+  answerOffThread<TranspileAnswer>(new URL('./transpile-worker.ts', import.meta.url), request, 'transpile');
 
 /** The component's imports and exports as WIT declares them, with versions. */
 export async function describeComponent(component: Uint8Array): Promise<{ imports: string[]; exports: string[]; wit: string }> {

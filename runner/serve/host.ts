@@ -123,16 +123,17 @@ export async function startServeHost(options: ServeOptions): Promise<ServeHost> 
     }
     const queue = await createQueue(options);
     stack.push(() => queue.close());
-    // One warm worker per concurrent job: a job starts without spawning a thread.
-    const pool = new SandboxPool(options.concurrency);
-    await pool.warm();
-    stack.push(() => pool.close());
+    // One warm worker per concurrent job: a job starts without spawning a thread. QuickJS artifacts run on
+    // workers of their own, started by the first jobs that need them (most hosts hold components only).
+    const pools = { 'componentize-js': new SandboxPool(options.concurrency), quickjs: new SandboxPool(options.concurrency, 'quickjs') };
+    await pools['componentize-js'].warm();
+    for (const pool of Object.values(pools)) stack.push(() => pool.close());
     const metrics = new ServeMetrics(() => store.countJobsByState());
     const liveLogs = new LiveLogs();
     const processor = new JobProcessor({
       store, registry, queue, metrics, hostId,
       executor: options.executor,
-      env: { couchUrl, limits: options.limits, connectTo: options.connectTo, allowHosts: options.allowHosts, resolve: options.resolve, pool, filesDir: path.join(options.dataDir, 'files') },
+      env: { couchUrl, limits: options.limits, connectTo: options.connectTo, allowHosts: options.allowHosts, resolve: options.resolve, pools, filesDir: path.join(options.dataDir, 'files') },
       leaseMs: options.leaseMs,
       retry: options.retry,
       maxInterruptions: options.maxInterruptions,

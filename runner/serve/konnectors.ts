@@ -8,7 +8,8 @@ import { readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { readArtifact, readArtifactHeader } from '../compile/artifact.ts';
 import type { Limits } from '../limits.ts';
-import { loadKonnector, type LoadedKonnector } from '../sandbox/loader.ts';
+import { loadArtifact } from '../sandbox/load-artifact.ts';
+import type { LoadedKonnector } from '../sandbox/loader.ts';
 import { ServeError } from './errors.ts';
 
 export const ARTIFACT_SUFFIX = '.kwasm';
@@ -111,7 +112,7 @@ export class KonnectorRegistry {
         if (artifact.header.sha256 !== info.sha256) {
           throw new ServeError('conflict', `${info.file} changed while the host read it; it is read again on the next job`);
         }
-        return loadKonnector(artifact, this.limits);
+        return loadArtifact(artifact, this.limits);
       });
       loaded = { sha256: info.sha256, konnector };
       konnector.catch(() => {

@@ -4,9 +4,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { componentize } from '@bytecodealliance/componentize-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { artifactComponent, encodeArtifact, readArtifact, writeArtifact } from '../../runner/compile/artifact.ts';
+import { artifactComponent, encodeArtifact, writeArtifact } from '../../runner/compile/artifact.ts';
 import { BuildCache } from '../../runner/compile/cache.ts';
-import { buildOnce, fixtureDir, repoRoot } from '../support/artifacts.ts';
+import { buildOnce, fixtureDir, readComponentArtifact, repoRoot } from '../support/artifacts.ts';
 import { konnectorCli, lastJsonLine } from '../support/cli.ts';
 
 /** Several full builds (no cache) in one test: generous for a busy machine. */
@@ -31,13 +31,13 @@ describe('konnector build', () => {
     expect(result.code, result.stderr).toBe(0);
     expect(result.stdout).toMatch(/sandbox-probe 1\.0\.0, \d+ bytes, sha256 [0-9a-f]{64}/);
     expect(Buffer.compare(await readFile(again), await readFile(probeArtifact))).toBe(0);
-    const { header } = await readArtifact(probeArtifact);
+    const { header } = await readComponentArtifact(probeArtifact);
     const engineFile = (artifact: string) => path.join(path.dirname(artifact), 'engines', `${header.engine.sha256}.wasm`);
     expect(Buffer.compare(await readFile(engineFile(again)), await readFile(engineFile(probeArtifact)))).toBe(0);
   });
 
   it('writes only the konnector\'s own part to the artifact, the engine once beside it, named by its sha256', async () => {
-    const artifact = await readArtifact(probeArtifact);
+    const artifact = await readComponentArtifact(probeArtifact);
     const { header } = artifact;
     expect(header.format).toBe(2);
     expect(artifact.engineFile).toBe(path.join(path.dirname(probeArtifact), 'engines', `${header.engine.sha256}.wasm`));
@@ -166,7 +166,7 @@ describe('konnector inspect', () => {
     const result = await konnectorCli(['inspect', probeArtifact, '--json']);
     expect(result.code, result.stderr).toBe(0);
     const facts = JSON.parse(result.stdout) as Record<string, unknown>;
-    const artifact = await readArtifact(probeArtifact);
+    const artifact = await readComponentArtifact(probeArtifact);
     expect(facts).toMatchObject({
       slug: 'sandbox-probe',
       version: '1.0.0',
@@ -209,7 +209,7 @@ describe('konnector run refuses bad input with exit code 2', () => {
       worldName: 'other',
       disableFeatures: ['stdio', 'clocks', 'http', 'fetch-event', 'random'],
     });
-    const { header } = await readArtifact(probeArtifact);
+    const { header } = await readComponentArtifact(probeArtifact);
     const foreign = await encodeArtifact(
       { manifest: header.manifest, engine: header.engine, builtBy: header.builtBy, sourceSha256: header.sourceSha256, metering: null },
       component,
@@ -222,7 +222,7 @@ describe('konnector run refuses bad input with exit code 2', () => {
   });
 
   it('an artifact without its engine, or with an engine that is not the one it names; KONNECTOR_ENGINES_DIR is searched too', async () => {
-    const { header, engineFile } = await readArtifact(probeArtifact);
+    const { header, engineFile } = await readComponentArtifact(probeArtifact);
     const alone = path.join(scratch, 'alone', 'probe.kwasm');
     await mkdir(path.dirname(alone), { recursive: true });
     await copyFile(probeArtifact, alone);
@@ -250,7 +250,7 @@ describe('konnector run refuses bad input with exit code 2', () => {
   });
 
   it('an artifact without its reference snapshot, or with another artifact in its place', async () => {
-    const { header, engineFile } = await readArtifact(probeArtifact);
+    const { header, engineFile } = await readComponentArtifact(probeArtifact);
     const alone = path.join(scratch, 'no-reference', 'probe.kwasm');
     await mkdir(path.join(path.dirname(alone), 'engines'), { recursive: true });
     await copyFile(probeArtifact, alone);

@@ -2,19 +2,19 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { artifactComponent, type Artifact, decodeReference, encodeArtifact, readArtifact, writeArtifact } from '../../runner/compile/artifact.ts';
+import { artifactComponent, type ComponentArtifact, decodeReference, encodeArtifact, readArtifact, writeArtifact } from '../../runner/compile/artifact.ts';
 import { BuildCache } from '../../runner/compile/cache.ts';
-import { buildOnce, fixtureDir } from '../support/artifacts.ts';
+import { buildOnce, fixtureDir, readComponentArtifact } from '../support/artifacts.ts';
 
 /** The artifact file format on a real build; the CLI's view of it is in test/cli/main.test.ts. */
 
 let scratch: string;
-let built: Artifact;
+let built: ComponentArtifact;
 const noCache = new BuildCache(null);
 
 beforeAll(async () => {
   scratch = await mkdtemp(path.join(os.tmpdir(), 'artifact-test-'));
-  built = await readArtifact(await buildOnce(fixtureDir('sandbox-probe')));
+  built = await readComponentArtifact(await buildOnce(fixtureDir('sandbox-probe')));
 });
 
 afterAll(async () => {
@@ -22,9 +22,9 @@ afterAll(async () => {
 });
 
 /** The reference snapshot the build stored `artifact` against, read back from beside it. */
-const referenceOf = (artifact: Artifact) => async () => decodeReference(await readFile(path.join(path.dirname(artifact.engineFile), `${artifact.header.reference!.sha256}.kwasm`)), 'reference');
+const referenceOf = (artifact: ComponentArtifact) => async () => decodeReference(await readFile(path.join(path.dirname(artifact.engineFile), `${artifact.header.reference!.sha256}.kwasm`)), 'reference');
 
-const fieldsOf = ({ header }: Artifact) => ({
+const fieldsOf = ({ header }: ComponentArtifact) => ({
   manifest: header.manifest,
   engine: { name: header.engine.name, version: header.engine.version },
   builtBy: header.builtBy,
@@ -42,7 +42,7 @@ describe('artifact format 2', () => {
 
     const file = path.join(scratch, 'round-trip', 'probe.kwasm');
     await writeArtifact(file, once, noCache);
-    const read = await readArtifact(file);
+    const read = await readComponentArtifact(file);
     expect(Buffer.compare(artifactComponent(read), artifactComponent(built))).toBe(0);
     expect(read.header).toEqual(once.header);
     expect(read.engineFile).toBe(path.join(scratch, 'round-trip', 'engines', `${once.header.engine.sha256}.wasm`));
@@ -75,6 +75,6 @@ describe('artifact format 2', () => {
 
     const file = path.join(scratch, 'whole', 'probe.kwasm');
     await writeArtifact(file, whole, noCache);
-    expect(Buffer.compare(artifactComponent(await readArtifact(file)), artifactComponent(built))).toBe(0);
+    expect(Buffer.compare(artifactComponent(await readComponentArtifact(file)), artifactComponent(built))).toBe(0);
   });
 });

@@ -86,6 +86,12 @@ describe.each(ENGINES)('on %s', (engine) => {
     expect(await storedDocs(couch.url, instance, 'io.cozy.bills')).toHaveLength(site.bills.length);
   }, 300_000);
 
+  it("has a console whose output goes nowhere, as a component's: a package logging through it runs", async () => {
+    const { report, lines } = await run(engine, fixtureDir('console-probe'), {});
+    expect(report).toMatchObject({ state: 'done', error: null });
+    expect(lines.map((line) => line.message)).toEqual(['console is object', 'after console']);
+  }, 300_000);
+
   it("cannot reach its vendor when the operator's allowed hosts leave it out; listed, it can", async () => {
     const refused = await run(engine, exampleBills, site.credentials, { allowHosts: parseOperatorHosts(['https://*.other.example']) });
     expect(refused.report).toMatchObject({ state: 'errored', requests: 0, saved: {} });

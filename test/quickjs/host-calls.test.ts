@@ -11,7 +11,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { LogLine } from '../../host-api/log.ts';
 import { defaultLimits, type Limits } from '../../runner/limits.ts';
-import { loadQuickjsKonnector } from '../../runner/quickjs/job.ts';
+import { loadQuickjsKonnector } from '../../runner/quickjs/artifact.ts';
 import { runJob } from '../../runner/sandbox/job.ts';
 import { startTestCouch, storedDocs, type TestCouch } from '../support/couch.ts';
 

@@ -3,8 +3,8 @@ import type { LogLine } from '../../host-api/log.ts';
 import { runJob, type JobReport } from '../../runner/sandbox/job.ts';
 import { defaultLimits, type Limits } from '../../runner/limits.ts';
 import { describeComponent, loadKonnector } from '../../runner/sandbox/loader.ts';
-import { artifactComponent, readArtifact } from '../../runner/compile/artifact.ts';
-import { buildOnce, fixtureDir, loadOnce } from '../support/artifacts.ts';
+import { artifactComponent } from '../../runner/compile/artifact.ts';
+import { buildOnce, fixtureDir, loadOnce, readComponentArtifact } from '../support/artifacts.ts';
 import { startTestCouch, type TestCouch } from '../support/couch.ts';
 import { databaseName } from '../../host-api/couchdb.ts';
 import { JobGate } from '../../runner/serve/job-gate.ts';
@@ -102,7 +102,7 @@ describe('the sandbox', () => {
   });
 
   it('builds a component importing nothing beyond cozy:konnector/* and wasi:random/*', async () => {
-    const { imports, exports } = await describeComponent(artifactComponent(await readArtifact(await buildOnce(probe))));
+    const { imports, exports } = await describeComponent(artifactComponent(await readComponentArtifact(await buildOnce(probe))));
     expect(imports.length).toBeGreaterThan(0);
     for (const name of imports) expect(name).toMatch(/^(cozy:konnector\/(http|documents|files|log|clock)|wasi:random\/[a-z-]+)@/);
     expect(exports).toEqual(['run']);
@@ -283,7 +283,7 @@ describe('the sandbox', () => {
   });
 
   it("refuses a konnector whose memory starts above the job's memory cap, and loads it under a cap that fits", async () => {
-    const artifact = await readArtifact(await buildOnce(probe));
+    const artifact = await readComponentArtifact(await buildOnce(probe));
     await expect(loadKonnector(artifact, { memoryBytes: 4 * MiB })).rejects.toThrow(/the konnector's memory starts at \d+ pages \(\d+ KiB\), above the cap of 64 pages: raise the memory limit/);
     await expect(loadKonnector(artifact, { memoryBytes: 32 * MiB })).resolves.toMatchObject({ metered: true });
   });

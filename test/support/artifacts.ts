@@ -2,7 +2,7 @@ import { mkdtemp } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { readArtifact } from '../../runner/compile/artifact.ts';
+import { type ComponentArtifact, isQuickjsHeader, readArtifact } from '../../runner/compile/artifact.ts';
 import { buildKonnector } from '../../runner/compile/index.ts';
 import { defaultLimits, type Limits } from '../../runner/limits.ts';
 import { loadKonnector, type LoadedKonnector } from '../../runner/sandbox/loader.ts';
@@ -30,6 +30,13 @@ export function buildOnce(konnectorDir: string, options: { unmetered?: boolean }
   return artifact;
 }
 
+/** A componentize-js artifact read back, for tests of the component itself (its modules, imports, snapshots). */
+export async function readComponentArtifact(file: string): Promise<ComponentArtifact> {
+  const artifact = await readArtifact(file);
+  if (isQuickjsHeader(artifact.header)) throw new Error(`${file} is a QuickJS artifact, not a component`);
+  return artifact as ComponentArtifact;
+}
+
 const loaded = new Map<string, Promise<LoadedKonnector>>();
 
 /** Loads a built fixture once per memory cap (the cap is compiled into its modules). */
@@ -37,7 +44,7 @@ export function loadOnce(konnectorDir: string, limits: Limits = defaultLimits): 
   const key = `${konnectorDir}:${limits.memoryBytes}`;
   let konnector = loaded.get(key);
   if (!konnector) {
-    konnector = buildOnce(konnectorDir).then(async (file) => loadKonnector(await readArtifact(file), limits));
+    konnector = buildOnce(konnectorDir).then(async (file) => loadKonnector(await readComponentArtifact(file), limits));
     loaded.set(key, konnector);
   }
   return konnector;

@@ -7,7 +7,7 @@
 import { defaultLimits, type Limits } from '../../runner/limits.ts';
 import type { EngineName } from '../../runner/sandbox/pool.ts';
 import type { LoadedKonnector } from '../../runner/sandbox/loader.ts';
-import { loadQuickjsKonnector } from '../../runner/quickjs/job.ts';
+import { loadQuickjsKonnector } from '../../runner/quickjs/artifact.ts';
 import { loadOnce } from './artifacts.ts';
 
 export const ENGINES: readonly EngineName[] = ['componentize-js', 'quickjs'];

@@ -1,9 +1,9 @@
 import { fileURLToPath } from 'node:url';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { artifactComponent, readArtifact, type Artifact } from '../../runner/compile/artifact.ts';
+import { artifactComponent, type ComponentArtifact } from '../../runner/compile/artifact.ts';
 import { instrumentComponentFuel, isFuelInstrumented } from '../../runner/wasm/fuel.ts';
 import { mapCoreModules } from '../../runner/wasm/module.ts';
-import { buildOnce } from '../support/artifacts.ts';
+import { buildOnce, readComponentArtifact } from '../support/artifacts.ts';
 import { prepareGuest, runGuest, type PreparedGuest } from './fuel-guest.ts';
 
 /**
@@ -15,13 +15,13 @@ import { prepareGuest, runGuest, type PreparedGuest } from './fuel-guest.ts';
 const cpuHeavy = fileURLToPath(new URL('../../bench/fixtures/cpu-heavy/', import.meta.url));
 const ROUNDS = 20;
 
-let artifact: Artifact;
+let artifact: ComponentArtifact;
 let metered: Uint8Array;
 let plain: PreparedGuest;
 let fueled: PreparedGuest;
 
 beforeAll(async () => {
-  artifact = await readArtifact(await buildOnce(cpuHeavy, { unmetered: true }));
+  artifact = await readComponentArtifact(await buildOnce(cpuHeavy, { unmetered: true }));
   metered = instrumentComponentFuel(artifactComponent(artifact));
   [plain, fueled] = await Promise.all([prepareGuest(artifactComponent(artifact)), prepareGuest(metered)]);
 });

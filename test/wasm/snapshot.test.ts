@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { artifactComponent, readArtifact } from '../../runner/compile/artifact.ts';
+import { artifactComponent } from '../../runner/compile/artifact.ts';
 import { applySnapshot, deltaOwnSections, joinComponent, mapCoreModules, separateComponent, splitSnapshot, undoDeltaOwnSections } from '../../runner/wasm/index.ts';
-import { buildOnce, fixtureDir } from '../support/artifacts.ts';
+import { buildOnce, fixtureDir, readComponentArtifact } from '../support/artifacts.ts';
 import { instantiate, wat } from './wat.ts';
 
 /** Instantiates a module with every function import answering 0. */
@@ -18,7 +18,7 @@ const memoryOf = (instance: WebAssembly.Instance) => new Uint8Array((instance.ex
 
 describe('splitSnapshot', () => {
   it('gives a real konnector engine + snapshot that instantiate to the same memory and globals as the whole module', async () => {
-    const artifact = await readArtifact(await buildOnce(fixtureDir('sandbox-probe')));
+    const artifact = await readComponentArtifact(await buildOnce(fixtureDir('sandbox-probe')));
     const modules: Uint8Array[] = [];
     mapCoreModules(artifactComponent(artifact), (module) => (modules.push(module), module));
     const split = modules.map((module) => splitSnapshot(module));
@@ -80,7 +80,7 @@ describe('splitSnapshot', () => {
 
 describe('separateComponent', () => {
   it('takes a real konnector apart into the engine splitSnapshot gives and each module\'s own sections, and joinComponent puts it back byte for byte', async () => {
-    const component = artifactComponent(await readArtifact(await buildOnce(fixtureDir('sandbox-probe'))));
+    const component = artifactComponent(await readComponentArtifact(await buildOnce(fixtureDir('sandbox-probe'))));
     const { engine, own } = separateComponent(component);
     expect([...own.keys()]).toHaveLength(1);
     const [index, part] = [...own][0]!;
