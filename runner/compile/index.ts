@@ -7,7 +7,6 @@ import { FUEL_INSTRUMENTER_VERSION, instrumentComponentFuel } from '../wasm/inde
 import { bundleKonnector } from './bundle.ts';
 import { BuildCache } from './cache.ts';
 import { componentizeBundle, engine } from './componentize.ts';
-import { buildQuickjsKonnector } from '../quickjs/artifact.ts';
 import type { EngineName } from '../sandbox/pool.ts';
 import { bundleReference, type CompileKonnector, referenceSnapshot } from './reference.ts';
 
@@ -44,6 +43,8 @@ export async function buildKonnector(konnectorDir: string, out: string, options:
     if (options.unmetered) {
       throw new UsageError('bad-arguments', '--unmetered is for componentize-js builds: a QuickJS artifact holds no engine code to meter, the host meters its engine when it loads it (run --allow-unmetered)');
     }
+    // Loaded only for its builds: it brings node:wasi, whose ExperimentalWarning every other build would print.
+    const { buildQuickjsKonnector } = await import('../quickjs/artifact.ts');
     return buildQuickjsKonnector(konnectorDir, out, progress, options.cache);
   }
   progress('reading manifest.konnector');
