@@ -17,7 +17,7 @@ import { type ArtifactFields, decodeReference, encodeArtifact, type ReferenceSna
 import { type Bundle, bundleKonnector } from './bundle.ts';
 import { type BuildCache, cacheKey } from './cache.ts';
 
-export const REFERENCE_KONNECTOR_DIR = fileURLToPath(new URL('./reference-konnector/', import.meta.url));
+const REFERENCE_KONNECTOR_DIR = fileURLToPath(new URL('./reference-konnector/', import.meta.url));
 
 /** The reference konnector bundled: its code names the reference in the cache. Started with a build, beside its compilation. */
 export const bundleReference = () => bundleKonnector(REFERENCE_KONNECTOR_DIR);

@@ -15,7 +15,7 @@ import { readData } from './sections.ts';
  * and the pages chosen are listed in a custom section, so the delta is undone
  * byte for byte.
  */
-export const DELTA_SECTION_NAME = 'konnector-snapshot-delta';
+const DELTA_SECTION_NAME = 'konnector-snapshot-delta';
 
 /** The unit the delta decides on: the host's page, what a write touches. */
 const DELTA_PAGE_BYTES = 4096;
