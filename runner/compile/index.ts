@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { createRequire } from 'node:module';
 import { type ArtifactFields, type ArtifactHeader, encodeArtifact, writeArtifact } from './artifact.ts';
 import { UsageError } from '../errors.ts';
-import { readManifest } from './manifest.ts';
+import { type Manifest, readManifest } from './manifest.ts';
 import { FUEL_INSTRUMENTER_VERSION, instrumentComponentFuel } from '../wasm/index.ts';
 import { bundleKonnector } from './bundle.ts';
 import { BuildCache } from './cache.ts';
@@ -52,13 +52,13 @@ export async function buildKonnector(konnectorDir: string, out: string, options:
   progress('bundling sources');
   const bundle = await bundleKonnector(konnectorDir);
   const cache = options.cache ?? new BuildCache();
-  const compile: CompileKonnector = async (dir, bundleCode) => {
+  const compile: CompileKonnector = async (konnectorManifest, bundleCode) => {
     const component = await compileBundle(bundleCode, options, cache, progress);
-    return { fields: await artifactFields(dir, bundleCode, options), component };
+    return { fields: artifactFields(konnectorManifest, bundleCode, options), component };
   };
   const referenceBundle = bundleReference();
   referenceBundle.catch(() => {}); // Awaited below; a failure before then is not unhandled.
-  const { fields, component } = await compile(konnectorDir, bundle.code);
+  const { fields, component } = await compile(manifest, bundle.code);
   const artifact = await encodeArtifact(fields, component, (engineSha256) => referenceSnapshot(engineSha256, referenceBundle, compile, cache, progress));
   await writeArtifact(out, artifact, cache);
   const { header, bytes } = artifact;
@@ -78,9 +78,9 @@ async function compileBundle(code: string, options: BuildOptions, cache: BuildCa
   }
 }
 
-async function artifactFields(konnectorDir: string, bundleCode: string, options: BuildOptions): Promise<ArtifactFields> {
+function artifactFields(manifest: Manifest, bundleCode: string, options: BuildOptions): ArtifactFields {
   return {
-    manifest: await readManifest(konnectorDir),
+    manifest,
     engine,
     builtBy: { name: self.name, version: self.version },
     sourceSha256: createHash('sha256').update(bundleCode).digest('hex'),

@@ -16,6 +16,7 @@ import { fileURLToPath } from 'node:url';
 import { type ArtifactFields, decodeReference, encodeArtifact, type ReferenceSnapshot } from './artifact.ts';
 import { type Bundle, bundleKonnector } from './bundle.ts';
 import { type BuildCache, cacheKey } from './cache.ts';
+import { type Manifest, readManifest } from './manifest.ts';
 
 const REFERENCE_KONNECTOR_DIR = fileURLToPath(new URL('./reference-konnector/', import.meta.url));
 
@@ -23,7 +24,7 @@ const REFERENCE_KONNECTOR_DIR = fileURLToPath(new URL('./reference-konnector/', 
 export const bundleReference = () => bundleKonnector(REFERENCE_KONNECTOR_DIR);
 
 /** How a konnector is compiled to its component and header fields (./index.ts), for the reference's own build. */
-export type CompileKonnector = (dir: string, bundleCode: string) => Promise<{ fields: ArtifactFields; component: Uint8Array }>;
+export type CompileKonnector = (manifest: Manifest, bundleCode: string) => Promise<{ fields: ArtifactFields; component: Uint8Array }>;
 
 /**
  * The reference snapshot for `engineSha256`, from the cache or built with
@@ -48,7 +49,7 @@ export async function referenceSnapshot(
     }
   }
   progress('building the reference snapshot (once per engine)');
-  const { fields, component } = await compile(REFERENCE_KONNECTOR_DIR, bundle.code);
+  const { fields, component } = await compile(await readManifest(REFERENCE_KONNECTOR_DIR), bundle.code);
   const encoded = await encodeArtifact(fields, component);
   if (encoded.header.engine.sha256 !== engineSha256) return null;
   cache.put(key, encoded.bytes);

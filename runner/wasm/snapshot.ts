@@ -74,8 +74,9 @@ export function splitSnapshot(module: Uint8Array): SplitModule | null {
   const sections = readModule(module);
   const imports = readImports(findSection(sections, SectionId.import));
   if (readStart(findSection(sections, SectionId.start)) !== undefined) return null;
-  if (countImports(imports).memory !== 0) return null;
-  const read = readOwnSections(sections, countImports(imports).global);
+  const imported = countImports(imports);
+  if (imported.memory !== 0) return null;
+  const read = readOwnSections(sections, imported.global);
   if (!read) return null;
   const { snapshot, memory, globals, exports } = read;
 
@@ -83,7 +84,7 @@ export function splitSnapshot(module: Uint8Array): SplitModule | null {
   engine = setSection(engine, SectionId.dataCount, null);
   engine = setSection(engine, SectionId.memory, encodeMemories([{ ...memory, min: 0 }]));
   if (globals.length > 0) engine = setSection(engine, SectionId.global, encodeGlobals(globals.map((g) => ({ ...g, init: ZERO_INIT[g.type.name as NumericType]! }))));
-  const globalExports = snapshot.globals.map((g, i) => ({ name: g.exportName, kind: 'global' as const, index: countImports(imports).global + i }));
+  const globalExports = snapshot.globals.map((g, i) => ({ name: g.exportName, kind: 'global' as const, index: imported.global + i }));
   engine = setSection(engine, SectionId.export, encodeExports([...exports, ...globalExports]));
   return { engine: encodeModule(engine), snapshot };
 }
