@@ -141,7 +141,9 @@ export class JobProcessor {
    * A new job for an account. `id` makes creation idempotent (scheduled
    * runs). When this host's own queue has a free slot and nobody waits, the
    * job is written running and starts at once: one write instead of queued
-   * then claimed, and the account just read. Otherwise it is queued.
+   * then claimed, and the account just read. Its konnector starts while that
+   * write lands, behind a gate as a claimed job's (job-gate.ts): nothing acts
+   * for the job before its document exists, and a write that fails stops it.
    */
   async createJob(account: AccountDoc, options: { triggerId?: string; manual: boolean; id?: string }): Promise<JobDoc> {
     const at = Date.now();
@@ -152,19 +154,16 @@ export class JobProcessor {
       await this.enqueue(job);
       return job;
     }
-    return this.whileClaiming((async () => {
-      let job: JobDoc;
-      try {
-        job = await this.opts.store.jobs.put(transition.claim(queued, this.leaseFrom(at)));
-      } catch (error) {
-        slot();
-        throw error;
-      }
-      void this.runOwned(job, account)
-        .catch((error: Error) => this.opts.log('error', `job ${job._id}: ${error.message} (its lease will expire and the job run again)`))
-        .finally(slot);
-      return job;
-    })());
+    const job = transition.claim(queued, this.leaseFrom(at));
+    const written = this.opts.store.jobs.put(job);
+    const lines: JobLogLine[] = [];
+    const gate = new JobGate(written.then(() => true));
+    const held = written.then((saved) => this.hold(saved, saved.attempts, lines, gate));
+    void this.runOwned(job, account, { lines, gate, held })
+      .catch((error: Error) => this.opts.log('error', `job ${job._id}: ${error.message} (its lease will expire and the job run again)`))
+      .finally(slot);
+    await this.whileClaiming(held);
+    return written;
   }
 
   /** `claim`, counted as under way until it settles. */
@@ -311,14 +310,20 @@ export class JobProcessor {
     return { claim, attempt, lines, gate, held };
   }
 
-  /** A job written running by this host at its creation: nobody else can have it. */
-  private async runOwned(job: JobDoc, account: AccountDoc): Promise<void> {
-    const lines: JobLogLine[] = [];
-    const gate = new JobGate();
-    const run = this.hold(job, job.attempts, lines, gate);
+  /**
+   * A job this host writes running at its creation (`createJob`): nobody else can have it. Its konnector starts
+   * before `held` (the write landed); if the write fails, the konnector is stopped by its gate and the job does not exist.
+   */
+  private async runOwned(job: JobDoc, account: AccountDoc, { lines, gate, held }: { lines: JobLogLine[]; gate: JobGate; held: Promise<RunningJob> }): Promise<void> {
     const found = await this.konnectorFor(job);
-    if ('unrunnable' in found) return this.endUnrun(run, 'HOST.KONNECTOR_NOT_FOUND', found.unrunnable);
-    await this.track(run, account, this.start(job, job.attempts, account, found.konnector, gate, lines));
+    const execution = 'unrunnable' in found ? undefined : this.start(job, job.attempts, account, found.konnector, gate, lines);
+    const run = await held.catch(() => undefined);
+    if (!run) {
+      await execution; // createJob reports why the write failed
+      return;
+    }
+    if (!execution) return this.endUnrun(run, 'HOST.KONNECTOR_NOT_FOUND', (found as { unrunnable: string }).unrunnable);
+    await this.track(run, account, execution);
   }
 
   /** Holds the lease of a job whose claim landed: renewed from now on, and no sweep of this host requeues it. */

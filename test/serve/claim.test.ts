@@ -2,11 +2,14 @@
  * The claim race: a host starts a job's konnector while it writes its claim,
  * so a job another host took meanwhile must end with no effect here. The
  * queue is driven by hand so the test decides what happens between a job's
- * message and its handling.
+ * message and its handling. Likewise a job created with a slot free starts
+ * while its running write lands: the test decides when, and whether, it lands.
  */
 import nano from 'nano';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { databaseName } from '../../host-api/documents.ts';
+import { runJob } from '../../runner/sandbox/job.ts';
+import { ServeError } from '../../runner/serve/errors.ts';
 import type { ServeHost } from '../../runner/serve/host.ts';
 import type { JobDoc } from '../../runner/serve/model.ts';
 import type { JobQueue, QueueHandler, QueueMessage } from '../../runner/serve/queue.ts';
@@ -94,6 +97,68 @@ describe('claiming a job while its konnector starts', () => {
     expect(job).toMatchObject({ state: 'done', attempts: 1 });
     expect(job.logs.map((line: { message: string }) => line.message)).toContain(`job ${touched.job._id} started`);
     expect(await savedRun(touched.job._id)).toBe(200);
+  });
+});
+
+describe('a job written running at its creation, its konnector started while the write lands', () => {
+  /**
+   * A host with one slot whose first creation write of a running job waits until the konnector served its first
+   * log line (or a minute), then lands, or fails if `fail`; `started` tells whether the konnector ran first.
+   */
+  async function hostHoldingCreation(fail: boolean) {
+    let served!: () => void;
+    const firstLine = new Promise<void>((resolve) => (served = resolve));
+    const slotted = await startTestHost({
+      konnectorsDir: await konnectorsDir(),
+      concurrency: 1,
+      executor: { execute: (konnector, request, env) => runJob(konnector, request, { ...env, onLog: (line) => (served(), env.onLog?.(line)) }) },
+    });
+    const outcome = { started: false, jobId: '' };
+    const put = slotted.store.jobs.put.bind(slotted.store.jobs);
+    slotted.store.jobs.put = async (doc) => {
+      if (outcome.jobId || doc.state !== 'running' || doc._rev) return put(doc);
+      outcome.jobId = doc._id;
+      outcome.started = await Promise.race([firstLine.then(() => true), new Promise<boolean>((resolve) => setTimeout(resolve, 60_000, false))]);
+      if (fail) throw new ServeError('unavailable', 'CouchDB did not answer (as the test says)');
+      return put(doc);
+    };
+    const slottedApi = apiClient(slotted.url);
+    const account = await slottedApi('POST', '/accounts', { account_type: SLUG, instance: INSTANCE, auth: { login: fail ? 'unwritten' : 'early' } });
+    return { slotted, slottedApi, outcome, accountId: account.body._id as string };
+  }
+
+  it('runs the konnector before the write lands, its log lines and effects after it: the job ends done, saved once', async () => {
+    const { slotted, slottedApi, outcome, accountId } = await hostHoldingCreation(false);
+    try {
+      const created = await slottedApi('POST', '/jobs', { account: accountId });
+      expect(created.status).toBe(201);
+      expect(outcome).toEqual({ started: true, jobId: created.body._id });
+      const job = await settledJob(slottedApi, created.body._id);
+      expect(job).toMatchObject({ state: 'done', attempts: 1 });
+      expect(job.logs.map((line: { message: string }) => line.message)).toContain(`job ${created.body._id} started`);
+      expect(await savedRun(created.body._id, slotted)).toBe(200);
+    } finally {
+      await slotted.drain(0);
+    }
+  });
+
+  it('stops the konnector, having done nothing, when the write fails: the request fails, the slot serves the next job', async () => {
+    const { slotted, slottedApi, outcome, accountId } = await hostHoldingCreation(true);
+    try {
+      const refused = await slottedApi('POST', '/jobs', { account: accountId });
+      expect(refused.status).toBe(503);
+      expect(refused.body.error.message).toMatch(/CouchDB did not answer/);
+      expect(outcome.started).toBe(true);
+      // The host's only slot: the next job runs only once the stopped konnector gave it back.
+      const next = await slottedApi('POST', '/jobs', { account: accountId });
+      expect(next.status).toBe(201);
+      expect(await settledJob(slottedApi, next.body._id)).toMatchObject({ state: 'done', attempts: 1 });
+      expect(await savedRun(next.body._id, slotted)).toBe(200);
+      expect(await savedRun(outcome.jobId, slotted)).toBe(404);
+      expect((await slottedApi('GET', `/jobs/${outcome.jobId}`)).status).toBe(404);
+    } finally {
+      await slotted.drain(0);
+    }
   });
 });
 
