@@ -13,8 +13,10 @@ import { parseConnectTo } from '../../host-api/http/index.ts';
 import type { LogLine } from '../../host-api/log.ts';
 import { runJob } from '../../runner/sandbox/job.ts';
 import { defaultLimits } from '../../runner/limits.ts';
-import { fixtureDir, loadOnce } from '../support/artifacts.ts';
+import type { EngineName } from '../../runner/sandbox/pool.ts';
+import { fixtureDir } from '../support/artifacts.ts';
 import { startTestCouch, type TestCouch } from '../support/couch.ts';
+import { ENGINES, instanceOn, loadOn } from '../support/engines.ts';
 import { startTestServer, type TestServer } from '../support/http-server.ts';
 
 const SESSION = 'session=7f3a';
@@ -57,10 +59,10 @@ afterAll(async () => {
   await Promise.all([vendor?.stop(), couch?.stop()]);
 });
 
-async function run(fields: Record<string, string>, instance: string, fixture = 'undeclared-deps') {
+async function run(engine: EngineName, fields: Record<string, string>, instance: string, fixture = 'undeclared-deps') {
   const lines: LogLine[] = [];
   const report = await runJob(
-    await loadOnce(fixtureDir(fixture)),
+    await loadOn(engine, fixtureDir(fixture)),
     { accountId: 'shop-account', instance, fields },
     {
       couchUrl: couch.url,
@@ -72,64 +74,68 @@ async function run(fields: Record<string, string>, instance: string, fixture = '
   return { report, messages: lines.map((line) => line.message) };
 }
 
-describe('a catalog-style konnector with undeclared dependencies', () => {
-  it('logs in with request and a jar, follows its session through request-promise, and saves the bills lodash, moment (fr) and bluebird shaped', async () => {
-    const { report, messages } = await run({ login: 'jane', password: 'secret' }, 'jane.cozy.example');
-    expect(report, messages.join('\n')).toMatchObject({ state: 'done', error: null, saved: { 'io.cozy.bills': 2 } });
-    expect(messages).toContain(`session cookie ${SESSION}`);
-    expect(messages).toContain('total 42.5');
-    const db = nano(couch.url).use<Record<string, unknown>>(databaseName('jane.cozy.example', 'io.cozy.bills'));
-    const { rows } = await db.list({ include_docs: true });
-    const saved = rows.map((row) => row.doc!).map(({ vendor, currency, amount, date, label }) => ({ vendor, currency, amount, date, label }));
-    expect(saved.sort((a, b) => String(a.date).localeCompare(String(b.date)))).toEqual([
-      { vendor: 'shop', currency: 'EUR', amount: 30, date: '2026-03-05', label: '5 mars 2026' },
-      { vendor: 'shop', currency: 'EUR', amount: 12.5, date: '2026-04-05', label: '5 avril 2026' },
-    ]);
-    // The host made the job's account document (no credentials in it); the konnector saved its data there.
-    const account = await nano(couch.url).use<Record<string, unknown>>(databaseName('jane.cozy.example', 'io.cozy.accounts')).get('shop-account');
-    expect(account).toMatchObject({ account_type: 'undeclared-deps', data: { billsSeen: 2 } });
-    expect(JSON.stringify(account)).not.toContain('secret');
+describe.each(ENGINES)('on %s', (engine) => {
+  describe('a catalog-style konnector with undeclared dependencies', () => {
+    it('logs in with request and a jar, follows its session through request-promise, and saves the bills lodash, moment (fr) and bluebird shaped', async () => {
+      const instance = instanceOn(engine, 'jane.cozy.example');
+      const { report, messages } = await run(engine, { login: 'jane', password: 'secret' }, instance);
+      expect(report, messages.join('\n')).toMatchObject({ state: 'done', error: null, saved: { 'io.cozy.bills': 2 } });
+      expect(messages).toContain(`session cookie ${SESSION}`);
+      expect(messages).toContain('total 42.5');
+      const db = nano(couch.url).use<Record<string, unknown>>(databaseName(instance, 'io.cozy.bills'));
+      const { rows } = await db.list({ include_docs: true });
+      const saved = rows.map((row) => row.doc!).map(({ vendor, currency, amount, date, label }) => ({ vendor, currency, amount, date, label }));
+      expect(saved.sort((a, b) => String(a.date).localeCompare(String(b.date)))).toEqual([
+        { vendor: 'shop', currency: 'EUR', amount: 30, date: '2026-03-05', label: '5 mars 2026' },
+        { vendor: 'shop', currency: 'EUR', amount: 12.5, date: '2026-04-05', label: '5 avril 2026' },
+      ]);
+      // The host made the job's account document (no credentials in it); the konnector saved its data there.
+      const account = await nano(couch.url).use<Record<string, unknown>>(databaseName(instance, 'io.cozy.accounts')).get('shop-account');
+      expect(account).toMatchObject({ account_type: 'undeclared-deps', data: { billsSeen: 2 } });
+      expect(JSON.stringify(account)).not.toContain('secret');
+    });
+
+    it('reuses the account document a later job finds (konnector run --account): what the user and the last job put there stays', async () => {
+      const instance = instanceOn(engine, 'reuse.cozy.example');
+      const accounts = nano(couch.url).use<Record<string, unknown>>(databaseName(instance, 'io.cozy.accounts'));
+      const first = await run(engine, { login: 'jane', password: 'secret' }, instance);
+      expect(first.report, first.messages.join('\n')).toMatchObject({ state: 'done' });
+      const made = await accounts.get('shop-account');
+      await accounts.insert({ ...made, label: 'Jane at the shop', data: { billsSeen: 2, since: '2026-01' } });
+
+      const second = await run(engine, { login: 'jane', password: 'secret' }, instance);
+      expect(second.report, second.messages.join('\n')).toMatchObject({ state: 'done', saved: { 'io.cozy.bills': 2 } });
+      const { rows } = await accounts.list({ include_docs: true });
+      expect(rows.map((row) => row.doc)).toEqual([
+        expect.objectContaining({ _id: 'shop-account', account_type: 'undeclared-deps', label: 'Jane at the shop', data: { billsSeen: 2, since: '2026-01' } }),
+      ]);
+    });
+
+    it("gets request's answer, not an exception, for a refused login, and ends LOGIN_FAILED", async () => {
+      const { report } = await run(engine, { login: 'jane', password: 'wrong' }, instanceOn(engine, 'wrong.cozy.example'));
+      expect(report).toMatchObject({ state: 'errored', error: 'LOGIN_FAILED', saved: {} });
+    });
   });
 
-  it('reuses the account document a later job finds (konnector run --account): what the user and the last job put there stays', async () => {
-    const instance = 'reuse.cozy.example';
-    const accounts = nano(couch.url).use<Record<string, unknown>>(databaseName(instance, 'io.cozy.accounts'));
-    const first = await run({ login: 'jane', password: 'secret' }, instance);
-    expect(first.report, first.messages.join('\n')).toMatchObject({ state: 'done' });
-    const made = await accounts.get('shop-account');
-    await accounts.insert({ ...made, label: 'Jane at the shop', data: { billsSeen: 2, since: '2026-01' } });
+  describe('a konnector on the web fetch API', () => {
+    it('logs in with node-fetch, sees a redirect with redirect: "manual", follows it with Headers, and saves the bills', async () => {
+      const instance = instanceOn(engine, 'fetch.cozy.example');
+      const { report, messages } = await run(engine, { login: 'jane', password: 'secret' }, instance, 'fetch-api');
+      expect(report, messages.join('\n')).toMatchObject({ state: 'done', error: null, saved: { 'io.cozy.bills': 2 } });
+      expect(messages).toContain('manual redirect 302 to /v2/bills');
+      expect(messages).toContain('followed to http://api.example/v2/bills, redirected true');
+      const db = nano(couch.url).use<Record<string, unknown>>(databaseName(instance, 'io.cozy.bills'));
+      const { rows } = await db.list({ include_docs: true });
+      expect(rows.map(({ doc }) => ({ vendor: doc!.vendor, amount: doc!.amount, date: doc!.date }))
+        .sort((a, b) => String(a.date).localeCompare(String(b.date)))).toEqual([
+        { vendor: 'api', amount: 30, date: '2026-03-05' },
+        { vendor: 'api', amount: 12.5, date: '2026-04-05' },
+      ]);
+    });
 
-    const second = await run({ login: 'jane', password: 'secret' }, instance);
-    expect(second.report, second.messages.join('\n')).toMatchObject({ state: 'done', saved: { 'io.cozy.bills': 2 } });
-    const { rows } = await accounts.list({ include_docs: true });
-    expect(rows.map((row) => row.doc)).toEqual([
-      expect.objectContaining({ _id: 'shop-account', account_type: 'undeclared-deps', label: 'Jane at the shop', data: { billsSeen: 2, since: '2026-01' } }),
-    ]);
-  });
-
-  it("gets request's answer, not an exception, for a refused login, and ends LOGIN_FAILED", async () => {
-    const { report } = await run({ login: 'jane', password: 'wrong' }, 'wrong.cozy.example');
-    expect(report).toMatchObject({ state: 'errored', error: 'LOGIN_FAILED', saved: {} });
-  });
-});
-
-describe('a konnector on the web fetch API', () => {
-  it('logs in with node-fetch, sees a redirect with redirect: "manual", follows it with Headers, and saves the bills', async () => {
-    const { report, messages } = await run({ login: 'jane', password: 'secret' }, 'fetch.cozy.example', 'fetch-api');
-    expect(report, messages.join('\n')).toMatchObject({ state: 'done', error: null, saved: { 'io.cozy.bills': 2 } });
-    expect(messages).toContain('manual redirect 302 to /v2/bills');
-    expect(messages).toContain('followed to http://api.example/v2/bills, redirected true');
-    const db = nano(couch.url).use<Record<string, unknown>>(databaseName('fetch.cozy.example', 'io.cozy.bills'));
-    const { rows } = await db.list({ include_docs: true });
-    expect(rows.map(({ doc }) => ({ vendor: doc!.vendor, amount: doc!.amount, date: doc!.date }))
-      .sort((a, b) => String(a.date).localeCompare(String(b.date)))).toEqual([
-      { vendor: 'api', amount: 30, date: '2026-03-05' },
-      { vendor: 'api', amount: 12.5, date: '2026-04-05' },
-    ]);
-  });
-
-  it('the twin with a wrong password gets the 401 answer, not an exception, and ends LOGIN_FAILED', async () => {
-    const { report } = await run({ login: 'jane', password: 'wrong' }, 'fetch-wrong.cozy.example', 'fetch-api');
-    expect(report).toMatchObject({ state: 'errored', error: 'LOGIN_FAILED', saved: {} });
+    it('the twin with a wrong password gets the 401 answer, not an exception, and ends LOGIN_FAILED', async () => {
+      const { report } = await run(engine, { login: 'jane', password: 'wrong' }, instanceOn(engine, 'fetch-wrong.cozy.example'), 'fetch-api');
+      expect(report).toMatchObject({ state: 'errored', error: 'LOGIN_FAILED', saved: {} });
+    });
   });
 });

@@ -3,24 +3,40 @@
  * versions of util, events, querystring, url, path, assert, crypto, zlib,
  * string_decoder and a global Buffer; the ones a sandbox cannot have (fs,
  * child_process, net...) build, and fail with a named error when called. The
- * component still imports nothing but the world's interfaces.
+ * component still imports nothing but the world's interfaces. The jobs run on
+ * both engines (test/support/engines.ts), each from its artifact as
+ * `konnector build --engine` writes it, through `konnector run`.
  */
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { bundleKonnector } from '../../runner/compile/bundle.ts';
+import type { EngineName } from '../../runner/sandbox/pool.ts';
 import { fixtureDir } from '../support/artifacts.ts';
 import { konnectorCli } from '../support/cli.ts';
+import { ENGINES } from '../support/engines.ts';
 
 let scratch: string;
-let artifact: string;
+const artifacts = new Map<EngineName, Promise<string>>();
+
+/** node-stdlib built for `engine` with the real command, once. */
+function artifactFor(engine: EngineName): Promise<string> {
+  let artifact = artifacts.get(engine);
+  if (!artifact) {
+    artifact = (async () => {
+      const out = path.join(scratch, engine, 'node-stdlib.kwasm');
+      const built = await konnectorCli(['build', fixtureDir('node-stdlib'), '--out', out, '--engine', engine]);
+      expect(built.code, built.stderr).toBe(0);
+      return out;
+    })();
+    artifacts.set(engine, artifact);
+  }
+  return artifact;
+}
 
 beforeAll(async () => {
   scratch = await mkdtemp(path.join(os.tmpdir(), 'node-builtins-'));
-  artifact = path.join(scratch, 'node-stdlib.kwasm');
-  const built = await konnectorCli(['build', fixtureDir('node-stdlib'), '--out', artifact]);
-  expect(built.code, built.stderr).toBe(0);
 });
 
 afterAll(async () => {
@@ -29,9 +45,12 @@ afterAll(async () => {
 
 const report = (stdout: string) => JSON.parse(stdout.trim().split('\n').at(-1)!);
 
-describe('Node built-ins', () => {
+describe.each(ENGINES)('Node built-ins, on %s', (engine) => {
+  const run = async (fields: Record<string, unknown>) =>
+    konnectorCli(['run', await artifactFor(engine), '--fields', JSON.stringify(fields), '--json', '--data-dir', path.join(scratch, engine, 'data')]);
+
   it('gives konnectors the pure-JS built-ins, with the results Node computes', async () => {
-    const ran = await konnectorCli(['run', artifact, '--fields', '{}', '--json', '--data-dir', path.join(scratch, 'data')]);
+    const ran = await run({});
     expect(report(ran.stdout), ran.stderr).toMatchObject({ state: 'done', error: null });
     const line = ran.stdout.split('\n').find((l) => l.includes('facts {'));
     const facts = JSON.parse(JSON.parse(line!).message.replace(/^facts /, ''));
@@ -53,14 +72,17 @@ describe('Node built-ins', () => {
   });
 
   it.each(['fs.readFileSync', 'child_process.execSync', 'http2.connect'])('fails a konnector that calls %s, naming it', async (call) => {
-    const ran = await konnectorCli(['run', artifact, '--fields', JSON.stringify({ call }), '--json', '--data-dir', path.join(scratch, 'data')]);
+    const ran = await run({ call });
     expect(report(ran.stdout)).toMatchObject({ state: 'errored' });
     expect(ran.stdout).toContain(`${call} is not available in the konnector sandbox`);
     expect(ran.stdout).not.toContain('root:');
   });
+});
 
-  it('adds no import to the world', async () => {
-    const inspected = await konnectorCli(['inspect', artifact, '--json']);
+// A component's imports, componentize-js only: the QuickJS engine's imports are pinned in test/quickjs/engine.test.ts.
+describe('Node built-ins in a component', () => {
+  it('add no import to the world', async () => {
+    const inspected = await konnectorCli(['inspect', await artifactFor('componentize-js'), '--json']);
     const { imports } = JSON.parse(inspected.stdout) as { imports: string[] };
     expect(imports.filter((name) => !/^(cozy:konnector|wasi:random)\//.test(name))).toEqual([]);
   });

@@ -9,27 +9,38 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CLIENT, EXPENSES, startOAuthSite, TEST_CA, type OAuthSite } from '../fixtures/konnectors/oauth-api/vendor-site.mts';
 import { fixtureDir } from '../support/artifacts.ts';
 import { storedDocs } from '../support/couch.ts';
+import { ENGINES, instanceOn } from '../support/engines.ts';
 import { runPorted, startPortedEnv, type PortedEnv } from './ported.ts';
 
-const INSTANCE = 'jane.cozy.example';
 const KONNECTOR = fixtureDir('oauth-api');
 
 let env: PortedEnv;
-let site: OAuthSite;
 
 beforeAll(async () => {
-  [env, site] = await Promise.all([startPortedEnv(), startOAuthSite()]);
+  env = await startPortedEnv();
 });
 
 afterAll(async () => {
-  await Promise.all([env?.stop(), site?.stop()]);
+  await env?.stop();
 });
 
-/** `ca`: the CA the job's host trusts beside Node's roots (the test CA by default). */
-const run = (fields: Record<string, unknown>, accountId: string, ca = TEST_CA) =>
-  runPorted(env, KONNECTOR, { instance: INSTANCE, accountId, fields, vendor: { host: 'vendor.test', port: site.port, ca } });
+describe.each(ENGINES)('oauth-api: OAuth 1.0a over https with the oauth package, on %s', (engine) => {
+  const INSTANCE = instanceOn(engine, 'jane.cozy.example');
+  /** Each engine's own site: the requests it refused are that engine's jobs'. */
+  let site: OAuthSite;
 
-describe('oauth-api: OAuth 1.0a over https with the oauth package', () => {
+  beforeAll(async () => {
+    site = await startOAuthSite();
+  });
+
+  afterAll(async () => {
+    await site?.stop();
+  });
+
+  /** `ca`: the CA the job's host trusts beside Node's roots (the test CA by default). */
+  const run = (fields: Record<string, unknown>, accountId: string, ca = TEST_CA) =>
+    runPorted(env, engine, KONNECTOR, { instance: INSTANCE, accountId, fields, vendor: { host: 'vendor.test', port: site.port, ca } });
+
   it('signs its request, which the site verifies, and saves the expenses', async () => {
     const { report, messages } = await run(CLIENT, 'oauth-1');
     expect(report, messages.join('\n')).toMatchObject({ state: 'done', error: null, saved: { 'io.cozy.bills': 2 } });

@@ -1,6 +1,6 @@
 /**
- * Runs a ported konnector as the runner does: built once with the real `konnector build`, one job per run in the
- * sandbox, against the embedded CouchDB and a files directory in a temporary folder, its vendor site reached
+ * Runs a ported konnector as the runner does: built once per engine (test/support/engines.ts `loadOn`: the real
+ * `konnector build`'s component, or the konnector compiled for QuickJS), one job per run in the sandbox, against the embedded CouchDB and a files directory in a temporary folder, its vendor site reached
  * under the vendor's host name through connect-to.
  */
 import { createHash } from 'node:crypto';
@@ -12,8 +12,9 @@ import { databaseName } from '../../host-api/documents.ts';
 import type { LogLine } from '../../host-api/log.ts';
 import { runJob, type JobReport } from '../../runner/sandbox/job.ts';
 import { defaultLimits, type Limits } from '../../runner/limits.ts';
-import { loadOnce } from '../support/artifacts.ts';
+import type { EngineName } from '../../runner/sandbox/pool.ts';
 import { startTestCouch, storedDocs } from '../support/couch.ts';
+import { loadOn } from '../support/engines.ts';
 
 export interface PortedEnv {
   couchUrl: string;
@@ -40,23 +41,25 @@ export interface PortedRun {
 }
 
 /**
- * One job of the konnector in `konnectorDir`, its vendor `host` mapped to 127.0.0.1:`port`: port 80, or 443 when
+ * One job on `engine` of the konnector in `konnectorDir`, its vendor `host` mapped to 127.0.0.1:`port`: port 80, or 443 when
  * `ca` is given (an https site; `ca`, when not empty, is a CA the job trusts beside Node's roots).
  */
 export async function runPorted(
   env: PortedEnv,
+  engine: EngineName,
   konnectorDir: string,
   job: {
     instance: string; accountId: string; fields: Record<string, unknown>; vendor: { host: string; port: number; ca?: string }; limits?: Limits;
   },
 ): Promise<PortedRun> {
   const logs: LogLine[] = [];
+  const limits = job.limits ?? defaultLimits;
   const report = await runJob(
-    await loadOnce(konnectorDir),
+    await loadOn(engine, konnectorDir, limits),
     { accountId: job.accountId, instance: job.instance, fields: job.fields },
     {
       couchUrl: env.couchUrl,
-      limits: job.limits ?? defaultLimits,
+      limits,
       filesDir: env.filesDir,
       connectTo: [{ host: job.vendor.host, port: job.vendor.ca === undefined ? 80 : 443, toAddress: '127.0.0.1', toPort: job.vendor.port }],
       extraCaCertificates: job.vendor.ca ? [job.vendor.ca] : undefined,

@@ -11,31 +11,41 @@ import { simplePdf } from '../../konnectors/examples/vendor-kit.ts';
 import { CREDENTIALS, startRequestShopSite, type RequestShopSite } from '../fixtures/konnectors/request-shop/vendor-site.mts';
 import { fixtureDir } from '../support/artifacts.ts';
 import { storedDocs } from '../support/couch.ts';
+import { ENGINES, instanceOn } from '../support/engines.ts';
 import { runPorted, startPortedEnv, type PortedEnv } from './ported.ts';
-
-const INSTANCE = 'jane.cozy.example';
 
 let outside: string;
 let konnectorDir: string;
 let env: PortedEnv;
-let site: RequestShopSite;
 
 beforeAll(async () => {
   outside = await mkdtemp(path.join(os.tmpdir(), 'catalog-'));
   konnectorDir = path.join(outside, 'request-shop');
   await cp(fixtureDir('request-shop'), konnectorDir, { recursive: true });
-  [env, site] = await Promise.all([startPortedEnv(), startRequestShopSite()]);
+  env = await startPortedEnv();
 });
 
 afterAll(async () => {
-  await Promise.all([env?.stop(), site?.stop()]);
+  await env?.stop();
   if (outside) await rm(outside, { recursive: true, force: true });
 });
 
-const run = (fields: Record<string, unknown>, accountId: string) =>
-  runPorted(env, konnectorDir, { instance: INSTANCE, accountId, fields, vendor: { host: 'shop.example', port: site.port } });
+describe.each(ENGINES)('request-shop: request, lodash, bluebird and moment as catalog konnectors require them, on %s', (engine) => {
+  const INSTANCE = instanceOn(engine, 'jane.cozy.example');
+  /** Each engine's own site: its sessions and acknowledgements are that engine's jobs'. */
+  let site: RequestShopSite;
 
-describe('request-shop: request, lodash, bluebird and moment as catalog konnectors require them', () => {
+  beforeAll(async () => {
+    site = await startRequestShopSite();
+  });
+
+  afterAll(async () => {
+    await site?.stop();
+  });
+
+  const run = (fields: Record<string, unknown>, accountId: string) =>
+    runPorted(env, engine, konnectorDir, { instance: INSTANCE, accountId, fields, vendor: { host: 'shop.example', port: site.port } });
+
   it('signs in with its jar, fetches the bills, their gzip PDFs, posts a multipart form and saves the bills', async () => {
     const { report, messages } = await run(CREDENTIALS, 'request-shop-1');
     expect(report, messages.join('\n')).toMatchObject({ state: 'done', error: null, saved: { 'io.cozy.bills': 2 } });

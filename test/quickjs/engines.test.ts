@@ -20,7 +20,7 @@ import { runJob, type JobEnvironment, type JobReport } from '../../runner/sandbo
 import type { EngineName } from '../../runner/sandbox/pool.ts';
 import { exampleDir, fixtureDir } from '../support/artifacts.ts';
 import { startTestCouch, storedDocs, type TestCouch } from '../support/couch.ts';
-import { ENGINES, loadOn } from '../support/engines.ts';
+import { ENGINES, instanceOn, loadOn } from '../support/engines.ts';
 
 const MiB = 1024 * 1024;
 const exampleBills = exampleDir('example-bills');
@@ -43,7 +43,7 @@ afterAll(async () => {
 });
 
 /** Each engine's jobs write to an instance of their own. */
-const instanceOf = (engine: EngineName, konnector = '') => `${konnector ? `${konnector}-` : ''}${engine.replace(/[^a-z]/g, '')}.cozy.example`;
+const instanceOf = (engine: EngineName, konnector = 'jane') => instanceOn(engine, `${konnector}.cozy.example`);
 
 async function run(engine: EngineName, dir: string, fields: Record<string, unknown>, env: Partial<JobEnvironment> = {}, limits: Limits = defaultLimits, instance = instanceOf(engine)) {
   const lines: LogLine[] = [];

@@ -25,7 +25,7 @@ import type { EngineName } from '../../runner/sandbox/pool.ts';
 import type { Manifest } from '../../runner/compile/manifest.ts';
 import { fixtureDir } from '../support/artifacts.ts';
 import { startTestCouch, type TestCouch } from '../support/couch.ts';
-import { ENGINES, loadOn } from '../support/engines.ts';
+import { ENGINES, instanceOn, loadOn } from '../support/engines.ts';
 import { describeOutcome, runHostile, startVendorSite, type HostileRun, type Outcome } from './support.ts';
 import { AttackTable } from './table.ts';
 
@@ -62,7 +62,7 @@ afterAll(async () => {
 
 describe.each(ENGINES)('on %s', (engine: EngineName) => {
   /** Each engine's jobs on an instance of their own: their sessions, files and documents apart. */
-  const INSTANCE = `hostile-${engine.replace(/[^a-z]/g, '')}.cozy.localhost`;
+  const INSTANCE = instanceOn(engine, 'hostile.cozy.localhost');
   const row = (attack: string, expected: string) => table.row(attack, expected, engine);
   let attacker: LoadedKonnector;
   /** The victim: a konnector keeping its vendor session and saving bills in its own folder. */

@@ -6,6 +6,7 @@ import { type ComponentArtifact, isQuickjsHeader, readArtifact } from '../../run
 import { buildKonnector } from '../../runner/compile/index.ts';
 import { defaultLimits, type Limits } from '../../runner/limits.ts';
 import { loadKonnector, type LoadedKonnector } from '../../runner/sandbox/loader.ts';
+import type { EngineName } from '../../runner/sandbox/pool.ts';
 
 export const repoRoot = fileURLToPath(new URL('../../', import.meta.url));
 export const fixtureDir = (name: string) => path.join(repoRoot, 'test/fixtures/konnectors', name);
@@ -14,9 +15,9 @@ export const exampleDir = (name: string) => path.join(repoRoot, 'konnectors/exam
 let outDir: Promise<string> | undefined;
 const built = new Map<string, Promise<string>>();
 
-/** Builds a konnector directory once per test process with the real `konnector build`. */
-export function buildOnce(konnectorDir: string, options: { unmetered?: boolean } = {}): Promise<string> {
-  const key = `${konnectorDir}:${options.unmetered ? 'unmetered' : 'metered'}`;
+/** Builds a konnector directory once per test process with the real `konnector build` (for componentize-js unless told). */
+export function buildOnce(konnectorDir: string, options: { unmetered?: boolean; engine?: EngineName } = {}): Promise<string> {
+  const key = `${konnectorDir}:${options.engine ?? 'componentize-js'}:${options.unmetered ? 'unmetered' : 'metered'}`;
   let artifact = built.get(key);
   if (!artifact) {
     outDir ??= mkdtemp(path.join(os.tmpdir(), 'konnector-test-'));

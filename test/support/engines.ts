@@ -24,3 +24,10 @@ export function loadOn(engine: EngineName, konnectorDir: string, limits: Limits 
   }
   return konnector;
 }
+
+/**
+ * `instance` made the engine's own, so that each engine's jobs see only their own documents and files:
+ * `jane.cozy.example` on quickjs is `jane-quickjs.cozy.example`.
+ */
+export const instanceOn = (engine: EngineName, instance: string): string =>
+  instance.replace(/^[^.]*/, (name) => `${name}-${engine.replace(/[^a-z]/g, '')}`);

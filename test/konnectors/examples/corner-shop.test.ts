@@ -7,6 +7,7 @@ import { LimitsSchema } from '../../../runner/limits.ts';
 import { startShopSite, type ShopSite } from '../../../konnectors/examples/corner-shop/vendor-site.mts';
 import { exampleDir } from '../../support/artifacts.ts';
 import { storedDocs } from '../../support/couch.ts';
+import { ENGINES, instanceOn } from '../../support/engines.ts';
 import {
   createAccount,
   md5,
@@ -19,28 +20,19 @@ import {
 
 const KONNECTOR = exampleDir('corner-shop');
 const ACCOUNT = 'shop-account-1';
-const INSTANCE = 'jane.cozy.example';
 const FOLDER = '/Administrative/Corner Shop/jane@example.org';
 
 let env: PortedEnv;
-let site: ShopSite;
 
 beforeAll(async () => {
-  [env, site] = await Promise.all([startPortedEnv(), startShopSite()]);
-  await createAccount(env, INSTANCE, { _id: ACCOUNT, account_type: 'corner-shop', state: 'RESET_SESSION' });
+  env = await startPortedEnv();
 });
 
 afterAll(async () => {
-  await Promise.all([env?.stop(), site?.stop()]);
+  await env?.stop();
 });
 
-const run = (instance: string, fields: Record<string, unknown>, limits?: object) =>
-  runPorted(env, KONNECTOR, {
-    instance, accountId: ACCOUNT, fields, vendor: { host: 'shop.example', port: site.port },
-    limits: limits && LimitsSchema.parse(limits),
-  });
-
-async function post(path: string, form: Record<string, string>, cookie = ''): Promise<number> {
+async function post(site: ShopSite, path: string, form: Record<string, string>, cookie = ''): Promise<number> {
   const response = await fetch(new URL(path, site.url), {
     method: 'POST',
     headers: { 'content-type': 'application/x-www-form-urlencoded', cookie },
@@ -52,20 +44,47 @@ async function post(path: string, form: Record<string, string>, cookie = ''): Pr
 }
 
 describe('the Corner Shop vendor site', () => {
+  let site: ShopSite;
+  beforeAll(async () => {
+    site = await startShopSite();
+  });
+  afterAll(async () => {
+    await site?.stop();
+  });
+
   it('refuses a sign-in without its CSRF token, or with the token of another visitor', async () => {
     const credentials = { email: site.credentials.login, password: site.credentials.password };
-    expect(await post('/account/login', credentials)).toBe(403);
+    expect(await post(site, '/account/login', credentials)).toBe(403);
     const form = await fetch(new URL('/account/login', site.url));
     const token = /name="_csrf" value="([0-9a-f]+)"/.exec(await form.text())![1]!;
-    expect(await post('/account/login', { ...credentials, _csrf: token }, 'cs_pre=0123456789abcdef0123456789abcdef')).toBe(403);
+    expect(await post(site, '/account/login', { ...credentials, _csrf: token }, 'cs_pre=0123456789abcdef0123456789abcdef')).toBe(403);
     // The benign twin: the visitor's own cookie and token.
     const cookie = form.headers.get('set-cookie')!.split(';')[0]!;
-    expect(await post('/account/login', { ...credentials, _csrf: token }, cookie)).toBe(303);
+    expect(await post(site, '/account/login', { ...credentials, _csrf: token }, cookie)).toBe(303);
     expect(site.csrfRejections).toBe(2);
   });
 });
 
-describe('corner-shop, ported unmodified', () => {
+describe.each(ENGINES)('corner-shop, ported unmodified, on %s', (engine) => {
+  const INSTANCE = instanceOn(engine, 'jane.cozy.example');
+  /** Each engine's own site: its counts of sign-ins are that engine's jobs'. */
+  let site: ShopSite;
+
+  beforeAll(async () => {
+    site = await startShopSite();
+    await createAccount(env, INSTANCE, { _id: ACCOUNT, account_type: 'corner-shop', state: 'RESET_SESSION' });
+  });
+
+  afterAll(async () => {
+    await site?.stop();
+  });
+
+  const run = (instance: string, fields: Record<string, unknown>, limits?: object) =>
+    runPorted(env, engine, KONNECTOR, {
+      instance, accountId: ACCOUNT, fields, vendor: { host: 'shop.example', port: site.port },
+      limits: limits && LimitsSchema.parse(limits),
+    });
+
   it('signs in through the CSRF-protected form, walks the order pages and saves every invoice', async () => {
     const loginsBefore = site.logins;
     const rejectionsBefore = site.csrfRejections;
@@ -126,7 +145,7 @@ describe('corner-shop, ported unmodified', () => {
 
   it('keeps sessions per account: another account of the same konnector signs in on its own', async () => {
     const loginsBefore = site.logins;
-    const { report } = await runPorted(env, KONNECTOR, {
+    const { report } = await runPorted(env, engine, KONNECTOR, {
       instance: INSTANCE,
       accountId: 'shop-account-2',
       // Its own folder: the first account's files in a shared one are not this account's to replace (docs/security.md).
@@ -138,7 +157,7 @@ describe('corner-shop, ported unmodified', () => {
   });
 
   it('ends with LOGIN_FAILED on a wrong password, logging the shop\'s message, saving nothing', async () => {
-    const instance = 'wrong-password.cozy.example';
+    const instance = instanceOn(engine, 'wrong-password.cozy.example');
     const { report, messages } = await run(instance, { ...site.credentials, password: 'wrong' });
     expect(report).toMatchObject({ state: 'errored', error: 'LOGIN_FAILED', saved: {} });
     expect(messages).toContain('Invalid email or password.');
@@ -150,7 +169,7 @@ describe('corner-shop, ported unmodified', () => {
     ['number of files', { maxFiles: 3 }, 'LIMIT_EXCEEDED.FILES'],
     ['bytes of files', { maxTotalBytes: 2000 }, 'LIMIT_EXCEEDED.FILES_BYTES'],
   ])('ends with %s exceeded when the budget is too small for the shop\'s invoices', async (_name, files, code) => {
-    const instance = `budget-${code.toLowerCase().replace(/[._]/g, '-')}.cozy.example`;
+    const instance = instanceOn(engine, `budget-${code.toLowerCase().replace(/[._]/g, '-')}.cozy.example`);
     const { report } = await run(instance, site.credentials, { files });
     expect(report).toMatchObject({ state: 'errored', error: code });
     expect(report.message).toMatch(/budget \(limit \d+, used \d+\)/);

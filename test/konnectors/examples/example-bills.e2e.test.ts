@@ -1,7 +1,8 @@
 /**
  * The example konnector end to end: built with the real build, run by the
  * `konnector run` command against its vendor site and the embedded CouchDB,
- * with the operator's options. As guest code in plain Node: example-bills.test.ts.
+ * with the operator's options, on both engines (`build --engine`, test/support/engines.ts). As guest code in
+ * plain Node: example-bills.test.ts.
  */
 import { createHash } from 'node:crypto';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
@@ -12,8 +13,8 @@ import { startVendorSite, type VendorSite } from '../../../konnectors/examples/e
 import { buildOnce, exampleDir } from '../../support/artifacts.ts';
 import { konnectorCli, lastJsonLine } from '../../support/cli.ts';
 import { startTestCouch, storedDocs, type TestCouch } from '../../support/couch.ts';
+import { ENGINES, instanceOn } from '../../support/engines.ts';
 
-const INSTANCE = 'jane.cozy.example';
 const ACCOUNT = 'energy-account-1';
 
 interface SavedBill {
@@ -33,15 +34,10 @@ let site: VendorSite;
 let couch: TestCouch;
 /** The files directory of the runs. */
 let dataDir: string;
-let artifact: string;
 
 beforeAll(async () => {
   dataDir = await mkdtemp(path.join(os.tmpdir(), 'example-bills-'));
-  [site, couch, artifact] = await Promise.all([
-    startVendorSite(),
-    startTestCouch(),
-    buildOnce(exampleDir('example-bills')),
-  ]);
+  [site, couch] = await Promise.all([startVendorSite(), startTestCouch()]);
 });
 
 afterAll(async () => {
@@ -50,36 +46,40 @@ afterAll(async () => {
   await rm(dataDir, { recursive: true, force: true });
 });
 
-function runExample(fields: Record<string, unknown>, extra: string[] = []) {
-  return konnectorCli([
-    'run',
-    artifact,
-    '--fields',
-    JSON.stringify(fields),
-    '--couchdb',
-    couch.url,
-    '--instance',
-    INSTANCE,
-    '--account',
-    ACCOUNT,
-    '--connect-to',
-    `energy.example:80:127.0.0.1:${site.port}`,
-    '--files-dir',
-    path.join(dataDir, 'files'),
-    '--json',
-    ...extra,
-  ]);
-}
+describe.each(ENGINES)('the example konnector, built and run in the sandbox, on %s', (engine) => {
+  const INSTANCE = instanceOn(engine, 'jane.cozy.example');
+  /** The artifact `konnector build --engine <engine>` writes, built once. */
+  const artifact = () => buildOnce(exampleDir('example-bills'), { engine });
 
-async function savedFiles(): Promise<Array<Record<string, any>>> {
-  return (await storedDocs(couch.url, INSTANCE, 'io.cozy.files')).filter((doc) => doc.type === 'file');
-}
+  async function runExample(fields: Record<string, unknown>, extra: string[] = []) {
+    return konnectorCli([
+      'run',
+      await artifact(),
+      '--fields',
+      JSON.stringify(fields),
+      '--couchdb',
+      couch.url,
+      '--instance',
+      INSTANCE,
+      '--account',
+      ACCOUNT,
+      '--connect-to',
+      `energy.example:80:127.0.0.1:${site.port}`,
+      '--files-dir',
+      path.join(dataDir, 'files'),
+      '--json',
+      ...extra,
+    ]);
+  }
 
-async function savedBills(): Promise<SavedBill[]> {
-  return (await storedDocs(couch.url, INSTANCE, 'io.cozy.bills')) as SavedBill[];
-}
+  async function savedFiles(): Promise<Array<Record<string, any>>> {
+    return (await storedDocs(couch.url, INSTANCE, 'io.cozy.files')).filter((doc) => doc.type === 'file');
+  }
 
-describe('the example konnector, built and run in the sandbox', () => {
+  async function savedBills(): Promise<SavedBill[]> {
+    return (await storedDocs(couch.url, INSTANCE, 'io.cozy.bills')) as SavedBill[];
+  }
+
   it('logs in, scrapes the bills page and saves exactly the vendor bills, each with its PDF', async () => {
     const result = await runExample(site.credentials);
     expect(result.code, result.stderr + result.stdout).toBe(0);
@@ -153,7 +153,7 @@ describe('the example konnector, built and run in the sandbox', () => {
   });
 
   it('cannot reach its vendor without the operator mapping the host name', async () => {
-    const result = await konnectorCli(['run', artifact, '--fields', JSON.stringify(site.credentials), '--couchdb', couch.url, '--json']);
+    const result = await konnectorCli(['run', await artifact(), '--fields', JSON.stringify(site.credentials), '--couchdb', couch.url, '--json']);
     expect(result.code).toBe(1);
     const report = lastJsonLine(result.stdout);
     expect(report.state).toBe('errored');

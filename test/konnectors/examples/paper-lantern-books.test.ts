@@ -6,29 +6,40 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startBookshopSite, type BookshopSite } from '../../../konnectors/examples/paper-lantern-books/vendor-site.mts';
 import { exampleDir } from '../../support/artifacts.ts';
 import { storedDocs } from '../../support/couch.ts';
+import { ENGINES, instanceOn } from '../../support/engines.ts';
 import { md5, readStored, runPorted, startPortedEnv, storedFiles, type PortedEnv } from '../ported.ts';
 
 const KONNECTOR = exampleDir('paper-lantern-books');
 const DOCTYPE = 'com.paperlantern.books';
 const ACCOUNT = 'books-account-1';
-const INSTANCE = 'reader.cozy.example';
 const FOLDER = '/Photos/Paper Lantern Books/jane.reader/covers';
 
 let env: PortedEnv;
-let site: BookshopSite;
 
 beforeAll(async () => {
-  [env, site] = await Promise.all([startPortedEnv(), startBookshopSite()]);
+  env = await startPortedEnv();
 });
 
 afterAll(async () => {
-  await Promise.all([env?.stop(), site?.stop()]);
+  await env?.stop();
 });
 
-const run = (instance: string, fields: Record<string, unknown>) =>
-  runPorted(env, KONNECTOR, { instance, accountId: ACCOUNT, fields, vendor: { host: 'books.example', port: site.port } });
+describe.each(ENGINES)('paper-lantern-books, ported unmodified, on %s', (engine) => {
+  const INSTANCE = instanceOn(engine, 'reader.cozy.example');
+  /** Each engine's own site: a price one engine's test changes is not the other's. */
+  let site: BookshopSite;
 
-describe('paper-lantern-books, ported unmodified', () => {
+  beforeAll(async () => {
+    site = await startBookshopSite();
+  });
+
+  afterAll(async () => {
+    await site?.stop();
+  });
+
+  const run = (instance: string, fields: Record<string, unknown>) =>
+    runPorted(env, engine, KONNECTOR, { instance, accountId: ACCOUNT, fields, vendor: { host: 'books.example', port: site.port } });
+
   it('logs in, walks the catalogue pages and saves every book with its cover', async () => {
     const { report, messages } = await run(INSTANCE, site.credentials);
     expect(report, messages.join('\n')).toMatchObject({ state: 'done', error: null });
@@ -98,7 +109,7 @@ describe('paper-lantern-books, ported unmodified', () => {
   });
 
   it('ends with LOGIN_FAILED on a wrong password, saving nothing', async () => {
-    const instance = 'wrong-password.cozy.example';
+    const instance = instanceOn(engine, 'wrong-password.cozy.example');
     const { report, messages } = await run(instance, { ...site.credentials, password: 'open sesame' });
     expect(report).toMatchObject({ state: 'errored', error: 'LOGIN_FAILED', saved: {} });
     expect(messages).toContain('Please enter a correct username and password.');

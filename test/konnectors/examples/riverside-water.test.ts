@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startWaterSite, type WaterSite } from '../../../konnectors/examples/riverside-water/vendor-site.mts';
 import { exampleDir } from '../../support/artifacts.ts';
 import { storedDocs } from '../../support/couch.ts';
+import { ENGINES, instanceOn } from '../../support/engines.ts';
 import {
   createAccount,
   md5,
@@ -19,28 +20,38 @@ import {
 
 const KONNECTOR = exampleDir('riverside-water');
 const ACCOUNT = 'water-account-1';
-const INSTANCE = 'jane.cozy.example';
 const FOLDER = '/Administrative/Riverside Water/jane.doe@example.org';
 
 let env: PortedEnv;
-let site: WaterSite;
 
 beforeAll(async () => {
-  [env, site] = await Promise.all([startPortedEnv(), startWaterSite()]);
-  await createAccount(env, INSTANCE, { _id: ACCOUNT, account_type: 'riverside-water' });
+  env = await startPortedEnv();
 });
 
 afterAll(async () => {
-  await Promise.all([env?.stop(), site?.stop()]);
+  await env?.stop();
 });
-
-const run = (instance: string, fields: Record<string, unknown>) =>
-  runPorted(env, KONNECTOR, { instance, accountId: ACCOUNT, fields, vendor: { host: 'water.example', port: site.port } });
 
 const fileName = (invoice: WaterSite['invoices'][number]) =>
   `${invoice.issuedOn}_Riverside Water_${(invoice.amountCents / 100).toFixed(2)}EUR_${invoice.number}.pdf`;
 
-describe('riverside-water, ported unmodified', () => {
+describe.each(ENGINES)('riverside-water, ported unmodified, on %s', (engine) => {
+  const INSTANCE = instanceOn(engine, 'jane.cozy.example');
+  /** Each engine's own site: its tokens, counted and revoked, are that engine's jobs'. */
+  let site: WaterSite;
+
+  beforeAll(async () => {
+    site = await startWaterSite();
+    await createAccount(env, INSTANCE, { _id: ACCOUNT, account_type: 'riverside-water' });
+  });
+
+  afterAll(async () => {
+    await site?.stop();
+  });
+
+  const run = (instance: string, fields: Record<string, unknown>) =>
+    runPorted(env, engine, KONNECTOR, { instance, accountId: ACCOUNT, fields, vendor: { host: 'water.example', port: site.port } });
+
   it('logs in with a token, saves the identity and every invoice of both contracts with its PDF', async () => {
     const { report, messages } = await run(INSTANCE, site.credentials);
     expect(report, messages.join('\n')).toMatchObject({ state: 'done', error: null });
@@ -137,7 +148,7 @@ describe('riverside-water, ported unmodified', () => {
   });
 
   it('ends with LOGIN_FAILED when the API refuses the credentials, saving nothing', async () => {
-    const instance = 'wrong-password.cozy.example';
+    const instance = instanceOn(engine, 'wrong-password.cozy.example');
     const { report, messages } = await run(instance, { ...site.credentials, password: 'dry' });
     expect(report).toMatchObject({ state: 'errored', error: 'LOGIN_FAILED', saved: {} });
     expect(messages).toContain('Invalid email or password');
