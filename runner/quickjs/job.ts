@@ -26,6 +26,8 @@ export interface QuickjsKonnector extends LoadedKonnector {
   header: QuickjsArtifactHeader;
   /** QuickJS bytecode of the konnector's bundle, written by the artifact's engine build (it is tied to it). */
   bytecode: Uint8Array;
+  /** The loaded konnector its jobs start from (`snapshots.engine` is its snapshot), held for the process-wide cache. */
+  loaded?: KonnectorSnapshot;
 }
 
 export interface QuickjsLoadOptions {
@@ -38,19 +40,31 @@ export interface QuickjsLoadOptions {
 /**
  * Each konnector's snapshot, by its engine and bytecode: the pre-initialization takes a second or more (in a worker
  * thread, the main thread free), paid once per process whatever the memory caps and however often the konnector is
- * loaded again.
+ * loaded again, as long as a loaded konnector holds it (`QuickjsKonnector.loaded`). Once none does (a worker host
+ * dropped the konnector for a newer version), it is garbage like any other object and its entry goes with it.
  */
-const loadedKonnectors = new Map<string, Promise<KonnectorSnapshot>>();
+const snapshotting = new Map<string, Promise<KonnectorSnapshot>>();
+const snapshotted = new Map<string, WeakRef<KonnectorSnapshot>>();
+const forgetSnapshot = new FinalizationRegistry<string>((key) => {
+  if (!snapshotted.get(key)?.deref()) snapshotted.delete(key);
+});
 
 function snapshotOnce(artifact: QuickjsArtifact): Promise<KonnectorSnapshot> {
   const key = `${artifact.header.engine.sha256}:${sha256(artifact.bytecode)}`;
-  let loaded = loadedKonnectors.get(key);
-  if (!loaded) {
-    loaded = snapshotOffThread(artifact.bytecode, artifact.engine);
-    loadedKonnectors.set(key, loaded);
-    loaded.catch(() => loadedKonnectors.delete(key));
+  const kept = snapshotted.get(key)?.deref();
+  if (kept) return Promise.resolve(kept);
+  let pending = snapshotting.get(key);
+  if (!pending) {
+    pending = snapshotOffThread(artifact.bytecode, artifact.engine).then((loaded) => {
+      snapshotted.set(key, new WeakRef(loaded));
+      forgetSnapshot.register(loaded, key);
+      return loaded;
+    });
+    snapshotting.set(key, pending);
+    const settled = () => snapshotting.delete(key);
+    pending.then(settled, settled);
   }
-  return loaded;
+  return pending;
 }
 
 /** A QuickJS artifact made ready for runJob, its engine metered (unless told) and capped at `limits.memoryBytes`. */
@@ -60,10 +74,11 @@ export async function loadQuickjsArtifact(artifact: QuickjsArtifact, limits: Pic
   checkEngineImports(await compiledEngine(artifact.engine, { fuel: false }), artifact.engineFile);
   let engine: WebAssembly.Module;
   const snapshots: LoadedKonnector['snapshots'] = {};
+  let loaded: KonnectorSnapshot | undefined;
   if (options.snapshot === false) {
     engine = await compiledEngine(artifact.engine, { fuel: metered, maxMemoryPages });
   } else {
-    const loaded = await snapshotOnce(artifact);
+    loaded = await snapshotOnce(artifact);
     if (loaded.snapshot.memory.pages > maxMemoryPages) {
       const { pages } = loaded.snapshot.memory;
       throw new UsageError('artifact', `the konnector's memory starts at ${pages} pages (${pages * 64} KiB), above the cap of ${maxMemoryPages} pages: raise the memory limit`);
@@ -79,5 +94,6 @@ export async function loadQuickjsArtifact(artifact: QuickjsArtifact, limits: Pic
     snapshots,
     metered,
     bytecode: artifact.bytecode,
+    loaded,
   };
 }
