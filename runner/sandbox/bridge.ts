@@ -63,7 +63,10 @@ export class GuestBridge {
   call(op: HostOp, args: unknown[]): unknown {
     Atomics.store(this.flag, 0, WAITING);
     this.port.postMessage({ op, args, ...this.usage() } satisfies GuestMessage);
-    Atomics.wait(this.flag, 0, WAITING);
+    // A wake is not an answer: the host's notify for the previous call can land late, while this one waits (when
+    // the flag was already set, that wait returned at once). Only the flag, set once the answer is posted, says so.
+    do Atomics.wait(this.flag, 0, WAITING);
+    while (Atomics.load(this.flag, 0) === WAITING);
     const received = receiveMessageOnPort(this.port);
     if (!received) throw new Error(`host call ${op} was woken without an answer`);
     const answer = received.message as HostAnswer;
