@@ -123,8 +123,14 @@ export interface ComponentArtifact {
   header: ComponentArtifactHeader;
   /** The engine as stored (checked against `header.engine.sha256`): the component with each snapshot taken out. */
   engine: Uint8Array;
-  /** Each pre-initialized core module's own sections (see separateComponent), by its index in the component. */
+  /**
+   * Each pre-initialized core module's own sections (see separateComponent), by its index in the component,
+   * as stored: a delta against `reference`'s when there is one (runner/wasm/snapshot-delta.ts). The loader
+   * undoes it as it reads the snapshot; artifactComponent undoes it on a copy.
+   */
   own: ReadonlyMap<number, Uint8Array>;
+  /** The reference snapshot's own sections, by core module index (one for each of `own`); null if the own part is stored whole. */
+  reference: ReadonlyMap<number, Uint8Array> | null;
   /** Size of the artifact file (the engine not counted). */
   fileBytes: number;
   /** The engine store file the engine was read from. */
@@ -425,7 +431,8 @@ function ownSections(header: ComponentArtifactHeader, own: Buffer, broken: (why:
 function decompressOwn(own: Buffer, bytes: number, broken: (why: string) => Error): Buffer {
   let raw: Buffer;
   try {
-    raw = brotliDecompressSync(own, { maxOutputLength: Math.max(bytes, 1) });
+    // One output chunk of the size expected (the default 16 KiB chunks are joined by a copy of the whole).
+    raw = brotliDecompressSync(own, { maxOutputLength: Math.max(bytes, 1), chunkSize: Math.max(bytes + 1, constants.Z_MIN_CHUNK) });
   } catch (error) {
     throw broken(`its own part does not decompress (${(error as Error).message})`);
   }
@@ -461,21 +468,10 @@ export async function readArtifact(file: string): Promise<Artifact> {
     return { header, engine: new Uint8Array(engine), bytecode: decompressOwn(own, header.bytecode.bytes, broken), fileBytes, engineFile: engineStoreFile };
   }
   const parts = ownSections(header, own, broken);
-  let referenceStoreFile: string | null = null;
-  if (header.reference) {
-    const { value: reference, file: found } = await readShared(referenceFile(header, header.reference.sha256), file);
-    referenceStoreFile = found;
-    for (const [module, delta] of parts) {
-      const base = reference.own.get(module);
-      if (!base) throw broken(`its reference snapshot has no core module ${module}`);
-      try {
-        parts.set(module, undoDeltaOwnSections(delta, base));
-      } catch (error) {
-        throw broken(`its own part for core module ${module} is not a delta against its reference (${(error as Error).message})`);
-      }
-    }
-  }
-  return { header, engine, own: parts, fileBytes, engineFile: engineStoreFile, referenceFile: referenceStoreFile };
+  if (!header.reference) return { header, engine, own: parts, reference: null, fileBytes, engineFile: engineStoreFile, referenceFile: null };
+  const { value: reference, file: referenceStoreFile } = await readShared(referenceFile(header, header.reference.sha256), file);
+  for (const module of parts.keys()) if (!reference.own.has(module)) throw broken(`its reference snapshot has no core module ${module}`);
+  return { header, engine, own: parts, reference: reference.own, fileBytes, engineFile: engineStoreFile, referenceFile: referenceStoreFile };
 }
 
 const brokenArtifact = (file: string, engineFile: string) => (why: string) =>
@@ -486,10 +482,16 @@ export function artifactComponent(artifact: ComponentArtifact, file = 'the artif
   const broken = brokenArtifact(file, artifact.engineFile);
   let component: Uint8Array;
   try {
-    component = joinComponent(artifact.engine, artifact.own);
+    component = joinComponent(artifact.engine, ownSectionsUndone(artifact));
   } catch (error) {
     throw broken((error as Error).message);
   }
   if (component.length !== artifact.header.component.bytes) throw broken(`they join to ${component.length} bytes, the header says ${artifact.header.component.bytes}`);
   return component;
+}
+
+/** The artifact's own sections as the build made them: deltas undone on copies (undoing works in place). */
+function ownSectionsUndone({ own, reference }: ComponentArtifact): ReadonlyMap<number, Uint8Array> {
+  if (!reference) return own;
+  return new Map([...own].map(([module, delta]) => [module, undoDeltaOwnSections(new Uint8Array(delta), reference.get(module)!)]));
 }

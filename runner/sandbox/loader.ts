@@ -57,8 +57,15 @@ export async function loadKonnector(
   const snapshots = new Map<number, Snapshot>();
   for (const [index, own] of artifact.own) {
     const importedGlobals = engine.importedGlobals.get(index);
-    const snapshot = importedGlobals === undefined ? null : snapshotOfOwnSections(own, importedGlobals);
-    if (!snapshot) throw new UsageError('artifact', `the artifact's own part for core module ${index} is not a snapshot of its engine: rebuild it with \`konnector build\``);
+    const notSnapshot = (why = '') =>
+      new UsageError('artifact', `the artifact's own part for core module ${index} is not a snapshot of its engine${why}: rebuild it with \`konnector build\``);
+    let snapshot: Snapshot | null;
+    try {
+      snapshot = importedGlobals === undefined ? null : snapshotOfOwnSections(own, importedGlobals, artifact.reference?.get(index));
+    } catch (error) {
+      throw notSnapshot(` (${(error as Error).message})`);
+    }
+    if (!snapshot) throw notSnapshot();
     if (snapshot.memory.pages > maxPages) {
       throw new UsageError('artifact', `the konnector's memory starts at ${snapshot.memory.pages} pages (${snapshot.memory.pages * 64} KiB), above the cap of ${maxPages} pages: raise the memory limit`);
     }

@@ -27,20 +27,21 @@ export function deltaOwnSections(own: Uint8Array, reference: Uint8Array): Uint8A
   if (sections.some(isDeltaSection)) throw malformed(`the module already has a ${DELTA_SECTION_NAME} section`, 0);
   const image = memoryImage(sections);
   const referenceImage = referenceImageOf(reference);
-  const pages = new Uint8Array(Math.ceil(Math.min(image.length, referenceImage.length) / DELTA_PAGE_BYTES));
+  const { bytes: referenceBytes } = referenceImage;
+  const pages = new Uint8Array(Math.ceil(Math.min(image.length, referenceBytes.length) / DELTA_PAGE_BYTES));
   for (let page = 0; page < pages.length; page++) {
     const start = page * DELTA_PAGE_BYTES;
-    const end = Math.min(start + DELTA_PAGE_BYTES, image.length, referenceImage.length);
-    if (Buffer.compare(image.subarray(start, end), referenceImage.subarray(start, end)) === 0) {
+    const end = Math.min(start + DELTA_PAGE_BYTES, image.length, referenceBytes.length);
+    if (Buffer.compare(image.subarray(start, end), referenceBytes.subarray(start, end)) === 0) {
       pages[page] = 1;
       continue;
     }
     let equal = 0;
-    for (let at = start; at < end; at++) if (image[at] === referenceImage[at]) equal++;
+    for (let at = start; at < end; at++) if (image[at] === referenceBytes[at]) equal++;
     // Zeros are cheap either way: a page is XORed when the reference predicts most of its bytes.
     if (equal * 2 > end - start) pages[page] = 1;
   }
-  xorSegments(sections, referenceImage, pages);
+  for (const { offset, bytes } of activeSegments(sections)) xorPages(bytes, offset, referenceImage, pages);
   const name = new TextEncoder().encode(DELTA_SECTION_NAME);
   const payload = new ByteWriter().u32(name.length).bytes(name).bytes(pages).finish();
   return encodeModule([...sections, { id: SectionId.custom, payload, offset: 0 }]);
@@ -52,13 +53,28 @@ export function deltaOwnSections(own: Uint8Array, reference: Uint8Array): Uint8A
  * result is a view of them (the marker section is last, so the rest is a prefix).
  */
 export function undoDeltaOwnSections(delta: Uint8Array, reference: Uint8Array): Uint8Array {
+  const { sections, undo, markerBytes } = readDelta(delta, reference);
+  for (const { offset, bytes } of activeSegments(sections)) undo(bytes, offset);
+  return delta.subarray(0, delta.length - markerBytes);
+}
+
+export type UndoDelta = (bytes: Uint8Array, address: number) => void;
+
+/**
+ * A delta's sections without its marker (`markerBytes` long, at the end),
+ * and `undo`, which XORs back in place bytes of memory starting at `address`:
+ * a segment's, or several segments' put end to end with the zeros between
+ * them, which come out changed and are to be zeroed again.
+ */
+export function readDelta(delta: Uint8Array, reference: Uint8Array): { sections: Section[]; markerBytes: number; undo: UndoDelta } {
   const sections = readModule(delta);
   const marker = sections.at(-1);
   if (!marker?.raw || !isDeltaSection(marker) || sections.slice(0, -1).some(isDeltaSection)) {
     throw malformed(`a delta ends with its one ${DELTA_SECTION_NAME} section`, 0);
   }
-  xorSegments(sections.slice(0, -1), referenceImageOf(reference), namedPayload(marker).rest());
-  return delta.subarray(0, delta.length - marker.raw.length);
+  const image = referenceImageOf(reference);
+  const pages = namedPayload(marker).rest();
+  return { sections: sections.slice(0, -1), markerBytes: marker.raw.length, undo: (bytes, address) => xorPages(bytes, address, image, pages) };
 }
 
 function namedPayload(section: Section): ByteReader {
@@ -81,25 +97,45 @@ function memoryImage(sections: readonly Section[]): Uint8Array {
   return image;
 }
 
-/** Reference images by their module: a host undoes many konnectors' deltas against one reference. */
-const referenceImages = new WeakMap<Uint8Array, Uint8Array>();
+/** A reference's memory image, and the same as 32-bit words to XOR 4 bytes at a time. */
+interface ReferenceImage {
+  bytes: Uint8Array;
+  words: Uint32Array;
+}
 
-function referenceImageOf(reference: Uint8Array): Uint8Array {
+/** Reference images by their module: a host undoes many konnectors' deltas against one reference. */
+const referenceImages = new WeakMap<Uint8Array, ReferenceImage>();
+
+function referenceImageOf(reference: Uint8Array): ReferenceImage {
   let image = referenceImages.get(reference);
-  if (!image) referenceImages.set(reference, (image = memoryImage(readModule(reference))));
+  if (!image) {
+    const bytes = memoryImage(readModule(reference));
+    referenceImages.set(reference, (image = { bytes, words: new Uint32Array(bytes.buffer, 0, bytes.length >>> 2) }));
+  }
   return image;
 }
 
-/** XORs, in place, each segment byte on a chosen page with the reference's byte at its address (none past the reference's image). */
-function xorSegments(sections: readonly Section[], referenceImage: Uint8Array, pages: Uint8Array): void {
-  for (const { offset, bytes } of activeSegments(sections)) {
-    const end = Math.min(bytes.length, referenceImage.length - offset);
-    for (let i = 0; i < end; ) {
-      const page = ((offset + i) / DELTA_PAGE_BYTES) | 0;
-      const pageEnd = Math.min((page + 1) * DELTA_PAGE_BYTES - offset, end);
-      if (pages[page] === 1) for (let j = i, at = offset + i; j < pageEnd; j++, at++) bytes[j] ^= referenceImage[at]!;
-      i = pageEnd;
+/**
+ * XORs, in place, `bytes` (memory from `address` on) with the reference's
+ * bytes at the same addresses, on the chosen pages only and none past the
+ * reference's image. A word at a time where `bytes` lines up with the reference on 4 bytes.
+ */
+function xorPages(bytes: Uint8Array, address: number, reference: ReferenceImage, pages: Uint8Array): void {
+  const end = Math.min(address + bytes.length, reference.bytes.length);
+  const words = (bytes.byteOffset & 3) === (address & 3) ? new Uint32Array(bytes.buffer, 0, bytes.buffer.byteLength >>> 2) : null;
+  // The word of `words` that holds address `at` is (at >> 2) + wordShift.
+  const wordShift = (bytes.byteOffset - address) >> 2;
+  for (let at = address; at < end; ) {
+    const page = (at / DELTA_PAGE_BYTES) | 0;
+    const pageEnd = Math.min((page + 1) * DELTA_PAGE_BYTES, end);
+    if (pages[page] === 1) {
+      if (words) {
+        for (; at < pageEnd && (at & 3) !== 0; at++) bytes[at - address] ^= reference.bytes[at]!;
+        for (; at + 4 <= pageEnd; at += 4) words[(at >> 2) + wordShift] ^= reference.words[at >> 2]!;
+      }
+      for (; at < pageEnd; at++) bytes[at - address] ^= reference.bytes[at]!;
     }
+    at = pageEnd;
   }
 }
 

@@ -1,5 +1,6 @@
 import { ByteReader } from './bytes.ts';
-import { encodeModule, findSection, mapCoreModules, readModule, SectionId, setSection } from './module.ts';
+import { encodeModule, findSection, mapCoreModules, readModule, type Section, SectionId, setSection } from './module.ts';
+import { readDelta, type UndoDelta } from './snapshot-delta.ts';
 import {
   countImports,
   encodeExports,
@@ -23,7 +24,7 @@ import {
  * of compiling the same 12 MB of code for every konnector.
  */
 export interface Snapshot {
-  /** The memory's export name, its size in 64 KiB pages, and its image: `data` holds the segments end to end. */
+  /** The memory's export name, its size in 64 KiB pages, and its image: `data` holds the segments in order, each at segmentPosition. */
   memory: { exportName: string; pages: number };
   data: Uint8Array;
   /** [offset in memory, length] of each segment, in `data`'s order. */
@@ -93,13 +94,17 @@ export function splitSnapshot(module: Uint8Array): SplitModule | null {
  * The snapshot a module's own sections (SNAPSHOT_SECTIONS and its exports)
  * hold, as stored in an artifact: `importedGlobals` is the number of globals
  * its engine imports, which the exports for the others are numbered after.
+ * Given `reference`, `own` is a delta against it (./snapshot-delta.ts), undone
+ * on the snapshot's image as it is put together: `own` is left as it is.
  * Null if they are not a plain snapshot (see splitSnapshot).
  */
-export function snapshotOfOwnSections(own: Uint8Array, importedGlobals: number): Snapshot | null {
-  return readOwnSections(readModule(own), importedGlobals)?.snapshot ?? null;
+export function snapshotOfOwnSections(own: Uint8Array, importedGlobals: number, reference?: Uint8Array): Snapshot | null {
+  if (!reference) return readOwnSections(readModule(own), importedGlobals)?.snapshot ?? null;
+  const { sections, undo } = readDelta(own, reference);
+  return readOwnSections(sections, importedGlobals, undo)?.snapshot ?? null;
 }
 
-function readOwnSections(sections: ReturnType<typeof readModule>, importedGlobals: number) {
+function readOwnSections(sections: readonly Section[], importedGlobals: number, undo?: UndoDelta) {
   const memories = readMemories(findSection(sections, SectionId.memory));
   if (memories.length !== 1) return null;
   const exports = readExports(findSection(sections, SectionId.export));
@@ -116,7 +121,7 @@ function readOwnSections(sections: ReturnType<typeof readModule>, importedGlobal
     if (reader.u8() !== 0x0b) return null;
     placed.push({ offset, bytes: segment.bytes });
   }
-  const { segments, data } = mergeSegments(placed);
+  const { segments, data } = mergeSegments(placed, undo);
 
   const globals = readGlobals(findSection(sections, SectionId.global));
   const values: Snapshot['globals'] = [];
@@ -130,11 +135,12 @@ function readOwnSections(sections: ReturnType<typeof readModule>, importedGlobal
 }
 
 /**
- * The memory image as [offset, length] pairs and their bytes end to end, segments
+ * The memory image as [offset, length] pairs and their bytes, segments
  * less than MERGE_GAP_BYTES apart merged with the zeros between them. Segments
  * in the module's order; a later one overlapping an earlier one is written after it, as at instantiation.
+ * With `undo`, the segments are a delta, undone run by run.
  */
-function mergeSegments(placed: { offset: number; bytes: Uint8Array }[]): { segments: number[]; data: Uint8Array } {
+function mergeSegments(placed: { offset: number; bytes: Uint8Array }[], undo?: UndoDelta): { segments: number[]; data: Uint8Array } {
   const runs: { start: number; end: number; parts: { offset: number; bytes: Uint8Array }[] }[] = [];
   for (const part of placed) {
     const last = runs.at(-1);
@@ -147,16 +153,32 @@ function mergeSegments(placed: { offset: number; bytes: Uint8Array }[]): { segme
       runs.push({ start: part.offset, end, parts: [part] });
     }
   }
-  const data = new Uint8Array(runs.reduce((n, run) => n + run.end - run.start, 0));
+  const data = new Uint8Array(runs.reduce((at, run) => segmentPosition(at, run.start) + run.end - run.start, 0));
   const segments: number[] = [];
   let at = 0;
   for (const run of runs) {
+    at = segmentPosition(at, run.start);
     for (const part of run.parts) data.set(part.bytes, at + part.offset - run.start);
+    if (undo) {
+      undo(data.subarray(at, at + run.end - run.start), run.start);
+      // The zeros between segments are not part of the delta: undoing it changed them.
+      let gap = run.start;
+      for (const part of run.parts) {
+        if (part.offset > gap) data.fill(0, at + gap - run.start, at + part.offset - run.start);
+        gap = part.offset + part.bytes.length;
+      }
+    }
     segments.push(run.start, run.end - run.start);
     at += run.end - run.start;
   }
   return { segments, data };
 }
+
+/**
+ * Where a segment starts in a snapshot's `data`, the previous one ending at
+ * `at`: lined up with its address on 4 bytes, so a delta is undone a word at a time.
+ */
+export const segmentPosition = (at: number, address: number): number => at + ((address - at) & 3);
 
 /** The value of a global initialized by a single numeric constant, if it is one. */
 function constValue(global: Global): number | bigint | undefined {
@@ -184,8 +206,9 @@ export function applySnapshot(instance: WebAssembly.Instance, snapshot: Snapshot
   const bytes = new Uint8Array(memory.buffer);
   let at = 0;
   for (let i = 0; i < snapshot.segments.length; i += 2) {
-    const length = snapshot.segments[i + 1]!;
-    bytes.set(snapshot.data.subarray(at, at + length), snapshot.segments[i]!);
+    const [address, length] = [snapshot.segments[i]!, snapshot.segments[i + 1]!];
+    at = segmentPosition(at, address);
+    bytes.set(snapshot.data.subarray(at, at + length), address);
     at += length;
   }
   for (const { exportName, value } of snapshot.globals) {

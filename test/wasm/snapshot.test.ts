@@ -1,6 +1,15 @@
 import { describe, expect, it } from 'vitest';
 import { artifactComponent } from '../../runner/compile/artifact.ts';
-import { applySnapshot, deltaOwnSections, joinComponent, mapCoreModules, separateComponent, splitSnapshot, undoDeltaOwnSections } from '../../runner/wasm/index.ts';
+import {
+  applySnapshot,
+  deltaOwnSections,
+  joinComponent,
+  mapCoreModules,
+  separateComponent,
+  snapshotOfOwnSections,
+  splitSnapshot,
+  undoDeltaOwnSections,
+} from '../../runner/wasm/index.ts';
 import { buildOnce, fixtureDir, readComponentArtifact } from '../support/artifacts.ts';
 import { instantiate, wat } from './wat.ts';
 
@@ -119,6 +128,24 @@ describe('deltaOwnSections', () => {
     expect(stored.subarray(PAGE, 2 * PAGE).filter((b) => b !== 0)).toHaveLength(Math.ceil(PAGE / 400));
     expect(Buffer.compare(stored.subarray(2 * PAGE, 3 * PAGE), unlike)).toBe(0);
     expect(Buffer.compare(undoDeltaOwnSections(delta.slice(), reference), own)).toBe(0);
+  });
+
+  it('gives the same snapshot read from the delta as from the own sections: segments apart, unaligned, a step back', async () => {
+    const escaped = (bytes: Uint8Array) => [...bytes].map((b) => `\\${b.toString(16).padStart(2, '0')}`).join('');
+    const segments: [number, Uint8Array][] = [
+      [3, shared.subarray(3, 101)],
+      [203, shared.subarray(203, 4001)],
+      [4101, changed.subarray(5, 3000)],
+      [150, Uint8Array.of(1, 2, 3)],
+      [9000, unlike.subarray(0, 77)],
+    ];
+    const own = await wat(`(module (memory (export "memory") 1) ${segments.map(([at, bytes]) => `(data (i32.const ${at}) "${escaped(bytes)}")`).join(' ')})`);
+    const reference = await referenceOf();
+    const fromDelta = snapshotOfOwnSections(deltaOwnSections(own, reference), 0, reference)!;
+    const instance = new WebAssembly.Instance(new WebAssembly.Module(splitSnapshot(own)!.engine));
+    applySnapshot(instance, fromDelta);
+    expect(Buffer.compare(memoryOf(instance), dataOf(own))).toBe(0);
+    expect(fromDelta.segments).toEqual(snapshotOfOwnSections(own, 0)!.segments);
   });
 
   it('refuses to undo what is not a delta', async () => {
