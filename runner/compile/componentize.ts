@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
-import { readdirSync, readFileSync } from 'node:fs';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { constants, readdirSync, readFileSync } from 'node:fs';
+import { access, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -269,5 +269,6 @@ async function writePreinitBin(dir: string): Promise<string> {
   });
   const file = path.join(dir, 'preinit.cjs');
   await writeFile(file, outputFiles[0]!.contents, { mode: 0o755 });
-  return file;
+  // Where the temporary directory is mounted noexec, the TypeScript one runs instead.
+  return access(file, constants.X_OK).then(() => file, () => path.join(preinitDir, 'bin.mjs'));
 }
