@@ -2,8 +2,7 @@ import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { promisify } from 'node:util';
-import { brotliCompress, brotliCompressSync, brotliDecompressSync, constants } from 'node:zlib';
+import { brotliCompressSync, brotliDecompressSync, constants } from 'node:zlib';
 import { z } from 'zod';
 import { UsageError } from '../errors.ts';
 import { describeIssues } from '../../host-api/schema-issues.ts';
@@ -195,6 +194,8 @@ export async function encodeArtifact(
   referenceFor: (engineSha256: string) => Promise<ReferenceSnapshot | null> = async () => null,
 ): Promise<EncodedArtifact & { header: ComponentArtifactHeader }> {
   const { engine, own } = separateComponent(component);
+  // What is written must give back exactly what was built.
+  if (Buffer.compare(joinComponent(engine, own), component) !== 0) throw new Error('the component does not split into engine and snapshots that give it back');
   const engineSha256 = sha256(engine);
   const reference = await referenceFor(engineSha256);
   if (reference && reference.header.engine.sha256 !== engineSha256) throw new Error(`the reference snapshot was built with engine ${reference.header.engine.sha256}, not ${engineSha256}`);
@@ -203,12 +204,7 @@ export async function encodeArtifact(
     return [module, base ? deltaOwnSections(bytes, base) : bytes];
   });
   const snapshots = stored.map(([module, bytes]) => ({ module, bytes: bytes.length }));
-  // Compressed on one of libuv's threads while this one checks the split.
-  const compressed = promisify(brotliCompress)(Buffer.concat(stored.map(([, bytes]) => bytes)), BROTLI);
-  compressed.catch(() => {}); // Awaited below; a failure before then is not unhandled.
-  // What is written must give back exactly what was built.
-  if (Buffer.compare(joinComponent(engine, own), component) !== 0) throw new Error('the component does not split into engine and snapshots that give it back');
-  const ownPart = await compressed;
+  const ownPart = compressOwn(Buffer.concat(stored.map(([, bytes]) => bytes)));
   // In the schema's order: the sha256 is taken over the header as decoding gives it back.
   const header: ComponentArtifactHeader = {
     format: 2,
@@ -252,15 +248,13 @@ export async function writeArtifact(file: string, artifact: EncodedArtifact, cac
   const { sha256: engineSha256 } = artifact.header.engine;
   const engineFile = path.join(path.dirname(file), ENGINES_DIR, `${engineSha256}.wasm`);
   // Both written again even when present: cheaper than reading 13 MB to check them, and a damaged copy is mended.
-  // The files are written on libuv's threads while this one hashes the cache's copies.
-  const shared = [writeWhole(engineFile, artifact.engine)];
+  await writeWhole(engineFile, artifact.engine);
   cache.put(engineCacheKey(engineSha256), artifact.engine);
   if (artifact.reference) {
     const { sha256: referenceSha256 } = artifact.reference.header;
-    shared.push(writeWhole(path.join(path.dirname(file), ENGINES_DIR, `${referenceSha256}.kwasm`), artifact.reference.file));
+    await writeWhole(path.join(path.dirname(file), ENGINES_DIR, `${referenceSha256}.kwasm`), artifact.reference.file);
     cache.put(referenceCacheKey(referenceSha256), artifact.reference.file);
   }
-  await Promise.all(shared);
   await writeWhole(file, artifact.bytes);
 }
 
