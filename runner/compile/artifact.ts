@@ -49,7 +49,7 @@ export const WORLD = 'cozy:konnector/konnector@0.1.0';
 export const ENGINES_DIR = 'engines';
 
 const engineCacheKey = (sha256: string) => `engine-${sha256}`;
-const referenceCacheKey = (sha256: string) => `reference-${sha256}`;
+export const referenceCacheKey = (sha256: string) => `reference-${sha256}`;
 
 const Sha256Schema = z.string().regex(/^[0-9a-f]{64}$/);
 

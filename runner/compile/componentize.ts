@@ -1,16 +1,18 @@
 import { createHash } from 'node:crypto';
-import { readdirSync, readFileSync } from 'node:fs';
-import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { constants, readdirSync, readFileSync } from 'node:fs';
+import { access, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { componentize, version as engineVersion } from '@bytecodealliance/componentize-js';
+import { build as esbuild } from 'esbuild';
 import { UsageError } from '../errors.ts';
 import { encodeModule, findSection, mapCoreModules, readModule, setSection, SNAPSHOT_SECTIONS, type Section } from '../wasm/index.ts';
 import { type BuildCache, cacheKey } from './cache.ts';
 import { withMachineLock } from './machine-lock.ts';
 
 const witDir = fileURLToPath(new URL('../../wit/', import.meta.url));
-const deterministicWizer = fileURLToPath(new URL('./preinit/bin.mjs', import.meta.url));
+const preinitDir = fileURLToPath(new URL('./preinit/', import.meta.url));
 
 export const engine = { name: 'componentize-js' as const, version: engineVersion as string };
 
@@ -205,31 +207,68 @@ export async function componentizeBundle(code: string, cache: BuildCache, progre
   const sourceHash = createHash('sha256').update(code).digest('hex').slice(0, 16);
   const sourceDir = path.join('/tmp', `konnector-build-${sourceHash}`);
   const waiting = () => progress('waiting for another build of the same sources on this machine');
-  return withMachineLock(`konnector-build-${sourceHash}`, waiting, async () => {
-    await rm(sourceDir, { recursive: true, force: true });
-    await mkdir(sourceDir, { recursive: true });
-    const sourcePath = path.join(sourceDir, 'konnector.js');
-    await writeFile(sourcePath, code);
-    try {
-      const { component } = await withPinnedEntropy(code, async () => {
-        const uncache = await cacheEngineWork(cache);
-        try {
-          return await componentize({
-            sourcePath,
-            witPath: witDir,
-            worldName: 'konnector',
-            disableFeatures: [...DISABLED_FEATURES],
-            wizerBin: deterministicWizer,
-          });
-        } finally {
-          uncache();
-        }
-      });
-      return component;
-    } catch (error) {
-      throw new UsageError('source', `the konnector does not compile to a component: ${(error as Error).message}`);
-    } finally {
+  // Bundled beside the first steps; waited for only by componentize-js's pre-initialization.
+  const preinitBinDir = await mkdtemp(path.join(os.tmpdir(), 'konnector-preinit-'));
+  const preinitBin = writePreinitBin(preinitBinDir);
+  preinitBin.catch(() => {}); // Awaited below; a failure before then is not unhandled.
+  try {
+    return await withMachineLock(`konnector-build-${sourceHash}`, waiting, async () => {
       await rm(sourceDir, { recursive: true, force: true });
-    }
+      await mkdir(sourceDir, { recursive: true });
+      const sourcePath = path.join(sourceDir, 'konnector.js');
+      await writeFile(sourcePath, code);
+      try {
+        const wizerBin = await preinitBin;
+        const { component } = await withPinnedEntropy(code, async () => {
+          const uncache = await cacheEngineWork(cache);
+          try {
+            return await componentize({
+              sourcePath,
+              witPath: witDir,
+              worldName: 'konnector',
+              disableFeatures: [...DISABLED_FEATURES],
+              wizerBin,
+            });
+          } finally {
+            uncache();
+          }
+        });
+        return component;
+      } catch (error) {
+        throw new UsageError('source', `the konnector does not compile to a component: ${(error as Error).message}`);
+      } finally {
+        await rm(sourceDir, { recursive: true, force: true });
+      }
+    });
+  } finally {
+    await rm(preinitBinDir, { recursive: true, force: true });
+  }
+}
+
+/**
+ * Writes the deterministic pre-initializer (./preinit/) into `dir` as one
+ * JavaScript file and returns its path, for componentize-js to run as its
+ * `wizerBin`: plain Node starts it in milliseconds, where ./preinit/bin.mjs
+ * (tsx loading its TypeScript module by module) took half a second of every
+ * build. CommonJS, so that the warning filter runs before node:wasi loads.
+ */
+async function writePreinitBin(dir: string): Promise<string> {
+  const { outputFiles } = await esbuild({
+    stdin: {
+      contents: "import './quiet-wasi-warning.mjs'; import { main } from './cli.ts'; process.exitCode = main(process.argv.slice(2));",
+      resolveDir: preinitDir,
+      loader: 'ts',
+    },
+    bundle: true,
+    platform: 'node',
+    format: 'cjs',
+    target: 'node20',
+    banner: { js: '#!/usr/bin/env node' },
+    write: false,
+    logLevel: 'silent',
   });
+  const file = path.join(dir, 'preinit.cjs');
+  await writeFile(file, outputFiles[0]!.contents, { mode: 0o755 });
+  // Where the temporary directory is mounted noexec, the TypeScript one runs instead.
+  return access(file, constants.X_OK).then(() => file, () => path.join(preinitDir, 'bin.mjs'));
 }

@@ -7,13 +7,14 @@
  * own part: 3.44 MB stored whole, 1.44 MB against the reference).
  *
  * It is built on a machine's first build for an engine and kept in the build
- * cache, named by the engine's sha256 and the reference's bundled sources.
+ * cache by its sha256, where the runner finds it too; another entry, named by the engine's
+ * sha256 and the reference's bundled sources, holds that sha256.
  * It need not match the konnector for correctness: any reference gives back
  * the same bytes, a closer one only stores fewer.
  */
 import { createHash } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
-import { type ArtifactFields, decodeReference, encodeArtifact, type ReferenceSnapshot } from './artifact.ts';
+import { type ArtifactFields, decodeReference, encodeArtifact, referenceCacheKey, type ReferenceSnapshot } from './artifact.ts';
 import { type Bundle, bundleKonnector } from './bundle.ts';
 import { type BuildCache, cacheKey } from './cache.ts';
 import { type Manifest, readManifest } from './manifest.ts';
@@ -39,11 +40,13 @@ export async function referenceSnapshot(
   progress: (step: string) => void,
 ): Promise<ReferenceSnapshot | null> {
   const bundle = await bundled;
-  const key = cacheKey('reference-for', engineSha256, createHash('sha256').update(bundle.code).digest('hex'));
-  const cached = cache.get(key);
+  const key = cacheKey('reference-sha256-for', engineSha256, createHash('sha256').update(bundle.code).digest('hex'));
+  const referenceSha256 = cache.get(key)?.toString();
+  const cached = referenceSha256 && cache.get(referenceCacheKey(referenceSha256));
   if (cached) {
     try {
-      return decodeReference(cached, 'the cached reference snapshot');
+      const reference = decodeReference(cached, 'the cached reference snapshot');
+      if (reference.header.sha256 === referenceSha256) return reference;
     } catch {
       // Made again below.
     }
@@ -52,6 +55,8 @@ export async function referenceSnapshot(
   const { fields, component } = await compile(await readManifest(REFERENCE_KONNECTOR_DIR), bundle.code);
   const encoded = await encodeArtifact(fields, component);
   if (encoded.header.engine.sha256 !== engineSha256) return null;
-  cache.put(key, encoded.bytes);
-  return decodeReference(encoded.bytes, 'the reference snapshot');
+  const reference = decodeReference(encoded.bytes, 'the reference snapshot');
+  cache.put(referenceCacheKey(reference.header.sha256), encoded.bytes);
+  cache.put(key, Buffer.from(reference.header.sha256));
+  return reference;
 }

@@ -81,7 +81,7 @@ describe('konnector build', () => {
     const uncached = await build('uncached', 'off');
     const cold = await build('cold', cacheDir);
     const entries = (await readdir(cacheDir)).sort();
-    expect(entries.map((name) => name.replace(/-[0-9a-f]{64}$/, ''))).toEqual(['component', 'engine', 'fuel-code', 'metadata', 'reference', 'reference-for', 'spliced', 'stubbed']);
+    expect(entries.map((name) => name.replace(/-[0-9a-f]{64}$/, ''))).toEqual(['component', 'engine', 'fuel-code', 'metadata', 'reference', 'reference-sha256-for', 'spliced', 'stubbed']);
     const warm = await build('warm', cacheDir);
     for (const name of entries) {
       const entry = path.join(cacheDir, name);

@@ -1,16 +1,9 @@
 #!/usr/bin/env node
-// Deterministic stand-in for the `wizer` binary: componentize-js runs it
-// through its `wizerBin` option (see cli.ts for the contract).
+// Deterministic stand-in for the `wizer` binary, run through tsx (tests run
+// it so); builds run the same code bundled into one file (../componentize.ts).
+// See cli.ts for the contract.
+import './quiet-wasi-warning.mjs';
 import { register } from 'tsx/esm/api';
-
-// Loading `node:wasi` prints an ExperimentalWarning on stderr, which
-// componentize-js would show in every error it reports: drop that one only.
-const defaultListeners = process.listeners('warning');
-process.removeAllListeners('warning');
-process.on('warning', (warning) => {
-  if (warning.name === 'ExperimentalWarning' && warning.message.startsWith('WASI')) return;
-  for (const listener of defaultListeners) listener(warning);
-});
 
 register();
 const { main } = await import('./cli.ts');
