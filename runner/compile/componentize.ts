@@ -255,7 +255,7 @@ export async function componentizeBundle(code: string, cache: BuildCache, progre
 async function writePreinitBin(dir: string): Promise<string> {
   const { outputFiles } = await esbuild({
     stdin: {
-      contents: "import './quiet-wasi-warning.mjs'; import { main } from './cli.ts'; process.exitCode = main(process.argv.slice(2));",
+      contents: "import '../../quiet-wasi-warning.mjs'; import { main } from './cli.ts'; process.exitCode = main(process.argv.slice(2));",
       resolveDir: preinitDir,
       loader: 'ts',
     },

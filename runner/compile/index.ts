@@ -43,7 +43,7 @@ export async function buildKonnector(konnectorDir: string, out: string, options:
     if (options.unmetered) {
       throw new UsageError('bad-arguments', '--unmetered is for componentize-js builds: a QuickJS artifact holds no engine code to meter, the host meters its engine when it loads it (run --allow-unmetered)');
     }
-    // Loaded only for its builds: it brings node:wasi, whose ExperimentalWarning every other build would print.
+    // Loaded only for its builds: the QuickJS tooling (and node:wasi) is for them alone.
     const { buildQuickjsKonnector } = await import('../quickjs/artifact.ts');
     return buildQuickjsKonnector(konnectorDir, out, progress, options.cache);
   }

@@ -1,4 +1,5 @@
 // Worker entry: the sandbox's worker code is TypeScript, loaded through tsx.
+import '../quiet-wasi-warning.mjs';
 import { workerData } from 'node:worker_threads';
 import { register } from 'tsx/esm/api';
 

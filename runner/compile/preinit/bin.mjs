@@ -2,7 +2,7 @@
 // Deterministic stand-in for the `wizer` binary, run through tsx (tests run
 // it so); builds run the same code bundled into one file (../componentize.ts).
 // See cli.ts for the contract.
-import './quiet-wasi-warning.mjs';
+import '../../quiet-wasi-warning.mjs';
 import { register } from 'tsx/esm/api';
 
 register();
