@@ -217,8 +217,9 @@ export async function componentizeBundle(code: string, cache: BuildCache, progre
       await mkdir(sourceDir, { recursive: true });
       const sourcePath = path.join(sourceDir, 'konnector.js');
       await writeFile(sourcePath, code);
+      let wizerBin: string | undefined;
       try {
-        const wizerBin = await preinitBin;
+        wizerBin = await preinitBin;
         const { component } = await withPinnedEntropy(code, async () => {
           const uncache = await cacheEngineWork(cache);
           try {
@@ -235,7 +236,9 @@ export async function componentizeBundle(code: string, cache: BuildCache, progre
         });
         return component;
       } catch (error) {
-        throw new UsageError('source', `the konnector does not compile to a component: ${(error as Error).message}`);
+        // componentize-js names the pre-initializer it ran: the bundled one is a temporary file, gone once the build ends.
+        const message = wizerBin ? (error as Error).message.replaceAll(wizerBin, preinitDir) : (error as Error).message;
+        throw new UsageError('source', `the konnector does not compile to a component: ${message}`);
       } finally {
         await rm(sourceDir, { recursive: true, force: true });
       }

@@ -61,6 +61,18 @@ describe('konnector build', () => {
     expect(result.stderr).toMatch(message);
   });
 
+  it('refuses a konnector whose top level throws with its own error, naming the pre-initializer by its sources', async () => {
+    const dir = path.join(scratch, 'throws-at-load');
+    await mkdir(dir);
+    await copyFile(path.join(fixtureDir('sandbox-probe'), 'manifest.konnector'), path.join(dir, 'manifest.konnector'));
+    await writeFile(path.join(dir, 'index.js'), "throw new Error('cannot load: missing config');\nexport function run() {}\n");
+    const result = await konnectorCli(['build', dir, '--out', path.join(scratch, 'throws-at-load.kwasm')]);
+    expect(result.code).toBe(2);
+    expect(result.stderr).toMatch(/does not compile to a component: Failed to initialize component \(wizer \(\S*runner\/compile\/preinit\/\)\)/);
+    expect(result.stderr).toMatch(/Error: cannot load: missing config/);
+    expect(result.stderr).not.toMatch(/konnector-preinit-/);
+  });
+
   it('finds the entry at src/index.js, the catalog layout, when package.json has no main', async () => {
     const out = path.join(scratch, 'src-layout.kwasm');
     const built = await konnectorCli(['build', fixtureDir('src-layout'), '--out', out]);
