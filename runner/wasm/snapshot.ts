@@ -26,6 +26,7 @@ import {
 export interface Snapshot {
   /** The memory's export name, its size in 64 KiB pages, and its image: `data` holds the segments in order, each at segmentPosition. */
   memory: { exportName: string; pages: number };
+  /** In a SharedArrayBuffer: posted to a worker, it is shared, not copied, so a host and all its workers hold one copy. */
   data: Uint8Array;
   /** [offset in memory, length] of each segment, in `data`'s order. */
   segments: number[];
@@ -153,7 +154,7 @@ function mergeSegments(placed: { offset: number; bytes: Uint8Array }[], undo?: U
       runs.push({ start: part.offset, end, parts: [part] });
     }
   }
-  const data = new Uint8Array(runs.reduce((at, run) => segmentPosition(at, run.start) + run.end - run.start, 0));
+  const data = new Uint8Array(new SharedArrayBuffer(runs.reduce((at, run) => segmentPosition(at, run.start) + run.end - run.start, 0)));
   const segments: number[] = [];
   let at = 0;
   for (const run of runs) {

@@ -1,3 +1,4 @@
+import { MessageChannel } from 'node:worker_threads';
 import { describe, expect, it } from 'vitest';
 import { artifactComponent } from '../../runner/compile/artifact.ts';
 import {
@@ -9,6 +10,7 @@ import {
   snapshotOfOwnSections,
   splitSnapshot,
   undoDeltaOwnSections,
+  type Snapshot,
 } from '../../runner/wasm/index.ts';
 import { buildOnce, fixtureDir, readComponentArtifact } from '../support/artifacts.ts';
 import { instantiate, wat } from './wat.ts';
@@ -63,6 +65,19 @@ describe('splitSnapshot', () => {
     expect(Buffer.from(memoryOf(instance).subarray(100, 105)).toString()).toBe('hello');
     expect(Buffer.from(memoryOf(instance).subarray(70000, 70005)).toString()).toBe('world');
     expect(memoryOf(instance).length).toBe(2 * 65536);
+  });
+
+  it('keeps the image in shared memory: a worker it is posted to reads the same bytes, not a copy', async () => {
+    const { snapshot } = splitSnapshot(await wat(`(module ${splittable})`))!;
+    expect(snapshot.data.buffer).toBeInstanceOf(SharedArrayBuffer);
+    const { port1, port2 } = new MessageChannel();
+    const received = new Promise<Snapshot>((resolve) => port2.once('message', resolve));
+    port1.postMessage(snapshot);
+    const posted = await received;
+    port1.close();
+    posted.data[0] = 0x21;
+    expect(snapshot.data[0]).toBe(0x21);
+    expect(Buffer.from(snapshot.data.subarray(1, 5)).toString()).toBe('ello');
   });
 
   it('merges segments less than 1 KiB apart, in the order the module writes them', async () => {
