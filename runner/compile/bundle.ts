@@ -100,7 +100,7 @@ const nodeBuiltins: esbuild.Plugin = {
     build.onResolve({ filter: new RegExp(`^(${FETCH_PACKAGES.join('|')})$`) }, (args) => ({ path: args.path, namespace: 'guest-fetch' }));
     build.onResolve({ filter: /^(node:)?[a-z_][a-z0-9_]*(\/promises)?$/ }, (args) => {
       const name = args.path.replace(/^node:/, '');
-      if (name === 'process') return { path: processStandIn };
+      if (name === 'process') return { path: name, namespace: 'guest-process' };
       if (name === 'util' || name === 'sys') return { path: 'util', namespace: 'guest-util' };
       if (POLYFILLED_BUILTINS.includes(name)) return { path: resolvePackage(stdlib[name]!) };
       if (GUEST_HTTP_BUILTINS.includes(name)) return { path: name, namespace: 'guest-http' };
@@ -115,6 +115,12 @@ const nodeBuiltins: esbuild.Plugin = {
         'setTimeout[util.promisify.custom] = (delay, value) => new Promise((resolve) => setTimeout(resolve, delay, value));',
         'module.exports = util;',
       ].join('\n'),
+      loader: 'js',
+      resolveDir: repoRoot,
+    }));
+    // `require('process')` is Node's process itself, not a module holding it: the stand-in the build injects.
+    build.onLoad({ filter: /.*/, namespace: 'guest-process' }, () => ({
+      contents: `import { process } from ${JSON.stringify(processStandIn)};\nmodule.exports = process;`,
       loader: 'js',
       resolveDir: repoRoot,
     }));

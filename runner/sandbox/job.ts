@@ -136,6 +136,9 @@ export async function runJob(konnector: LoadedKonnector, request: JobRequest, en
         parameters: JSON.stringify(job.parameters),
         manifest: JSON.stringify(manifest),
         environment: [
+          // As cozy-stack sets them: the job's message (which account, which konnector; never its credentials) and parameters.
+          ['COZY_FIELDS', JSON.stringify({ account: job.accountId, konnector: manifest.slug })],
+          ['COZY_PARAMETERS', JSON.stringify(job.parameters)],
           ['COZY_JOB_ID', job.jobId],
           ['COZY_JOB_MANUAL_EXECUTION', String(job.manual)],
           ['COZY_LOCALE', job.locale],

@@ -68,6 +68,7 @@ describe.each(ENGINES)('Node built-ins, on %s', (engine) => {
       inspected: 'bills: 6',
       manifest: 'node-stdlib@1.0.0',
       drawnAtLoad: true,
+      processModule: 'function',
     });
   });
 

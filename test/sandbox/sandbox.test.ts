@@ -80,6 +80,8 @@ describe('the sandbox', () => {
     // cozy-stack gives a job, nothing of the host and no credential.
     expect(JSON.parse(view.processEnv)).toEqual({
       SENTRY_DSN: 'https://sentry.example/1',
+      COZY_FIELDS: JSON.stringify({ account: 'probe-account', konnector: 'sandbox-probe' }),
+      COZY_PARAMETERS: '{}',
       COZY_JOB_ID: first.report.jobId,
       COZY_JOB_MANUAL_EXECUTION: 'false',
       COZY_LOCALE: 'en',
