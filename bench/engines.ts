@@ -4,14 +4,18 @@
  * job so that every job saves everything. componentize-js, the default engine, is the baseline; each row
  * gives QuickJS's figure against it, with issue 16's target where it sets one.
  * Then the guest's CPU on each engine, metered, as jobs run it: bench/fixtures/cpu-heavy (JSON, regexes, strings,
- * sorting) and cheerio-bills (cheerio parsing and querying a page of bills), the same interleaving.
+ * sorting) and cheerio-bills (cheerio parsing and querying a page of bills), the same interleaving. Each job
+ * starts 100 ms after the one before it has ended.
  *   node --import tsx bench/engines.ts [--rounds 5] [--evaluate] [--cpu-rounds 1000] [--rows 1000]
  * --evaluate runs QuickJS without its snapshot: the engine evaluates the whole bundle in every job.
  */
+// First: node:wasi, which the QuickJS engine's loading pulls in here, warns that it is experimental.
+import '../runner/quiet-wasi-warning.mjs';
 import { mkdtemp, rm, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import { gzipSync } from 'node:zlib';
 import { startVendorSite } from '../konnectors/examples/example-bills/vendor-site.mts';
@@ -78,6 +82,9 @@ try {
     const reports: Record<keyof Engines, (JobReport & { startMs: number })[]> = { quickjs: [], 'componentize-js': [] };
     for (let round = -1; round < rounds; round++) {
       for (const [engine, konnector] of Object.entries(engines) as [keyof Engines, LoadedKonnector][]) {
+        // After a pause, as the serve bench does: a worker makes its next instance once a job ends, and a job
+        // started at once would run beside that work (on 2 cores, the other engine's) and time it.
+        await sleep(100);
         const started = performance.now();
         let firstLine: number | undefined;
         const report = await runJob(konnector, { accountId: 'account', instance: `bench${job++}.cozy.example`, fields }, {

@@ -1,8 +1,10 @@
 /**
  * The konnectors a host can run: the `*.kwasm` artifacts of one directory.
  * Each artifact is verified (sha256) when it is read; its compiled modules are
- * made once per sha256, on the first job that needs them, and shared by every
- * job after it (a WebAssembly.Module goes to workers without recompiling).
+ * made once per sha256 and shared by every job after it (a WebAssembly.Module
+ * goes to workers without recompiling): on the first job that needs them, or,
+ * with `preload`, in the background as soon as a scan lists the artifact, so
+ * that first jobs start as later ones do.
  */
 import { readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
@@ -37,20 +39,38 @@ export class KonnectorRegistry {
   private loaded = new Map<string, { sha256: string; konnector: Promise<LoadedKonnector> }>();
   private scanning: Promise<void> | undefined;
   private scannedAt = 0;
+  /** The background loading of what scans listed, one konnector after another. */
+  private preloading: Promise<void> = Promise.resolve();
 
   constructor(
     readonly dir: string,
     private readonly limits: Pick<Limits, 'memoryBytes'>,
+    private readonly options: { preload?: boolean } = {},
   ) {}
 
   /**
    * Reads the directory. Fails, naming the file, on an artifact that does not
-   * verify or on two artifacts of the same slug.
+   * verify or on two artifacts of the same slug. With `preload`, then loads in
+   * the background each konnector listed and not loaded yet.
    */
   scan(): Promise<void> {
     this.scannedAt = Date.now();
-    this.scanning ??= this.readDir().finally(() => (this.scanning = undefined));
+    this.scanning ??= this.readDir()
+      .then(() => {
+        if (this.options.preload) this.preloading = this.preloading.then(() => this.loadListed());
+      })
+      .finally(() => (this.scanning = undefined));
     return this.scanning;
+  }
+
+  /** Settles once the konnectors listed by the scans so far are loaded (or failed to: their jobs say why). */
+  whenPreloaded(): Promise<void> {
+    return this.preloading;
+  }
+
+  private async loadListed(): Promise<void> {
+    // One at a time: loading is CPU work the host's jobs share.
+    for (const { slug } of this.list()) await this.load(slug)?.catch(() => {});
   }
 
   private async readDir(): Promise<void> {
@@ -104,7 +124,14 @@ export class KonnectorRegistry {
     // A replaced artifact is taken at the next job; a directory left broken (GET /konnectors says why) keeps the last good set.
     if (Date.now() - this.scannedAt > RESCAN_MS) await this.scan().catch(() => {});
     if (!(await this.has(slug))) return null;
-    const { info } = this.bySlug.get(slug)!;
+    return this.load(slug)!;
+  }
+
+  /** The compiled konnector of the slug's current artifact, loaded now if it is not; undefined for an unknown slug. */
+  private load(slug: string): Promise<LoadedKonnector> | undefined {
+    const entry = this.bySlug.get(slug);
+    if (!entry) return undefined;
+    const { info } = entry;
     let loaded = this.loaded.get(slug);
     if (loaded?.sha256 !== info.sha256) {
       // Read and verified again: the file may have changed since the scan.

@@ -32,6 +32,19 @@ describe('the konnectors directory', () => {
     expect(await registry.get('unknown')).toBeNull();
   });
 
+  it('with preload, loads each listed konnector in the background after a scan: a job then finds it ready', async () => {
+    const dir = await dirWith({ [`${SLUG}.kwasm`]: 'artifact' });
+    const lazy = new KonnectorRegistry(dir, TEST_LIMITS);
+    const preloading = new KonnectorRegistry(dir, TEST_LIMITS, { preload: true });
+    await Promise.all([lazy.scan(), preloading.scan()]);
+    await preloading.whenPreloaded();
+    // The file is damaged after the scans: only a konnector already loaded still runs (a rescan keeps the last good set).
+    await writeFile(path.join(dir, `${SLUG}.kwasm`), 'damaged');
+    const ready = await preloading.get(SLUG);
+    expect(ready?.header.manifest.slug).toBe(SLUG);
+    await expect(lazy.get(SLUG)).rejects.toThrow(/is not a usable konnector artifact/);
+  });
+
   it('refuses two artifacts of one slug, naming both files', async () => {
     const dir = await dirWith({ 'a.kwasm': 'artifact', 'b.kwasm': 'artifact' });
     await expect(new KonnectorRegistry(dir, TEST_LIMITS).scan()).rejects.toThrow(
