@@ -2,7 +2,7 @@
 // componentize-js would show in every error it reports, and every QuickJS
 // sandbox worker and `konnector` process would print: drop that one only.
 // Imported by the entry points (the `konnector` command, the sandbox workers'
-// boot, the pre-initializer's) before anything loads node:wasi, which happens
+// boot, a parallel build's child, the pre-initializer's) before anything loads node:wasi, which happens
 // as a module is loaded, before any of the importing module's code runs.
 const defaultListeners = process.listeners('warning');
 process.removeAllListeners('warning');

@@ -6,6 +6,8 @@
  * Gets its request as the first IPC message; answers with progress, then a
  * result or an error, and exits.
  */
+// First: a QuickJS build loads node:wasi, whose ExperimentalWarning each child would print.
+import '../quiet-wasi-warning.mjs';
 import { UsageError } from '../errors.ts';
 import type { EngineName } from '../sandbox/pool.ts';
 import { buildKonnector, type BuildResult } from './index.ts';

@@ -80,6 +80,14 @@ describe('konnector build --engine quickjs', () => {
     expect(read.header.own.bytes).toBeLessThan(read.header.bytecode.bytes / 2);
   });
 
+  it('builds with --out-dir in a child process the same bytes, printing no node:wasi warning', async () => {
+    const outDir = path.join(scratch, 'out-dir');
+    const built = await konnectorCli(['build', exampleDir('example-bills'), '--engine', 'quickjs', '--out-dir', outDir], { KONNECTOR_CACHE_DIR: cacheDir });
+    expect(built.code, built.stderr).toBe(0);
+    expect(built.stderr).not.toContain('ExperimentalWarning');
+    expect(Buffer.compare(await readFile(path.join(outDir, 'example-bills.kwasm')), await readFile(artifact))).toBe(0);
+  });
+
   it('refuses an engine it does not know and --unmetered, which does not apply to QuickJS', async () => {
     const unknown = await konnectorCli(['build', exampleDir('example-bills'), '--engine', 'v8', '--out', path.join(scratch, 'x.kwasm')]);
     expect(unknown.code).toBe(2);
