@@ -9,8 +9,6 @@
  *   node --import tsx bench/engines.ts [--rounds 5] [--evaluate] [--cpu-rounds 1000] [--rows 1000]
  * --evaluate runs QuickJS without its snapshot: the engine evaluates the whole bundle in every job.
  */
-// First: node:wasi, which the QuickJS engine's loading pulls in here, warns that it is experimental.
-import '../runner/quiet-wasi-warning.mjs';
 import { mkdtemp, rm, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
