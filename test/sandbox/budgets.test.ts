@@ -28,7 +28,7 @@ const withLimits = (overrides: object): Limits => LimitsSchema.parse({ ...overri
 describe('per-job budgets', () => {
   it.each([
     ['log lines', { log: { maxLines: 50 } }, { mode: 'chatter', count: 500 }, { mode: 'chatter', count: 40 }, 'LIMIT_EXCEEDED.LOG_LINES'],
-    ['log bytes', { log: { maxBytes: 600 } }, { mode: 'chatter', count: 200 }, { mode: 'chatter', count: 10 }, 'LIMIT_EXCEEDED.LOG_BYTES'],
+    ['log bytes', { log: { maxBytes: 900 } }, { mode: 'chatter', count: 200 }, { mode: 'chatter', count: 10 }, 'LIMIT_EXCEEDED.LOG_BYTES'],
     ['documents', { documents: { maxDocuments: 5 } }, { mode: 'hoard', count: 20 }, { mode: 'hoard', count: 3 }, 'LIMIT_EXCEEDED.DOCUMENTS'],
   ])('%s: exceeding ends the job with its own error; the twin under it succeeds', async (_name, overrides, attack, twin, code) => {
     const limits = withLimits(overrides);
