@@ -114,7 +114,10 @@ export async function startServeHost(options: ServeOptions): Promise<ServeHost> 
     const store = await openStore(couchUrl, options.dbPrefix);
     // An operator's first start has no konnectors yet: an empty catalog, and what to do next.
     await mkdir(options.konnectorsDir, { recursive: true });
-    const registry = new KonnectorRegistry(options.konnectorsDir, options.limits, { preload: true });
+    const registry = new KonnectorRegistry(options.konnectorsDir, options.limits, {
+      preload: true,
+      onPreloadError: (slug, error) => options.log('warning', `konnector ${slug} cannot be loaded, its jobs will fail until its artifact is replaced: ${error.message}`),
+    });
     await registry.scan();
     if (registry.list().length === 0) {
       options.log('info', `no konnectors in ${options.konnectorsDir} yet: build one there, for instance ` +

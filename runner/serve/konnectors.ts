@@ -45,7 +45,11 @@ export class KonnectorRegistry {
   constructor(
     readonly dir: string,
     private readonly limits: Pick<Limits, 'memoryBytes'>,
-    private readonly options: { preload?: boolean } = {},
+    private readonly options: {
+      preload?: boolean;
+      /** A konnector the background load could not load: told now, where its jobs would tell it only when they run. */
+      onPreloadError?: (slug: string, error: Error) => void;
+    } = {},
   ) {}
 
   /**
@@ -70,7 +74,7 @@ export class KonnectorRegistry {
 
   private async loadListed(): Promise<void> {
     // One at a time: loading is CPU work the host's jobs share.
-    for (const { slug } of this.list()) await this.load(slug)?.catch(() => {});
+    for (const { slug } of this.list()) await this.load(slug)?.catch((error: Error) => this.options.onPreloadError?.(slug, error));
   }
 
   private async readDir(): Promise<void> {

@@ -35,14 +35,30 @@ describe('the konnectors directory', () => {
   it('with preload, loads each listed konnector in the background after a scan: a job then finds it ready', async () => {
     const dir = await dirWith({ [`${SLUG}.kwasm`]: 'artifact' });
     const lazy = new KonnectorRegistry(dir, TEST_LIMITS);
-    const preloading = new KonnectorRegistry(dir, TEST_LIMITS, { preload: true });
+    const failures: string[] = [];
+    const preloading = new KonnectorRegistry(dir, TEST_LIMITS, { preload: true, onPreloadError: (slug) => failures.push(slug) });
     await Promise.all([lazy.scan(), preloading.scan()]);
     await preloading.whenPreloaded();
+    expect(failures).toEqual([]);
     // The file is damaged after the scans: only a konnector already loaded still runs (a rescan keeps the last good set).
     await writeFile(path.join(dir, `${SLUG}.kwasm`), 'damaged');
     const ready = await preloading.get(SLUG);
     expect(ready?.header.manifest.slug).toBe(SLUG);
     await expect(lazy.get(SLUG)).rejects.toThrow(/is not a usable konnector artifact/);
+  });
+
+  it('with preload, tells at once of a konnector that cannot be loaded, and its job fails the same way', async () => {
+    // Its snapshot starts at several MiB of memory: a cap of 1 MiB cannot hold it.
+    const tooSmall = { ...TEST_LIMITS, memoryBytes: 1024 * 1024 };
+    const failures: [string, string][] = [];
+    const registry = new KonnectorRegistry(await dirWith({ [`${SLUG}.kwasm`]: 'artifact' }), tooSmall, {
+      preload: true,
+      onPreloadError: (slug, error) => failures.push([slug, error.message]),
+    });
+    await registry.scan();
+    await registry.whenPreloaded();
+    expect(failures).toEqual([[SLUG, expect.stringMatching(/above the cap of 16 pages: raise the memory limit/)]]);
+    await expect(registry.get(SLUG)).rejects.toThrow(/above the cap of 16 pages/);
   });
 
   it('refuses two artifacts of one slug, naming both files', async () => {
