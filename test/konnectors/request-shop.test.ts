@@ -8,10 +8,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { simplePdf } from '../../konnectors/examples/vendor-kit.ts';
-import { CREDENTIALS, startRequestShopSite, type RequestShopSite } from '../fixtures/konnectors/request-shop/vendor-site.mts';
+import { CREDENTIALS, startRequestShopSite } from '../fixtures/konnectors/request-shop/vendor-site.mts';
 import { fixtureDir } from '../support/artifacts.ts';
 import { storedDocs } from '../support/couch.ts';
-import { ENGINES, instanceOn } from '../support/engines.ts';
+import { ENGINES, instanceOn, siteOfEachEngine } from '../support/engines.ts';
 import { runPorted, startPortedEnv, type PortedEnv } from './ported.ts';
 
 let outside: string;
@@ -33,25 +33,17 @@ afterAll(async () => {
 describe.each(ENGINES)('request-shop: request, lodash, bluebird and moment as catalog konnectors require them, on %s', (engine) => {
   const INSTANCE = instanceOn(engine, 'jane.cozy.example');
   /** Each engine's own site: its sessions and acknowledgements are that engine's jobs'. */
-  let site: RequestShopSite;
-
-  beforeAll(async () => {
-    site = await startRequestShopSite();
-  });
-
-  afterAll(async () => {
-    await site?.stop();
-  });
+  const site = siteOfEachEngine(startRequestShopSite);
 
   const run = (fields: Record<string, unknown>, accountId: string) =>
-    runPorted(env, engine, konnectorDir, { instance: INSTANCE, accountId, fields, vendor: { host: 'shop.example', port: site.port } });
+    runPorted(env, engine, konnectorDir, { instance: INSTANCE, accountId, fields, vendor: { host: 'shop.example', port: site().port } });
 
   it('signs in with its jar, fetches the bills, their gzip PDFs, posts a multipart form and saves the bills', async () => {
     const { report, messages } = await run(CREDENTIALS, 'request-shop-1');
     expect(report, messages.join('\n')).toMatchObject({ state: 'done', error: null, saved: { 'io.cozy.bills': 2 } });
     expect(messages).toContain('Signed in, landed on /account');
-    expect(site.sessions).toHaveLength(1);
-    expect(site.acks).toEqual([{ count: '2', note: 'merci', filename: 'note.txt' }]);
+    expect(site().sessions).toHaveLength(1);
+    expect(site().acks).toEqual([{ count: '2', note: 'merci', filename: 'note.txt' }]);
     const bills = (await storedDocs(env.couchUrl, INSTANCE, 'io.cozy.bills')).map(({ _id, _rev, cozyMetadata, ...bill }) => bill);
     expect(bills.sort((a, b) => a.date.localeCompare(b.date))).toEqual([
       {
@@ -69,6 +61,6 @@ describe.each(ENGINES)('request-shop: request, lodash, bluebird and moment as ca
     const { report } = await run({ ...CREDENTIALS, password: 'wrong' }, 'request-shop-2');
     expect(report).toMatchObject({ state: 'errored' });
     expect(report.saved).toEqual({});
-    expect(site.sessions).toHaveLength(1);
+    expect(site().sessions).toHaveLength(1);
   });
 });

@@ -4,6 +4,7 @@
  * the componentize-js artifact (artifacts.ts), or the konnector bundled and compiled for QuickJS
  * (runner/quickjs/job.ts).
  */
+import { afterAll, beforeAll } from 'vitest';
 import { defaultLimits, type Limits } from '../../runner/limits.ts';
 import type { EngineName } from '../../runner/sandbox/pool.ts';
 import type { LoadedKonnector } from '../../runner/sandbox/loader.ts';
@@ -31,3 +32,22 @@ export function loadOn(engine: EngineName, konnectorDir: string, limits: Limits 
  */
 export const instanceOn = (engine: EngineName, instance: string): string =>
   instance.replace(/^[^.]*/, (name) => `${name}-${engine.replace(/[^a-z]/g, '')}`);
+
+/**
+ * A vendor site of the describe block it is called in, started before the block's tests and stopped after them:
+ * in a `describe.each(ENGINES)`, each engine's own, so that what one engine's jobs change or count on a site is
+ * not the other's. Read it through the getter once the block's tests run.
+ */
+export function siteOfEachEngine<Site extends { stop(): Promise<void> }>(start: () => Promise<Site>): () => Site {
+  let site: Site | undefined;
+  beforeAll(async () => {
+    site = await start();
+  });
+  afterAll(async () => {
+    await site?.stop();
+  });
+  return () => {
+    if (!site) throw new Error('the site is read before its beforeAll started it');
+    return site;
+  };
+}

@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startWaterSite, type WaterSite } from '../../../konnectors/examples/riverside-water/vendor-site.mts';
 import { exampleDir } from '../../support/artifacts.ts';
 import { storedDocs } from '../../support/couch.ts';
-import { ENGINES, instanceOn } from '../../support/engines.ts';
+import { ENGINES, instanceOn, siteOfEachEngine } from '../../support/engines.ts';
 import {
   createAccount,
   md5,
@@ -38,24 +38,19 @@ const fileName = (invoice: WaterSite['invoices'][number]) =>
 describe.each(ENGINES)('riverside-water, ported unmodified, on %s', (engine) => {
   const INSTANCE = instanceOn(engine, 'jane.cozy.example');
   /** Each engine's own site: its tokens, counted and revoked, are that engine's jobs'. */
-  let site: WaterSite;
+  const site = siteOfEachEngine(startWaterSite);
 
   beforeAll(async () => {
-    site = await startWaterSite();
     await createAccount(env, INSTANCE, { _id: ACCOUNT, account_type: 'riverside-water' });
   });
 
-  afterAll(async () => {
-    await site?.stop();
-  });
-
   const run = (instance: string, fields: Record<string, unknown>) =>
-    runPorted(env, engine, KONNECTOR, { instance, accountId: ACCOUNT, fields, vendor: { host: 'water.example', port: site.port } });
+    runPorted(env, engine, KONNECTOR, { instance, accountId: ACCOUNT, fields, vendor: { host: 'water.example', port: site().port } });
 
   it('logs in with a token, saves the identity and every invoice of both contracts with its PDF', async () => {
-    const { report, messages } = await run(INSTANCE, site.credentials);
+    const { report, messages } = await run(INSTANCE, site().credentials);
     expect(report, messages.join('\n')).toMatchObject({ state: 'done', error: null });
-    const billed = site.invoices.filter((i) => i.status !== 'cancelled');
+    const billed = site().invoices.filter((i) => i.status !== 'cancelled');
     expect(report.saved).toEqual({
       'io.cozy.bills': billed.length,
       // Each PDF's document gets its qualification and fileIdAttributes key.
@@ -63,19 +58,19 @@ describe.each(ENGINES)('riverside-water, ported unmodified, on %s', (engine) => 
       'io.cozy.identities': 1,
       'io.cozy.accounts': 1,
     });
-    expect(site.tokenRequests).toBe(1);
+    expect(site().tokenRequests).toBe(1);
 
     const files = await storedFiles(env, INSTANCE);
     const bills = await storedDocs(env.couchUrl, INSTANCE, 'io.cozy.bills');
     expect(bills).toHaveLength(billed.length);
     expect(files.size).toBe(billed.length);
     for (const invoice of billed) {
-      const contract = site.contracts.find((c) => c.id === invoice.contractId)!;
+      const contract = site().contracts.find((c) => c.id === invoice.contractId)!;
       const cozyPath = `${FOLDER}/${contract.label}/${fileName(invoice)}`;
       const file = files.get(cozyPath);
       expect(file, `${cozyPath} in ${[...files.keys()].join(', ')}`).toBeDefined();
       const content = await readStored(env, INSTANCE, cozyPath);
-      expect(content).toEqual(site.pdfOf(invoice.number));
+      expect(content).toEqual(site().pdfOf(invoice.number));
       expect(file).toMatchObject({
         md5sum: md5(content),
         size: String(content.length),
@@ -99,7 +94,7 @@ describe.each(ENGINES)('riverside-water, ported unmodified, on %s', (engine) => 
         contractLabel: contract.label,
         invoice: `io.cozy.files:${file!._id}`,
         fileurl: `http://water.example/api/v1/invoices/${invoice.number}.pdf`,
-        cozyMetadata: { createdByApp: 'riverside-water', sourceAccount: ACCOUNT, sourceAccountIdentifier: site.credentials.login },
+        cozyMetadata: { createdByApp: 'riverside-water', sourceAccount: ACCOUNT, sourceAccountIdentifier: site().credentials.login },
       });
       // The bearer token given to the download is not kept in the bill.
       expect(bill!.requestOptions).toBeUndefined();
@@ -108,7 +103,7 @@ describe.each(ENGINES)('riverside-water, ported unmodified, on %s', (engine) => 
     const [identity, ...others] = await storedDocs(env.couchUrl, INSTANCE, 'io.cozy.identities');
     expect(others).toEqual([]);
     expect(identity).toMatchObject({
-      identifier: site.credentials.login,
+      identifier: site().credentials.login,
       contact: {
         name: { givenName: 'Jane', familyName: 'Doe' },
         email: [{ address: 'jane.doe@example.org' }],
@@ -125,10 +120,10 @@ describe.each(ENGINES)('riverside-water, ported unmodified, on %s', (engine) => 
   it('reuses the saved token on the next run, and saves no bill or file twice', async () => {
     const billsBefore = await storedDocs(env.couchUrl, INSTANCE, 'io.cozy.bills');
     const filesBefore = await storedFiles(env, INSTANCE);
-    const { report, messages } = await run(INSTANCE, site.credentials);
+    const { report, messages } = await run(INSTANCE, site().credentials);
     expect(report).toMatchObject({ state: 'done' });
     expect(messages).toContain('Reusing the saved API token');
-    expect(site.tokenRequests).toBe(1);
+    expect(site().tokenRequests).toBe(1);
     // The identity is updated in place, as cozy-konnector-libs' updateOrCreate does; nothing else is written.
     expect(report.saved).toEqual({ 'io.cozy.identities': 1 });
     expect(report.budgets.files.used).toBe(0);
@@ -139,17 +134,17 @@ describe.each(ENGINES)('riverside-water, ported unmodified, on %s', (engine) => 
   });
 
   it('logs in again when the API refuses the saved token', async () => {
-    site.revokeTokens();
-    const { report, messages } = await run(INSTANCE, site.credentials);
+    site().revokeTokens();
+    const { report, messages } = await run(INSTANCE, site().credentials);
     expect(report).toMatchObject({ state: 'done' });
     expect(messages).toContain('The saved token was refused, logging in again');
-    expect(site.tokenRequests).toBe(2);
-    expect(await storedDocs(env.couchUrl, INSTANCE, 'io.cozy.bills')).toHaveLength(site.invoices.filter((i) => i.status !== 'cancelled').length);
+    expect(site().tokenRequests).toBe(2);
+    expect(await storedDocs(env.couchUrl, INSTANCE, 'io.cozy.bills')).toHaveLength(site().invoices.filter((i) => i.status !== 'cancelled').length);
   });
 
   it('ends with LOGIN_FAILED when the API refuses the credentials, saving nothing', async () => {
     const instance = instanceOn(engine, 'wrong-password.cozy.example');
-    const { report, messages } = await run(instance, { ...site.credentials, password: 'dry' });
+    const { report, messages } = await run(instance, { ...site().credentials, password: 'dry' });
     expect(report).toMatchObject({ state: 'errored', error: 'LOGIN_FAILED', saved: {} });
     expect(messages).toContain('Invalid email or password');
     expect(await storedDocs(env.couchUrl, instance, 'io.cozy.bills')).toEqual([]);
