@@ -13,8 +13,7 @@
  */
 import type { QuickjsArtifact, QuickjsArtifactHeader } from '../compile/artifact.ts';
 import { WASM_PAGE_BYTES, type Limits } from '../limits.ts';
-import type { LoadedKonnector } from '../sandbox/loader.ts';
-import { UsageError } from '../errors.ts';
+import { checkSnapshotFits, type LoadedKonnector } from '../sandbox/loader.ts';
 import { checkEngineImports, compiledEngine, sha256 } from './engine.ts';
 import { type KonnectorSnapshot, snapshotOffThread } from './snapshot.ts';
 
@@ -79,10 +78,7 @@ export async function loadQuickjsArtifact(artifact: QuickjsArtifact, limits: Pic
     engine = await compiledEngine(artifact.engine, { fuel: metered, maxMemoryPages });
   } else {
     loaded = await snapshotOnce(artifact);
-    if (loaded.snapshot.memory.pages > maxMemoryPages) {
-      const { pages } = loaded.snapshot.memory;
-      throw new UsageError('artifact', `the konnector's memory starts at ${pages} pages (${pages * 64} KiB), above the cap of ${maxMemoryPages} pages: raise the memory limit`);
-    }
+    checkSnapshotFits(loaded.snapshot, maxMemoryPages);
     engine = await compiledEngine(loaded.engine, { fuel: metered, maxMemoryPages });
     snapshots.engine = loaded.snapshot;
   }

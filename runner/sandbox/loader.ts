@@ -66,9 +66,7 @@ export async function loadKonnector(
       throw notSnapshot(` (${(error as Error).message})`);
     }
     if (!snapshot) throw notSnapshot();
-    if (snapshot.memory.pages > maxPages) {
-      throw new UsageError('artifact', `the konnector's memory starts at ${snapshot.memory.pages} pages (${snapshot.memory.pages * 64} KiB), above the cap of ${maxPages} pages: raise the memory limit`);
-    }
+    checkSnapshotFits(snapshot, maxPages);
     snapshots.set(index, snapshot);
   }
   const foreign = engine.imports.filter((name) => !ALLOWED_IMPORTS.has(name));
@@ -95,6 +93,14 @@ export async function loadKonnector(
     byName[name] = snapshot;
   }
   return { id: `${artifact.header.sha256}:${maxPages}`, header: artifact.header, metered, glue: engine.glue, modules: engine.modules, snapshots: byName };
+}
+
+/** Refuses a snapshot whose memory starts above the cap a konnector is loaded with (either engine's). */
+export function checkSnapshotFits(snapshot: Snapshot, maxPages: number): void {
+  const { pages } = snapshot.memory;
+  if (pages > maxPages) {
+    throw new UsageError('artifact', `the konnector's memory starts at ${pages} pages (${pages * 64} KiB), above the cap of ${maxPages} pages: raise the memory limit`);
+  }
 }
 
 interface Engine {
